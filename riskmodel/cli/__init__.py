@@ -1,0 +1,85 @@
+"""Command-line interface: ``riskmodel <verb>``. Thin: parses flags, calls the library,
+translates library errors into one-line messages and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from .._errors import EXIT_INTERRUPTED, RiskModelError
+from ..settings import load_settings
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Group that turns engine errors into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RiskModelError as exc:
+            click.echo(f"riskmodel: error: {exc.one_line()}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("riskmodel: interrupted; no partial output was left behind", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def _sigterm(signum: int, frame: Any) -> None:  # turn kill into the same clean path as Ctrl-C
+    raise KeyboardInterrupt
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="riskmodel")
+@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Configuration TOML (default ./riskmodel.toml if present).",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool, config: str | None) -> None:
+    """Risk engine for randomised, risk-weighted, legally capped spot checks on the
+    Slovenia-Croatia border."""
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
+    logging.basicConfig(
+        level=level, format="riskmodel: %(levelname)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("riskmodel").setLevel(level)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _sigterm)
+    ctx.ensure_object(dict)
+    ctx.obj["quiet"] = quiet
+    ctx.obj["verbose"] = verbose
+    try:
+        ctx.obj["settings"] = load_settings(config)
+    except RiskModelError as exc:
+        click.echo(f"riskmodel: error: {exc.one_line()}", err=True)
+        ctx.exit(exc.exit_code)
+
+
+def _register() -> None:
+    # Each module adds its commands; keep this list in README order.
+    from . import _core  # noqa: F401  config, segments, simulate, demo
+
+    for mod in ("_model", "_score", "_plan", "_validate"):
+        try:
+            __import__(f"{__name__}.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{mod}":
+                raise
+
+
+_register()

@@ -1,0 +1,196 @@
+"""``riskmodel plan`` and ``riskmodel audit``: thin wrappers over :mod:`riskmodel.planning` and
+:mod:`riskmodel.audit`."""
+
+from __future__ import annotations
+
+import click
+
+from .._errors import InputError
+from ..shifts import parse_shifts
+from . import main
+from ._common import get_settings, out_option, seed_option
+
+
+@main.command()
+@click.option(
+    "--risk",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Risk table from 'riskmodel score' (CSV/Parquet/GeoJSON; shifts may be stacked).",
+)
+@click.option(
+    "--units",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Checks (units) per shift, N. Optional with --units-per-area.",
+)
+@click.option(
+    "--units-per-area",
+    "units_per_area",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV area,units: split the units by area (coverage solved per area).",
+)
+@click.option(
+    "--caps",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Caps TOML/JSON: per_shift, max_per_segment_per_7d, max_per_segment_per_30d, "
+    "max_share_of_shifts, floor_factor, entropy_ratio_min, slot_hours.",
+)
+@click.option(
+    "--include",
+    default=None,
+    metavar="IDS",
+    help="Comma-separated segment ids forced into the plan (caps still apply).",
+)
+@click.option(
+    "--exclude",
+    default=None,
+    metavar="IDS",
+    help="Comma-separated segment ids left out of the plan.",
+)
+@click.option(
+    "--shift",
+    "shift_name",
+    default=None,
+    metavar="NAME",
+    help="Plan only this shift (default: every shift in the risk table).",
+)
+@seed_option(help="Seed for drills/tests (default: OS entropy; always recorded).", default=None)
+@click.option(
+    "--segments",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Segments layer with geometry (enables the GeoJSON map and border sketch).",
+)
+@click.option(
+    "--audit-log",
+    "audit_log",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Append-only audit log (default: setting audit_log).",
+)
+@out_option()
+def plan(
+    risk: str | None,
+    units: int | None,
+    units_per_area: str | None,
+    caps: str | None,
+    include: str | None,
+    exclude: str | None,
+    shift_name: str | None,
+    seed: int | None,
+    segments: str | None,
+    audit_log: str | None,
+    out: str,
+) -> None:
+    """Randomised, risk-weighted, capped spot-check plan(s) for the shift(s) of a risk table.
+
+    Writes plan_<date>_<shift>.csv, briefing_<date>_<shift>.html (and .geojson/.qml with
+    geometry) and appends one entry per plan to the audit log.
+    """
+    from .. import planning
+
+    settings = get_settings()
+    # HOOK: a '--date D' form will score first and pass the fresh risk frame to run_plan.
+    if risk is None:
+        raise click.UsageError("give --risk FILE (a risk table from 'riskmodel score')")
+    if units is None and units_per_area is None:
+        raise click.UsageError("give --units N or --units-per-area FILE")
+    risk_df = planning.read_risk(risk)
+    upa = planning.read_units_per_area(units_per_area) if units_per_area else None
+    config = planning.load_caps(caps, shifts_per_day=len(parse_shifts(settings.shifts)))
+    seg_gdf = None
+    if segments:
+        import geopandas as gpd
+
+        try:
+            seg_gdf = gpd.read_file(segments)
+        except Exception as exc:  # pyogrio raises several types
+            raise InputError(
+                f"cannot read segments: {str(exc).splitlines()[0]}",
+                where=segments,
+                fix="give a vector file with segment_id and geometry",
+            ) from None
+        if "segment_id" not in seg_gdf.columns:
+            raise InputError("segments layer lacks column segment_id", where=segments)
+        if seg_gdf.crs is None:
+            raise InputError(
+                "segments layer has no CRS",
+                where=segments,
+                fix="assign a CRS to the file (e.g. in QGIS: Set CRS)",
+            )
+        seg_gdf = seg_gdf.to_crs(settings.metric_crs)  # metres for the border sketch
+    log_path = audit_log or settings.audit_log
+    results = planning.run_plan(
+        risk_df,
+        out,
+        log_path,
+        units,
+        units_per_area=upa,
+        config=config,
+        include=planning.parse_ids(include),
+        exclude=planning.parse_ids(exclude),
+        shift=shift_name,
+        seed=seed,
+        segments=seg_gdf,
+        tz=settings.timezone,
+        risk_file=risk,
+    )
+    quiet = click.get_current_context().find_root().obj.get("quiet")
+    for p, files in results:
+        s = p.stats
+        if not quiet:
+            click.echo(
+                f"{p.date} {p.shift}: {p.units} checks, entropy {s['entropy']:.2f} "
+                f"(top-k {s['topk_entropy']:.2f}), max p {s['max_inclusion']:.2f}, expected "
+                f"{s['expected_detections']:.2f} vs top-k {s['topk_expected_detections']:.2f}, "
+                f"{s['blocked_by_caps']} capped, {len(p.warnings)} warning(s) -> "
+                + ", ".join(f.name for f in files)
+            )
+    if not quiet and results:
+        # Keep this hash elsewhere (e-mail, paper log): it anchors the audit log's hash chain.
+        click.echo(
+            f"recorded {len(results)} plan(s) with seed in {log_path}; "
+            f"log head sha256 {results[-1][0].audit_sha256}"
+        )
+
+
+@main.command()
+@click.option(
+    "--from", "date_from", required=True, metavar="D", help="First plan date (YYYY-MM-DD)."
+)
+@click.option("--to", "date_to", required=True, metavar="D", help="Last plan date (YYYY-MM-DD).")
+@click.option(
+    "--audit-log",
+    "audit_log",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Audit log (default: setting audit_log).",
+)
+@out_option(required=False, help="Write audit_<from>_<to>.json/.csv/.md here.")
+@click.option(
+    "--fail-on-violation",
+    is_flag=True,
+    help="Exit with code 1 if a cap was exceeded or the log's hash chain is broken.",
+)
+def audit(
+    date_from: str, date_to: str, audit_log: str | None, out: str | None, fail_on_violation: bool
+) -> None:
+    """Compliance statistics of the plans in a period (Schengen Borders Code art. 23, CJEU C-9/16)."""
+    from .. import audit as audit_mod
+
+    settings = get_settings()
+    log_path = audit_log or settings.audit_log
+    entries, integrity = audit_mod.read_log(log_path)
+    if not entries and integrity.lines == 0:
+        click.echo(f"riskmodel: warning: audit log {log_path} is empty or missing", err=True)
+    report = audit_mod.compliance_report(entries, date_from, date_to, integrity)
+    for line in audit_mod.summary_lines(report):
+        click.echo(line)
+    if out:
+        files = audit_mod.write_report(report, out)
+        click.echo("wrote " + ", ".join(str(f) for f in files))
+    if fail_on_violation and (report.summary["cap_violations"] or not integrity.ok):
+        raise click.exceptions.Exit(1)

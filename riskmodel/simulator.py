@@ -1,0 +1,596 @@
+"""Truth-known scenario simulator on the real geography.
+
+The simulated world (documented in the README and METHODOLOGY):
+
+* **Static attraction** per segment: approach routes and road corridors on the far side, the
+  size of nearby settlements across the border, crossing points, river difficulty (with a few
+  fords) and a smooth random field; rescaled so that each police directorate gets its target
+  share (Novo mesto largest, then Koper).
+* **Time**: strong night peak (hourly profile), weekday cycle, monthly seasonality (Frontex
+  Western Balkan shares, peak Aug-Oct), a log-linear yearly trend, SI/HR holidays.
+* **Near-repeat self-excitation**: every true crossing raises the intensity of the stretch
+  around it (Hawkes kernel: branching ratio ``theta``, decay ``excitation_days``, spatial
+  ``excitation_km``) - a smuggling group re-uses a stretch for days.
+* **Adaptive displacement**: crossers feel patrol pressure as an exponential moving average of
+  officer-hours (lag ``displacement_lag_days``); a deterred share of the flow moves to nearby
+  stretches (``displacement_km``) with less pressure.
+* **Patrols and detection bias**: each shift the police place ``units_per_shift`` patrols
+  (two officers for the whole shift) on segments drawn from their recent *recorded* events
+  plus exploration; a crossing is recorded with probability ``1 - (1 - p0) exp(-k * officer
+  hours)`` - only a share is seen, more where patrols are.
+* **Groups and types**: each incident has a group size (1 to a few dozen) and a type
+  (apprehension, detection, smuggler arrest).
+
+Outputs: ``events.csv`` (the documented input schema), ``effort.csv``, ``truth.parquet``
+(expected true crossings and expected recorded events per segment and shift) and
+``scenario.json`` (parameters, seed, summary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import holidays as _holidays
+import numpy as np
+import pandas as pd
+import shapely
+from scipy import sparse
+
+from . import __version__
+from ._io import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
+from .geodata import Geography
+from .shifts import parse_shifts, shift_windows
+
+# Frontex Western Balkan route, monthly share of the year 2019-2024 (BRIEF section 1).
+MONTH_SHARE = np.array([5.0, 4.9, 5.7, 6.2, 7.7, 8.3, 9.2, 11.5, 13.9, 14.1, 7.3, 6.4])
+# Local-hour profile of crossings: strong night peak (relative weights, hour 0..23).
+HOUR_PROFILE = np.array(
+    [
+        9,
+        9,
+        8,
+        7,
+        5,
+        3,
+        1.2,
+        0.8,
+        0.6,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+        1.0,
+        1.1,
+        1.3,
+        1.6,
+        2.0,
+        2.8,
+        4,
+        5.5,
+        7,
+        8.5,
+        9.5,
+    ]
+)
+WEEKDAY_FACTOR = np.array([1.0, 0.95, 0.95, 1.0, 1.05, 1.1, 1.05])  # Mon..Sun
+
+DEFAULT_AREA_SHARES = {
+    "Novo mesto": 0.60,
+    "Koper": 0.22,
+    "Ljubljana": 0.07,
+    "Celje": 0.05,
+    "Maribor": 0.04,
+    "Murska Sobota": 0.02,
+}
+
+
+@dataclass
+class ScenarioParams:
+    """Parameters of a simulated scenario (all recorded in ``scenario.json``).
+
+    Attributes
+    ----------
+    seed : int
+        Random seed; the scenario is deterministic for a seed.
+    start, end : str
+        First and last local date (inclusive).
+    persons_per_year : float
+        Target *recorded* persons in the first year (public figures: 40-60 k in a high year).
+    annual_trend : float
+        Log-linear change per year of the volume (-0.25 = about -22 % a year).
+    mean_group_size : float
+        Mean persons per incident.
+    smuggler_share : float
+        Share of recorded incidents that are smuggler arrests (~300-400 a year).
+    detection_share : float
+        Share of the rest recorded as detections (camera/drone/report) rather than apprehensions.
+    area_shares : dict
+        Target share of crossings per police directorate.
+    theta, excitation_days, excitation_km : float
+        Near-repeat self-excitation: branching ratio, decay time, spatial scale.
+    displacement_strength, displacement_lag_days, displacement_km : float
+        Adaptive displacement: deterrence per unit of (relative) patrol pressure, lag of the
+        pressure the crossers perceive, how far the displaced flow moves.
+    units_per_shift : tuple of int
+        Patrols placed per shift (one entry per shift; the last is reused).
+    officers_per_unit : int
+        Officers in a patrol (officer-hours = officers x shift hours).
+    patrol_exploration : float
+        Share of patrols the simulated police place uniformly at random.
+    p0, detect_per_officer_hour : float
+        Detection: ``p = 1 - (1 - p0) exp(-k * officer_hours)``.
+    holiday_factor : float
+        Intensity multiplier on SI or HR public holidays.
+    field_sd : float
+        Standard deviation of the log random attraction field.
+    """
+
+    seed: int = 0
+    start: str = ""
+    end: str = ""
+    persons_per_year: float = 50_000.0
+    annual_trend: float = -0.25
+    mean_group_size: float = 7.5
+    smuggler_share: float = 0.05
+    detection_share: float = 0.12
+    area_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_AREA_SHARES))
+    theta: float = 0.35
+    excitation_days: float = 3.0
+    excitation_km: float = 2.0
+    displacement_strength: float = 0.6
+    displacement_lag_days: float = 14.0
+    displacement_km: float = 6.0
+    units_per_shift: tuple[int, ...] = (12, 14, 22)
+    officers_per_unit: int = 2
+    patrol_exploration: float = 0.3
+    p0: float = 0.5
+    detect_per_officer_hour: float = 0.08
+    holiday_factor: float = 1.15
+    field_sd: float = 0.6
+
+    def resolved(self) -> ScenarioParams:
+        """Fill default dates: three years ending yesterday (local)."""
+        p = dataclasses.replace(self)
+        if not p.end:
+            p.end = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+        if not p.start:
+            e = dt.date.fromisoformat(p.end)
+            p.start = (e.replace(year=e.year - 3) + dt.timedelta(days=1)).isoformat()
+        return p
+
+
+@dataclass
+class Scenario:
+    """A simulated history with its ground truth.
+
+    Attributes
+    ----------
+    events : DataFrame
+        Recorded incidents (input schema: ``event_id, timestamp, lon, lat, persons, type,
+        source``; plus ``segment_id`` and ``window`` for convenience).
+    effort : DataFrame
+        Patrol log: ``segment_id, start, end, officer_hours``.
+    truth : DataFrame
+        ``segment_id, window, shift, shift_start, expected_crossings, expected_recorded,
+        officer_hours``.
+    windows : DataFrame
+        Shift windows (see :func:`riskmodel.shifts.shift_windows`).
+    params : ScenarioParams
+    attraction : ndarray
+        Static attraction per segment (normalised to mean 1).
+    """
+
+    events: pd.DataFrame
+    effort: pd.DataFrame
+    truth: pd.DataFrame
+    windows: pd.DataFrame
+    params: ScenarioParams
+    attraction: np.ndarray
+    summary: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- attraction
+def _kernel_along(chain_km: np.ndarray, scale_km: float, cutoff: float = 3.0) -> np.ndarray:
+    """Dense (S, S) Gaussian kernel along the border chainage (S ~ 650: fine)."""
+    d = np.abs(chain_km[:, None] - chain_km[None, :])
+    k = np.exp(-0.5 * (d / scale_km) ** 2)
+    k[d > cutoff * scale_km] = 0.0
+    return k
+
+
+def static_attraction(
+    geo: Geography, params: ScenarioParams, rng: np.random.Generator
+) -> np.ndarray:
+    """Relative crossing attraction per segment (mean 1), before time effects.
+
+    Parameters
+    ----------
+    geo : Geography
+        Border, segments and route layers (metric CRS).
+    params : ScenarioParams
+    rng : numpy Generator
+    """
+    seg = geo.segments
+    pts = shapely.points(seg["rep_x"].to_numpy(), seg["rep_y"].to_numpy())
+    n = len(seg)
+    logit = np.zeros(n)
+    if len(geo.corridors):
+        w = (
+            geo.corridors["weight"].to_numpy(float)
+            if "weight" in geo.corridors
+            else np.ones(len(geo.corridors))
+        )
+        d = np.stack([shapely.distance(pts, g) for g in geo.corridors.geometry.values], axis=1)
+        logit += 1.6 * np.log1p((w[None, :] * np.exp(-d / 5000.0)).sum(axis=1) * 3)
+    if len(geo.settlements):
+        st = geo.settlements
+        far = st["country"].astype(str) != "SI" if "country" in st else np.ones(len(st), bool)
+        sx, sy = st.geometry.x.to_numpy()[far], st.geometry.y.to_numpy()[far]
+        pop = st["population"].to_numpy(float)[far] if "population" in st else np.ones(far.sum())
+        d = np.hypot(seg["rep_x"].to_numpy()[:, None] - sx, seg["rep_y"].to_numpy()[:, None] - sy)
+        mass = (np.sqrt(pop)[None, :] * np.exp(-d / 4000.0)).sum(axis=1)
+        logit += 0.5 * np.log1p(mass / 50.0)
+    if len(geo.crossings):
+        d = shapely.distance(pts[:, None], geo.crossings.geometry.to_numpy()[None, :]).min(axis=1)
+        logit += 0.5 * np.exp(-d / 3000.0)
+    river = seg["river"].to_numpy(bool)
+    fords = river & (rng.random(n) < 0.15)
+    logit += np.where(river, -0.5, 0.0) + np.where(fords, 0.8, 0.0)
+    # Smooth random field along the border (correlated over a few km).
+    noise = rng.normal(0.0, 1.0, n)
+    k = _kernel_along(seg["chainage_from_km"].to_numpy(), 2.0)
+    field_ = k @ noise
+    field_ = (field_ - field_.mean()) / (field_.std() + 1e-12) * params.field_sd
+    a = np.exp(logit + field_)
+    areas = seg["area"].astype(str).to_numpy()
+    if params.area_shares and set(areas) & set(params.area_shares):
+        target = np.array([params.area_shares.get(x, 0.0) for x in areas])
+        uniq = np.unique(areas)
+        for name in uniq:  # a handful of areas
+            m = areas == name
+            share = params.area_shares.get(name, 0.0)
+            a[m] = a[m] / a[m].sum() * (share if share > 0 else 1e-3)
+        del target
+    return a / a.mean()
+
+
+# ----------------------------------------------------------------------------- simulation
+def _side_sign(geo: Geography) -> np.ndarray:
+    """Which side of each segment is Slovenia: +1 left of the line direction, -1 right."""
+    seg = geo.segments
+    g = seg.geometry.values
+    a = shapely.get_coordinates(shapely.line_interpolate_point(g, 0.45, normalized=True))
+    b = shapely.get_coordinates(shapely.line_interpolate_point(g, 0.55, normalized=True))
+    t = b - a
+    nrm = np.c_[-t[:, 1], t[:, 0]] / (np.linalg.norm(t, axis=1, keepdims=True) + 1e-9)
+    mid = np.c_[seg["rep_x"], seg["rep_y"]]
+    st = geo.settlements
+    if not len(st) or "country" not in st:
+        return np.ones(len(seg))
+    tree = shapely.STRtree(st.geometry.values)
+    country = st["country"].astype(str).to_numpy()
+    vote = np.zeros(len(seg))
+    for dist in (1500.0, 3000.0, 6000.0):  # several probes: robust near bends
+        left = tree.nearest(shapely.points(mid + nrm * dist))
+        right = tree.nearest(shapely.points(mid - nrm * dist))
+        vote += (country[left] == "SI").astype(float) - (country[right] == "SI").astype(float)
+    sign = np.sign(vote)
+    # Undecided: follow the neighbours (smooth along the border).
+    if (sign == 0).any():
+        k = _kernel_along(seg["chainage_from_km"].to_numpy(), 5.0)
+        sign = np.where(sign == 0, np.sign(k @ sign), sign)
+    return np.where(sign == 0, 1.0, sign)
+
+
+def simulate(
+    geo: Geography, params: ScenarioParams, shifts: str, tz: str = "Europe/Ljubljana"
+) -> Scenario:
+    """Simulate a multi-year history on ``geo`` (deterministic for ``params.seed``).
+
+    Parameters
+    ----------
+    geo : Geography
+        Geography with segments.
+    params : ScenarioParams
+        Scenario parameters (dates default to 3 years ending yesterday).
+    shifts : str
+        Shift definitions (``name=HH:MM-HH:MM,...``).
+    tz : str
+        Local time zone.
+
+    Returns
+    -------
+    Scenario
+    """
+    t0 = time.perf_counter()
+    p = params.resolved()
+    rng = np.random.default_rng(p.seed)
+    seg = geo.segments
+    S = len(seg)
+    sh = parse_shifts(shifts)
+    K = len(sh)
+    win = shift_windows(p.start, p.end, sh, tz)
+    days = pd.date_range(p.start, p.end, freq="D")
+    D = len(days)
+    attraction = static_attraction(geo, p, rng)
+
+    # Share of a day's crossings falling in each shift, from the local hour profile.
+    prof = HOUR_PROFILE / HOUR_PROFILE.sum()
+    shift_share = np.zeros(K)
+    for k, s in enumerate(sh):
+        hrs = (np.arange(int(round((s.end.hour - s.start.hour) % 24 or 24))) + s.start.hour) % 24
+        shift_share[k] = prof[hrs].sum()
+    shift_share /= shift_share.sum()
+
+    # Daily multipliers: season x weekday x trend x holidays.
+    month = days.month.to_numpy() - 1
+    season = MONTH_SHARE[month] / MONTH_SHARE.mean()
+    weekday = WEEKDAY_FACTOR[days.dayofweek.to_numpy()]
+    years = (days - days[0]).days.to_numpy() / 365.25
+    trend = np.exp(p.annual_trend * years)
+    yrs = range(days[0].year, days[-1].year + 1)
+    hol_si = _holidays.country_holidays("SI", years=yrs)
+    hol_hr = _holidays.country_holidays("HR", years=yrs)
+    is_hol = np.array([(d in hol_si) or (d in hol_hr) for d in days.date])
+    daily = season * weekday * trend * np.where(is_hol, p.holiday_factor, 1.0)
+
+    # Scale: recorded persons in year one ~= persons_per_year (assumes ~60 % detected).
+    groups_per_day = p.persons_per_year / p.mean_group_size / 0.60 / 365.25
+    base = attraction / attraction.sum() * groups_per_day  # expected true groups per day at daily=1
+
+    chain = (seg["chainage_from_km"].to_numpy() + seg["chainage_to_km"].to_numpy()) / 2
+    # Banded kernels along the border as sparse matrices: a day step costs O(S * band).
+    k_exc = _kernel_along(chain, p.excitation_km)
+    k_exc = sparse.csr_matrix(k_exc / k_exc.sum(axis=0, keepdims=True))  # mass-preserving
+    k_disp = _kernel_along(chain, p.displacement_km)
+    np.fill_diagonal(k_disp, 0.0)
+    k_disp = sparse.csr_matrix(k_disp)
+    k_disp_t = k_disp.T.tocsr()
+    k_pol = sparse.csr_matrix(_kernel_along(chain, 2.0))  # police smooth hotspots over ~2 km
+    decay_exc = np.exp(-1.0 / p.excitation_days)
+    decay_p = np.exp(-1.0 / p.displacement_lag_days)
+    units = np.array([p.units_per_shift[min(k, len(p.units_per_shift) - 1)] for k in range(K)])
+    mean_pressure = p.officers_per_unit * 8.0 * units.sum() / S  # officer-hours per segment-day
+
+    H = np.zeros(S)  # excitation (expected extra groups per day)
+    pressure = np.full(S, mean_pressure)  # EMA of officer-hours per day
+    police_map = np.full(S, 1.0)  # EMA of recorded events (the police's own hotspot map)
+    decay_police = np.exp(-1.0 / 28.0) ** (1.0 / K)
+
+    hours = win.sort_values(["date", "shift_idx"])["hours"].to_numpy().reshape(D, K)
+    lam_out = np.zeros((D, K, S), dtype=np.float64)
+    prec_out = np.zeros((D, K, S), dtype=np.float64)
+    eff_out = np.zeros((D, K, S), dtype=np.float32)
+    rec_out = np.zeros((D, K, S), dtype=np.int32)
+    for d in range(D):  # days are sequential: today's flows depend on yesterday's
+        mu = base * daily[d]
+        # Displacement: the deterred share moves to nearby stretches, preferring low pressure:
+        # mu_eff_j = mu_j deter_j + deter_j * sum_s K[s, j] moved_s / (K deter)_s
+        deter = np.exp(-p.displacement_strength * pressure / mean_pressure)
+        moved = mu * (1.0 - deter)
+        denom = k_disp @ deter
+        share = np.divide(moved, denom, out=np.zeros(S), where=denom > 0)
+        mu_eff = mu * deter + deter * (k_disp_t @ share)
+        lam_day = mu_eff + H
+        day_groups = np.zeros(S)
+        day_effort = np.zeros(S)
+        for k in range(K):
+            lam = lam_day * shift_share[k] * hours[d, k] / 8.0
+            # Simulated police: recent recorded hotspots (smoothed) plus exploration; units are
+            # drawn without replacement by the Gumbel top-k trick.
+            pol = k_pol @ police_map
+            prob = (1 - p.patrol_exploration) * pol / pol.sum() + p.patrol_exploration / S
+            n_u = min(int(units[k]), S)
+            keys = np.log(prob) - np.log(-np.log(rng.random(S)))
+            chosen = np.argpartition(-keys, n_u - 1)[:n_u]
+            effort = np.zeros(S)
+            effort[chosen] = p.officers_per_unit * hours[d, k]
+            pdet = 1.0 - (1.0 - p.p0) * np.exp(-p.detect_per_officer_hour * effort)
+            groups = rng.poisson(lam)
+            recorded = rng.binomial(groups, pdet)
+            lam_out[d, k] = lam
+            prec_out[d, k] = lam * pdet
+            eff_out[d, k] = effort
+            rec_out[d, k] = recorded
+            day_groups += groups
+            day_effort += effort
+            police_map = police_map * decay_police + recorded
+        H = decay_exc * H + p.theta * (1 - decay_exc) * (k_exc @ day_groups)
+        pressure = decay_p * pressure + (1 - decay_p) * day_effort
+
+    W = D * K
+    lam_flat = lam_out.reshape(W, S)
+    prec_flat = prec_out.reshape(W, S)
+    eff_flat = eff_out.reshape(W, S)
+    rec_flat = rec_out.reshape(W, S)
+    # windows are ordered (day, shift-by-start); shift_windows sorts by start: same order for
+    # non-overlapping shifts defined in start order within a day.
+    win = win.sort_values(["date", "shift_idx"]).reset_index(drop=True)
+    win["window"] = np.arange(len(win))
+
+    events = _make_events(geo, rec_flat, win, sh, tz, p, rng)
+    effort_df = _make_effort(seg, eff_flat, win)
+    truth = pd.DataFrame(
+        {
+            "segment_id": np.tile(seg["segment_id"].to_numpy(), W),
+            "window": np.repeat(win["window"].to_numpy(), S).astype(np.int32),
+            "shift": np.repeat(win["shift"].to_numpy(), S),
+            "shift_start": np.repeat(win["start_utc"].dt.tz_localize(None).to_numpy(), S),
+            "expected_crossings": lam_flat.ravel().astype(np.float32),
+            "expected_recorded": prec_flat.ravel().astype(np.float32),
+            "officer_hours": eff_flat.ravel(),
+        }
+    )
+    truth["shift_start"] = truth["shift_start"].dt.tz_localize("UTC")
+    summary = _summary(events, seg, win, lam_flat, time.perf_counter() - t0, tz)
+    return Scenario(events, effort_df, truth, win, p, attraction, summary)
+
+
+def _make_events(
+    geo: Geography,
+    rec: np.ndarray,
+    win: pd.DataFrame,
+    sh: tuple,
+    tz: str,
+    p: ScenarioParams,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    seg = geo.segments
+    w_idx, s_idx = np.nonzero(rec)
+    reps = rec[w_idx, s_idx]
+    w_idx = np.repeat(w_idx, reps)
+    s_idx = np.repeat(s_idx, reps)
+    n = len(w_idx)
+    # Time inside the shift, following the hour profile over the shift's local hours.
+    start = win["start_utc"].to_numpy(dtype="datetime64[ns]")[w_idx]
+    hours = win["hours"].to_numpy()[w_idx]
+    k = win["shift_idx"].to_numpy()[w_idx]
+    offs = np.empty(n)
+    for i, s in enumerate(sh):  # a few shifts
+        m = k == i
+        nh = int(round((s.end.hour - s.start.hour) % 24 or 24))
+        hrs = (np.arange(nh) + s.start.hour) % 24
+        pr = HOUR_PROFILE[hrs] / HOUR_PROFILE[hrs].sum()
+        offs[m] = rng.choice(nh, size=int(m.sum()), p=pr) + rng.random(int(m.sum()))
+    offs = np.minimum(offs, hours - 1e-3)  # DST nights are 7 h long
+    ts = start + (offs * 3600e9).astype("timedelta64[ns]")
+    # Place: uniform along the segment, then inland (towards Slovenia) by an exponential distance.
+    # Interpolate on the short segment lines (fast) rather than on the whole border line.
+    g = seg.geometry.values[s_idx]
+    seg_len = seg["length_m"].to_numpy()[s_idx]
+    along = rng.random(n) * seg_len
+    pt = shapely.get_coordinates(shapely.line_interpolate_point(g, along))
+    pt2 = shapely.get_coordinates(
+        shapely.line_interpolate_point(g, np.minimum(along + 25, seg_len))
+    )
+    pt1 = shapely.get_coordinates(shapely.line_interpolate_point(g, np.maximum(along - 25, 0)))
+    t = pt2 - pt1
+    nrm = np.c_[-t[:, 1], t[:, 0]] / (np.linalg.norm(t, axis=1, keepdims=True) + 1e-9)
+    side = _side_sign(geo)[s_idx]
+    inland = np.minimum(rng.exponential(600.0, n), 8000.0) + 30.0
+    xy = pt + nrm * (side * inland)[:, None]
+    ll = gpd.GeoSeries(shapely.points(xy), crs=geo.crs).to_crs("EPSG:4326")
+    persons = np.minimum(1 + rng.negative_binomial(1.2, 1.2 / (1.2 + p.mean_group_size - 1), n), 45)
+    u = rng.random(n)
+    typ = np.where(
+        u < p.smuggler_share,
+        "smuggler_arrest",
+        np.where(u < p.smuggler_share + p.detection_share, "detection", "apprehension"),
+    )
+    persons = np.where(typ == "smuggler_arrest", rng.integers(1, 4, n), persons)
+    order = np.lexsort((s_idx, ts))
+    ts_local = (
+        pd.DatetimeIndex(pd.to_datetime(ts[order]).floor("s")).tz_localize("UTC").tz_convert(tz)
+    )
+    ev = pd.DataFrame(
+        {
+            "event_id": [f"SIM-{i + 1:06d}" for i in range(n)],
+            "timestamp": ts_local,
+            "lon": np.round(ll.x.to_numpy()[order], 6),
+            "lat": np.round(ll.y.to_numpy()[order], 6),
+            "persons": persons[order].astype(int),
+            "type": typ[order],
+            "source": "simulator",
+            "segment_id": seg["segment_id"].to_numpy()[s_idx[order]],
+            "window": w_idx[order],
+        }
+    )
+    return ev
+
+
+def _make_effort(seg: gpd.GeoDataFrame, eff: np.ndarray, win: pd.DataFrame) -> pd.DataFrame:
+    w_idx, s_idx = np.nonzero(eff)
+    st = win["start_utc"].dt.tz_localize(None).to_numpy()[w_idx]
+    en = win["end_utc"].dt.tz_localize(None).to_numpy()[w_idx]
+    tz = win["start_local"].dt.tz
+    return pd.DataFrame(
+        {
+            "segment_id": seg["segment_id"].to_numpy()[s_idx],
+            "start": pd.DatetimeIndex(st).tz_localize("UTC").tz_convert(tz),
+            "end": pd.DatetimeIndex(en).tz_localize("UTC").tz_convert(tz),
+            "officer_hours": eff[w_idx, s_idx].astype(float),
+        }
+    )
+
+
+def _summary(
+    ev: pd.DataFrame,
+    seg: gpd.GeoDataFrame,
+    win: pd.DataFrame,
+    lam: np.ndarray,
+    secs: float,
+    tz: str,
+) -> dict:
+    ts = pd.to_datetime(ev["timestamp"]).dt.tz_convert(tz)
+    year = ts.dt.year
+    per_year = (
+        ev.assign(year=year.to_numpy())
+        .groupby("year")
+        .agg(
+            incidents=("event_id", "size"),
+            persons=("persons", "sum"),
+            smugglers=("type", lambda t: int((t == "smuggler_arrest").sum())),
+        )
+    )
+    area = seg.set_index("segment_id")["area"]
+    by_area = ev["persons"].groupby(ev["segment_id"].map(area)).sum()
+    hour = ts.dt.hour
+    night = ((hour >= 22) | (hour < 6)).mean() if len(ev) else 0.0
+    return {
+        "incidents": int(len(ev)),
+        "persons": int(ev["persons"].sum()),
+        "per_year": {int(y): {k: int(v) for k, v in r.items()} for y, r in per_year.iterrows()},
+        "share_by_area": {
+            str(k): round(float(v / by_area.sum()), 4)
+            for k, v in by_area.sort_values(ascending=False).items()
+        },
+        "share_night_22_06": round(float(night), 4),
+        "true_crossings_expected": round(float(lam.sum()), 1),
+        "recorded_share": round(float(len(ev) / max(lam.sum(), 1e-9)), 4),
+        "segments": int(len(seg)),
+        "windows": int(len(win)),
+        "runtime_s": round(secs, 2),
+    }
+
+
+def _csv_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n", float_format="%.6g")
+    return buf.getvalue().encode("utf-8")
+
+
+def write_scenario(sc: Scenario, out: str | Path) -> dict[str, Path]:
+    """Write ``events.csv``, ``effort.csv``, ``truth.parquet`` and ``scenario.json`` atomically.
+
+    Timestamps are ISO 8601 with the local offset (the documented input schema).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ev = sc.events[["event_id", "timestamp", "lon", "lat", "persons", "type", "source"]].copy()
+    ev["timestamp"] = ev["timestamp"].map(lambda t: t.isoformat())
+    ef = sc.effort.copy()
+    for c in ("start", "end"):
+        ef[c] = pd.to_datetime(ef[c]).map(lambda t: t.isoformat())
+    paths = {
+        "events": atomic_write_bytes(out / "events.csv", _csv_bytes(ev)),
+        "effort": atomic_write_bytes(out / "effort.csv", _csv_bytes(ef)),
+        "truth": atomic_write_with(
+            out / "truth.parquet",
+            lambda pth: sc.truth.to_parquet(pth, index=False, compression="zstd"),
+        ),
+    }
+    meta = {
+        "params": dataclasses.asdict(sc.params),
+        "summary": sc.summary,
+        "riskmodel_version": __version__,
+        "files": {k: {"name": v.name, "sha256": sha256_file(v)} for k, v in paths.items()},
+    }
+    paths["scenario"] = atomic_write_json(out / "scenario.json", meta)
+    return paths

@@ -1,0 +1,79 @@
+"""Shared fixtures: a small synthetic border world (fast) and helpers."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import LineString, Point
+
+from riskmodel.geodata import Geography
+from riskmodel.segments import make_segments, read_border
+from riskmodel.settings import Settings
+
+SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
+
+
+def synthetic_geography(km: float = 60.0, length_m: float = 1000.0) -> Geography:
+    """A wiggly border of ``km`` in EPSG:3794 with two areas, a corridor, a crossing and
+    settlements on both sides (no bundled files involved)."""
+    t = np.linspace(0, km, 4000)
+    line = LineString(np.c_[480000 + t * 900, 60000 + t * 300 + 2000 * np.sin(t / 4)])
+    g = object.__new__(Geography)
+    g.border = read_border(gpd.GeoDataFrame(geometry=[line], crs=3794))
+    g.border_path = "synthetic"
+    g.crs = "EPSG:3794"
+    mid = line.interpolate(0.5, normalized=True)
+    left = gpd.GeoDataFrame({"name": ["West"]}, geometry=[line.buffer(30000).difference(
+        gpd.GeoSeries([mid], crs=3794).buffer(1).iloc[0]).intersection(
+        gpd.GeoSeries([Point(mid.x - 100000, mid.y)], crs=3794).buffer(100000 + 1).iloc[0])], crs=3794)
+    right = gpd.GeoDataFrame({"name": ["East"]}, geometry=[line.buffer(30000).difference(left.geometry.iloc[0])], crs=3794)
+    g.areas = pd.concat([left, right], ignore_index=True)
+    pts = [line.interpolate(d) for d in (5000, 20000, 40000)]
+    g.crossings = gpd.GeoDataFrame({"name": ["Alpha", "Beta", "Gamma"]}, geometry=pts, crs=3794)
+    g.corridors = gpd.GeoDataFrame(
+        {"name": ["Route A"], "kind": ["approach_route"], "weight": [1.0]},
+        geometry=[LineString([(pts[1].x + 20000, pts[1].y - 20000), (pts[1].x, pts[1].y)])],
+        crs=3794,
+    )
+    sett = []
+    for i, d in enumerate(np.linspace(2000, km * 1000 - 2000, 12)):
+        p = line.interpolate(d)
+        sett.append(("SI-%d" % i, "SI", 2000 + 100 * i, Point(p.x - 3000, p.y + 3000)))
+        sett.append(("HR-%d" % i, "HR", 3000 + 500 * i, Point(p.x + 3000, p.y - 3000)))
+    g.settlements = gpd.GeoDataFrame(
+        {"name": [s[0] for s in sett], "country": [s[1] for s in sett], "population": [s[2] for s in sett]},
+        geometry=[s[3] for s in sett],
+        crs=3794,
+    )
+    g.rivers = gpd.GeoDataFrame({"name": ["River"]}, geometry=[LineString(line.coords[:1000])], crs=3794)
+    g.segment_length_m = length_m
+    g.segments = make_segments(g.border, length_m, areas=g.areas, rivers=g.rivers)
+    return g
+
+
+@pytest.fixture(scope="session")
+def geo() -> Geography:
+    return synthetic_geography()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def scenario(geo):
+    from riskmodel.simulator import ScenarioParams, simulate
+
+    p = ScenarioParams(seed=1, start="2024-01-01", end="2024-12-31", persons_per_year=60000,
+                       area_shares={}, units_per_shift=(3, 3, 5))
+    return simulate(geo, p, SHIFTS)
+
+
+@pytest.fixture(scope="session")
+def dataset(geo, scenario, settings):
+    from riskmodel.pipeline import prepare_dataset
+
+    return prepare_dataset(settings, scenario.events, scenario.effort, geo=geo, end="2024-12-31")

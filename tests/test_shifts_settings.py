@@ -1,0 +1,64 @@
+import pandas as pd
+import pytest
+
+from riskmodel._errors import ConfigError
+from riskmodel.settings import load_settings
+from riskmodel.shifts import assign_shift, parse_shifts, shift_windows
+
+SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
+
+
+def test_dst_nights_last_9_and_7_hours():
+    oct_ = shift_windows("2025-10-25", "2025-10-26", SHIFTS)
+    night = oct_[(oct_["shift"] == "night")].set_index(oct_["date"].dt.strftime("%m-%d")[oct_["shift"] == "night"])
+    assert night.loc["10-25", "hours"] == 9.0
+    assert night.loc["10-26", "hours"] == 8.0
+    mar = shift_windows("2025-03-29", "2025-03-29", SHIFTS)
+    assert mar.loc[mar["shift"] == "night", "hours"].item() == 7.0
+    # windows tile time without gaps or overlaps
+    w = shift_windows("2025-03-25", "2025-04-02", SHIFTS)
+    assert (w["start_utc"].iloc[1:].to_numpy() == w["end_utc"].iloc[:-1].to_numpy()).all()
+
+
+def test_assign_shift_strictly_inside():
+    w = shift_windows("2025-01-01", "2025-01-02", SHIFTS)
+    ts = pd.Series(pd.to_datetime(["2025-01-01T05:00:00Z", "2025-01-01T04:59:59Z", "2024-12-01T00:00:00Z"]))
+    got = assign_shift(ts, w).tolist()
+    assert got[0] == w.loc[w["shift"] == "morning", "window"].iloc[0]
+    assert got[1] == -1 or w.loc[got[1], "shift"] == "night"
+    assert got[2] == -1
+
+
+def test_parse_shifts_errors():
+    with pytest.raises(ConfigError):
+        parse_shifts("day=6-18")
+    with pytest.raises(ConfigError):
+        parse_shifts("a=06:00-14:00,a=14:00-22:00")
+
+
+def test_settings_precedence(tmp_path):
+    cfg = tmp_path / "riskmodel.toml"
+    cfg.write_text('segment_length_m = 500\nmodels_root = "m_file"\n[columns]\ntimestamp = "DATUM_CAS"\n')
+    s = load_settings(cfg, env={"RISKMODEL_MODELS_ROOT": "m_env"})
+    assert s.segment_length_m == 500.0 and s.sources["segment_length_m"] == f"file:{cfg}"
+    assert s.models_root == "m_env" and s.sources["models_root"] == "env:RISKMODEL_MODELS_ROOT"
+    assert s.timezone == "Europe/Ljubljana" and s.sources["timezone"] == "default"
+    f = s.with_flags(models_root="m_flag", segment_length_m=None)
+    assert f.models_root == "m_flag" and f.sources["models_root"] == "flag"
+    assert f.segment_length_m == 500.0
+    assert s.columns == {"timestamp": "DATUM_CAS"}
+
+
+def test_settings_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("nonsense = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(bad, env={})
+    bad.write_text("segment_length_m = 'x'\n")
+    with pytest.raises(ConfigError, match="number"):
+        load_settings(bad, env={})
+    bad.write_text('signing_key = "abc"\n')
+    with pytest.raises(ConfigError, match="environment"):
+        load_settings(bad, env={})
+    s = load_settings(None, env={"RISKMODEL_SIGNING_KEY": "secret"})
+    assert ("signing_key", "***", "env:RISKMODEL_SIGNING_KEY") in s.describe()

@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.simulator import ScenarioParams, simulate, write_scenario
+
+SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
+
+
+def test_deterministic_for_seed(geo, tmp_path):
+    p = ScenarioParams(seed=7, start="2024-07-01", end="2024-08-31", area_shares={})
+    a = write_scenario(simulate(geo, p, SHIFTS), tmp_path / "a")
+    b = write_scenario(simulate(geo, p, SHIFTS), tmp_path / "b")
+    for k in ("events", "effort"):
+        assert a[k].read_bytes() == b[k].read_bytes()
+    c = simulate(geo, ScenarioParams(seed=8, start="2024-07-01", end="2024-08-31", area_shares={}), SHIFTS)
+    assert len(c.events) != len(pd.read_csv(a["events"])) or not c.events["lon"].equals(pd.read_csv(a["events"])["lon"])
+    meta = json.loads(a["scenario"].read_text())
+    assert meta["params"]["seed"] == 7 and "sha256" in meta["files"]["events"]
+
+
+def test_schema_and_truth(scenario, geo):
+    ev = scenario.events
+    assert {"event_id", "timestamp", "lon", "lat", "persons", "type", "source"} <= set(ev.columns)
+    assert ev["event_id"].is_unique
+    assert str(ev["timestamp"].dt.tz) == "Europe/Ljubljana"
+    assert ev["persons"].between(1, 45).all()
+    assert set(ev["type"]) <= {"apprehension", "detection", "smuggler_arrest"}
+    tr = scenario.truth
+    assert len(tr) == len(geo.segments) * len(scenario.windows)
+    assert (tr["expected_recorded"] <= tr["expected_crossings"] + 1e-6).all()
+    # recorded events match the expectation in total (Poisson thinning)
+    exp = tr["expected_recorded"].sum()
+    assert abs(len(ev) - exp) < 5 * np.sqrt(exp)
+
+
+def test_night_peak_and_season(scenario):
+    h = scenario.events["timestamp"].dt.hour
+    night = ((h >= 22) | (h < 6)).mean()
+    assert night > 0.5
+    m = scenario.events["timestamp"].dt.month
+    assert (m.isin([8, 9, 10])).mean() > 3 / 12 * 1.3
+
+
+def test_detection_bias_effort_raises_recording(scenario):
+    tr = scenario.truth
+    patrolled = tr["officer_hours"] > 0
+    ratio = tr["expected_recorded"] / tr["expected_crossings"].clip(lower=1e-12)
+    assert ratio[patrolled].mean() > ratio[~patrolled].mean() + 0.2
+
+
+def test_displacement_moves_flow(geo):
+    base = dict(start="2024-05-01", end="2024-06-30", area_shares={}, theta=0.0, units_per_shift=(10, 10, 10),
+                patrol_exploration=0.0)
+    calm = simulate(geo, ScenarioParams(seed=3, displacement_strength=0.0, **base), SHIFTS)
+    adapt = simulate(geo, ScenarioParams(seed=3, displacement_strength=2.0, **base), SHIFTS)
+
+    def share_on_patrolled(sc):
+        t = sc.truth
+        eff = t.groupby("segment_id")["officer_hours"].sum()
+        top = eff.nlargest(10).index
+        lam = t.groupby("segment_id")["expected_crossings"].sum()
+        return lam[top].sum() / lam.sum()
+
+    assert share_on_patrolled(adapt) < share_on_patrolled(calm)
+    # flow is displaced, not destroyed
+    tot_a = adapt.truth["expected_crossings"].sum()
+    tot_c = calm.truth["expected_crossings"].sum()
+    assert 0.8 < tot_a / tot_c < 1.2
+
+
+def test_near_repeat_raises_intensity(geo):
+    base = dict(start="2024-05-01", end="2024-06-30", area_shares={}, displacement_strength=0.0)
+    a = simulate(geo, ScenarioParams(seed=4, theta=0.0, **base), SHIFTS)
+    b = simulate(geo, ScenarioParams(seed=4, theta=0.6, **base), SHIFTS)
+    assert b.truth["expected_crossings"].sum() > 1.2 * a.truth["expected_crossings"].sum()
