@@ -319,8 +319,9 @@ def read_events(
             bad |= ~miss & ((v < 1) | (v != np.floor(v)) | (v > 10_000))
         flags.mark(bad, "bad_persons")
         persons = np.where(miss | bad, 1.0, v).astype(np.int64)
-        if miss.any():
-            notes.append(f"{int(miss.sum())} empty persons value(s) read as 1")
+        n_miss = int((miss & flags.ok).sum())
+        if n_miss:
+            notes.append(f"{n_miss} empty persons value(s) read as 1")
 
     dist = None
     if border is not None:

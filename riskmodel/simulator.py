@@ -289,6 +289,315 @@ def _side_sign(geo: Geography) -> np.ndarray:
     return np.where(sign == 0, 1.0, sign)
 
 
+@dataclass
+class DayStep:
+    """One simulated day: arrays of shape ``(shifts, segments)``.
+
+    Attributes
+    ----------
+    expected_crossings : ndarray of float
+        True intensity (expected crossing groups) per shift and segment.
+    expected_recorded : ndarray of float
+        ``expected_crossings x`` detection probability.
+    effort : ndarray of float
+        Officer-hours spent per shift and segment.
+    groups : ndarray of int
+        Realised true crossing groups.
+    recorded : ndarray of int
+        Realised recorded incidents.
+    patrol_recorded : ndarray of int or None
+        Recorded incidents that would *not* have been recorded without the patrol (the
+        counterfactual at the baseline ``p0``); only with common random numbers.
+    """
+
+    expected_crossings: np.ndarray
+    expected_recorded: np.ndarray
+    effort: np.ndarray
+    groups: np.ndarray
+    recorded: np.ndarray
+    patrol_recorded: np.ndarray | None = None
+
+
+# Groups per segment-shift that get their own detection uniform in CRN mode (more are rare).
+_CRN_GROUPS = 64
+
+
+def _poisson_inverse(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Poisson quantile ``F^-1(u; lam)`` by the CDF recursion (vectorised, monotone in lam).
+
+    Monotone in ``lam`` for a fixed ``u``: with common uniforms, more intensity never means
+    fewer crossings, so policies are compared on the same draws (common random numbers).
+    """
+    n = np.zeros(u.shape, dtype=np.int64)
+    pk = np.exp(-lam)
+    cdf = pk.copy()
+    k = 0
+    while True:
+        more = u > cdf
+        if not more.any() or k > 10_000:
+            return n
+        n += more
+        k += 1
+        pk = pk * lam / k
+        cdf = cdf + pk
+
+
+class World:
+    """The simulator's world as a day-by-day stepper (see the module docstring).
+
+    :func:`simulate` runs it with the simulated police; :mod:`riskmodel.trial` runs it with
+    patrols placed by a policy and common random numbers, so that only the patrols differ
+    between policies.
+
+    Parameters
+    ----------
+    geo : Geography
+        Geography with segments.
+    params : ScenarioParams
+        Scenario parameters (dates default to 3 years ending yesterday).
+    shifts : str
+        Shift definitions (``name=HH:MM-HH:MM,...``).
+    tz : str
+        Local time zone.
+
+    Attributes
+    ----------
+    params : ScenarioParams
+        Resolved parameters.
+    rng : numpy Generator
+        The world's own stream (attraction, simulated police, legacy draws, events).
+    windows : DataFrame
+        Shift windows of the whole period (``shift_windows`` order).
+    days : DatetimeIndex
+        Local dates.
+    hours : ndarray (days, shifts)
+        Shift lengths (DST nights are 7 or 9 h).
+    attraction : ndarray (S,)
+        Static attraction (mean 1).
+    base : ndarray (S,)
+        Expected true groups per day at a daily multiplier of 1 (mutable: route shifts).
+    day : int
+        Index of the next day to simulate.
+    """
+
+    def __init__(
+        self, geo: Geography, params: ScenarioParams, shifts: str, tz: str = "Europe/Ljubljana"
+    ) -> None:
+        p = params.resolved()
+        self.params = p
+        self.rng = rng = np.random.default_rng(p.seed)
+        seg = geo.segments
+        self.n_segments = S = len(seg)
+        self.shifts = sh = parse_shifts(shifts)
+        self.n_shifts = K = len(sh)
+        self.windows = win = shift_windows(p.start, p.end, sh, tz)
+        self.days = days = pd.date_range(p.start, p.end, freq="D")
+        D = len(days)
+        self.attraction = attraction = static_attraction(geo, p, rng)
+
+        # Share of a day's crossings falling in each shift, from the local hour profile.
+        prof = HOUR_PROFILE / HOUR_PROFILE.sum()
+        shift_share = np.zeros(K)
+        for k, s in enumerate(sh):
+            hrs = (
+                np.arange(int(round((s.end.hour - s.start.hour) % 24 or 24))) + s.start.hour
+            ) % 24
+            shift_share[k] = prof[hrs].sum()
+        self.shift_share = shift_share / shift_share.sum()
+
+        # Daily multipliers: season x weekday x trend x holidays.
+        month = days.month.to_numpy() - 1
+        season = MONTH_SHARE[month] / MONTH_SHARE.mean()
+        weekday = WEEKDAY_FACTOR[days.dayofweek.to_numpy()]
+        years = (days - days[0]).days.to_numpy() / 365.25
+        trend = np.exp(p.annual_trend * years)
+        yrs = range(days[0].year, days[-1].year + 1)
+        hol_si = _holidays.country_holidays("SI", years=yrs)
+        hol_hr = _holidays.country_holidays("HR", years=yrs)
+        is_hol = np.array([(d in hol_si) or (d in hol_hr) for d in days.date])
+        self.daily = season * weekday * trend * np.where(is_hol, p.holiday_factor, 1.0)
+
+        # Scale: recorded persons in year one ~= persons_per_year (assumes ~60 % detected).
+        groups_per_day = p.persons_per_year / p.mean_group_size / 0.60 / 365.25
+        # expected true groups per day at daily=1
+        self.base = attraction / attraction.sum() * groups_per_day
+
+        chain = (seg["chainage_from_km"].to_numpy() + seg["chainage_to_km"].to_numpy()) / 2
+        self.chainage_km = chain
+        # Banded kernels along the border as sparse matrices: a day step costs O(S * band).
+        k_exc = _kernel_along(chain, p.excitation_km)
+        self._k_exc = sparse.csr_matrix(k_exc / k_exc.sum(axis=0, keepdims=True))  # mass-preserving
+        k_disp = _kernel_along(chain, p.displacement_km)
+        np.fill_diagonal(k_disp, 0.0)
+        self._k_disp = sparse.csr_matrix(k_disp)
+        self._k_disp_t = self._k_disp.T.tocsr()
+        self._k_pol = sparse.csr_matrix(_kernel_along(chain, 2.0))  # police smooth over ~2 km
+        self._decay_exc = np.exp(-1.0 / p.excitation_days)
+        self._decay_p = np.exp(-1.0 / p.displacement_lag_days)
+        self.units = np.array(
+            [p.units_per_shift[min(k, len(p.units_per_shift) - 1)] for k in range(K)]
+        )
+        # officer-hours per segment-day
+        self.mean_pressure = p.officers_per_unit * 8.0 * self.units.sum() / S
+
+        self.H = np.zeros(S)  # excitation (expected extra groups per day)
+        self.pressure = np.full(S, self.mean_pressure)  # EMA of officer-hours per day
+        self.police_map = np.full(S, 1.0)  # EMA of recorded events (the police's hotspot map)
+        self._decay_police = np.exp(-1.0 / 28.0) ** (1.0 / K)
+        self.hours = win.sort_values(["date", "shift_idx"])["hours"].to_numpy().reshape(D, K)
+        self.day = 0
+
+    @property
+    def n_days(self) -> int:
+        """Number of days of the period."""
+        return len(self.days)
+
+    def intensity(self) -> np.ndarray:
+        """Expected true groups per shift ``(K, S)`` of the next day, before any patrol of it.
+
+        Patrols act through yesterday's pressure (lag), so today's intensity is fixed before
+        today's patrols are placed: an oracle may look at it.
+        """
+        lam_day = self._mu_eff(self.day) + self.H
+        d = self.day
+        return lam_day[None, :] * self.shift_share[:, None] * self.hours[d][:, None] / 8.0
+
+    def _mu_eff(self, d: int) -> np.ndarray:
+        p = self.params
+        S = self.n_segments
+        mu = self.base * self.daily[d]
+        # Displacement: the deterred share moves to nearby stretches, preferring low pressure:
+        # mu_eff_j = mu_j deter_j + deter_j * sum_s K[s, j] moved_s / (K deter)_s
+        deter = np.exp(-p.displacement_strength * self.pressure / self.mean_pressure)
+        moved = mu * (1.0 - deter)
+        denom = self._k_disp @ deter
+        share = np.divide(moved, denom, out=np.zeros(S), where=denom > 0)
+        return mu * deter + deter * (self._k_disp_t @ share)
+
+    def police_effort(self, k: int) -> np.ndarray:
+        """Officer-hours ``(S,)`` the simulated police place in shift ``k`` of the next day.
+
+        Recent recorded hotspots (smoothed) plus exploration; units are drawn without
+        replacement by the Gumbel top-k trick (consumes the world's stream).
+        """
+        p = self.params
+        S = self.n_segments
+        pol = self._k_pol @ self.police_map
+        prob = (1 - p.patrol_exploration) * pol / pol.sum() + p.patrol_exploration / S
+        n_u = min(int(self.units[k]), S)
+        keys = np.log(prob) - np.log(-np.log(self.rng.random(S)))
+        chosen = np.argpartition(-keys, n_u - 1)[:n_u]
+        effort = np.zeros(S)
+        effort[chosen] = p.officers_per_unit * self.hours[self.day, k]
+        return effort
+
+    def step_day(
+        self, effort: np.ndarray | None = None, crn: np.random.Generator | None = None
+    ) -> DayStep:
+        """Simulate the next day and advance the state.
+
+        Parameters
+        ----------
+        effort : ndarray (K, S), optional
+            Officer-hours per shift and segment placed by someone else (a policy); default:
+            the simulated police place ``units_per_shift`` patrols.
+        crn : numpy Generator, optional
+            Common-random-numbers stream for this day: crossings and detections are drawn by
+            inverse CDF from uniforms of fixed shape, so two runs that differ only in patrols
+            share their randomness. Default: the world's own stream (as :func:`simulate`).
+
+        Returns
+        -------
+        DayStep
+        """
+        p = self.params
+        S, K, d = self.n_segments, self.n_shifts, self.day
+        if d >= self.n_days:
+            raise IndexError(f"the world ends after {self.n_days} days")
+        if effort is not None:
+            effort = np.asarray(effort, dtype=np.float64)
+            if effort.shape != (K, S):
+                raise ValueError(f"effort has shape {effort.shape}, expected {(K, S)}")
+        if crn is not None:
+            # Fixed shapes: the draws do not depend on the intensities or the patrols.
+            u_groups = crn.random((K, S))
+            u_detect = crn.random((K, S, _CRN_GROUPS))
+        lam_day = self._mu_eff(d) + self.H
+        out = DayStep(
+            expected_crossings=np.zeros((K, S)),
+            expected_recorded=np.zeros((K, S)),
+            effort=np.zeros((K, S)),
+            groups=np.zeros((K, S), dtype=np.int64),
+            recorded=np.zeros((K, S), dtype=np.int64),
+            patrol_recorded=np.zeros((K, S), dtype=np.int64) if crn is not None else None,
+        )
+        day_groups = np.zeros(S)
+        day_effort = np.zeros(S)
+        for k in range(K):
+            lam = lam_day * self.shift_share[k] * self.hours[d, k] / 8.0
+            eff_k = self.police_effort(k) if effort is None else effort[k]
+            pdet = 1.0 - (1.0 - p.p0) * np.exp(-p.detect_per_officer_hour * eff_k)
+            if crn is None:
+                groups = self.rng.poisson(lam)
+                recorded = self.rng.binomial(groups, pdet)
+            else:
+                groups = _poisson_inverse(u_groups[k], lam)
+                # One uniform per group: recorded if u < pdet, thanks to the patrol if also
+                # u >= p0 (it would have been missed without it).
+                u = u_detect[k]
+                live = np.arange(_CRN_GROUPS)[None, :] < groups[:, None]
+                recorded = ((u < pdet[:, None]) & live).sum(axis=1)
+                out.patrol_recorded[k] = ((u >= p.p0) & (u < pdet[:, None]) & live).sum(axis=1)
+                extra = np.maximum(groups - _CRN_GROUPS, 0)
+                if extra.any():  # beyond the fixed uniforms (very rare): plain binomial
+                    recorded = recorded + crn.binomial(extra, pdet)
+            out.expected_crossings[k] = lam
+            out.expected_recorded[k] = lam * pdet
+            out.effort[k] = eff_k
+            out.groups[k] = groups
+            out.recorded[k] = recorded
+            day_groups += groups
+            day_effort += eff_k
+            self.police_map = self.police_map * self._decay_police + recorded
+        self.H = self._decay_exc * self.H + p.theta * (1 - self._decay_exc) * (
+            self._k_exc @ day_groups
+        )
+        self.pressure = self._decay_p * self.pressure + (1 - self._decay_p) * day_effort
+        self.day = d + 1
+        return out
+
+    def relocate(self, source: np.ndarray, target: np.ndarray, share: float) -> float:
+        """Move ``share`` of the static attraction of ``source`` segments evenly onto ``target``.
+
+        A route shift: a smuggling route closes on one stretch and opens on another. Only the
+        base intensity moves; excitation and displacement keep running.
+
+        Parameters
+        ----------
+        source, target : ndarray of bool (S,)
+            Stretches to take from and give to (disjoint).
+        share : float
+            Share of the source's attraction moved, in ``[0, 1]``.
+
+        Returns
+        -------
+        float
+            Moved share of the total base intensity.
+        """
+        source = np.asarray(source, bool)
+        target = np.asarray(target, bool)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError("share must lie in [0, 1]")
+        if not target.any() or (source & target).any():
+            raise ValueError("target must be non-empty and disjoint from source")
+        moved = self.base[source] * share
+        total = self.base.sum()
+        self.base = self.base.copy()
+        self.base[source] -= moved
+        self.base[target] += moved.sum() / target.sum()
+        return float(moved.sum() / total)
+
+
 def simulate(
     geo: Geography, params: ScenarioParams, shifts: str, tz: str = "Europe/Ljubljana"
 ) -> Scenario:
@@ -310,100 +619,20 @@ def simulate(
     Scenario
     """
     t0 = time.perf_counter()
-    p = params.resolved()
-    rng = np.random.default_rng(p.seed)
+    world = World(geo, params, shifts, tz)
+    p = world.params
     seg = geo.segments
-    S = len(seg)
-    sh = parse_shifts(shifts)
-    K = len(sh)
-    win = shift_windows(p.start, p.end, sh, tz)
-    days = pd.date_range(p.start, p.end, freq="D")
-    D = len(days)
-    attraction = static_attraction(geo, p, rng)
-
-    # Share of a day's crossings falling in each shift, from the local hour profile.
-    prof = HOUR_PROFILE / HOUR_PROFILE.sum()
-    shift_share = np.zeros(K)
-    for k, s in enumerate(sh):
-        hrs = (np.arange(int(round((s.end.hour - s.start.hour) % 24 or 24))) + s.start.hour) % 24
-        shift_share[k] = prof[hrs].sum()
-    shift_share /= shift_share.sum()
-
-    # Daily multipliers: season x weekday x trend x holidays.
-    month = days.month.to_numpy() - 1
-    season = MONTH_SHARE[month] / MONTH_SHARE.mean()
-    weekday = WEEKDAY_FACTOR[days.dayofweek.to_numpy()]
-    years = (days - days[0]).days.to_numpy() / 365.25
-    trend = np.exp(p.annual_trend * years)
-    yrs = range(days[0].year, days[-1].year + 1)
-    hol_si = _holidays.country_holidays("SI", years=yrs)
-    hol_hr = _holidays.country_holidays("HR", years=yrs)
-    is_hol = np.array([(d in hol_si) or (d in hol_hr) for d in days.date])
-    daily = season * weekday * trend * np.where(is_hol, p.holiday_factor, 1.0)
-
-    # Scale: recorded persons in year one ~= persons_per_year (assumes ~60 % detected).
-    groups_per_day = p.persons_per_year / p.mean_group_size / 0.60 / 365.25
-    base = attraction / attraction.sum() * groups_per_day  # expected true groups per day at daily=1
-
-    chain = (seg["chainage_from_km"].to_numpy() + seg["chainage_to_km"].to_numpy()) / 2
-    # Banded kernels along the border as sparse matrices: a day step costs O(S * band).
-    k_exc = _kernel_along(chain, p.excitation_km)
-    k_exc = sparse.csr_matrix(k_exc / k_exc.sum(axis=0, keepdims=True))  # mass-preserving
-    k_disp = _kernel_along(chain, p.displacement_km)
-    np.fill_diagonal(k_disp, 0.0)
-    k_disp = sparse.csr_matrix(k_disp)
-    k_disp_t = k_disp.T.tocsr()
-    k_pol = sparse.csr_matrix(_kernel_along(chain, 2.0))  # police smooth hotspots over ~2 km
-    decay_exc = np.exp(-1.0 / p.excitation_days)
-    decay_p = np.exp(-1.0 / p.displacement_lag_days)
-    units = np.array([p.units_per_shift[min(k, len(p.units_per_shift) - 1)] for k in range(K)])
-    mean_pressure = p.officers_per_unit * 8.0 * units.sum() / S  # officer-hours per segment-day
-
-    H = np.zeros(S)  # excitation (expected extra groups per day)
-    pressure = np.full(S, mean_pressure)  # EMA of officer-hours per day
-    police_map = np.full(S, 1.0)  # EMA of recorded events (the police's own hotspot map)
-    decay_police = np.exp(-1.0 / 28.0) ** (1.0 / K)
-
-    hours = win.sort_values(["date", "shift_idx"])["hours"].to_numpy().reshape(D, K)
+    S, K, D = world.n_segments, world.n_shifts, world.n_days
     lam_out = np.zeros((D, K, S), dtype=np.float64)
     prec_out = np.zeros((D, K, S), dtype=np.float64)
     eff_out = np.zeros((D, K, S), dtype=np.float32)
     rec_out = np.zeros((D, K, S), dtype=np.int32)
     for d in range(D):  # days are sequential: today's flows depend on yesterday's
-        mu = base * daily[d]
-        # Displacement: the deterred share moves to nearby stretches, preferring low pressure:
-        # mu_eff_j = mu_j deter_j + deter_j * sum_s K[s, j] moved_s / (K deter)_s
-        deter = np.exp(-p.displacement_strength * pressure / mean_pressure)
-        moved = mu * (1.0 - deter)
-        denom = k_disp @ deter
-        share = np.divide(moved, denom, out=np.zeros(S), where=denom > 0)
-        mu_eff = mu * deter + deter * (k_disp_t @ share)
-        lam_day = mu_eff + H
-        day_groups = np.zeros(S)
-        day_effort = np.zeros(S)
-        for k in range(K):
-            lam = lam_day * shift_share[k] * hours[d, k] / 8.0
-            # Simulated police: recent recorded hotspots (smoothed) plus exploration; units are
-            # drawn without replacement by the Gumbel top-k trick.
-            pol = k_pol @ police_map
-            prob = (1 - p.patrol_exploration) * pol / pol.sum() + p.patrol_exploration / S
-            n_u = min(int(units[k]), S)
-            keys = np.log(prob) - np.log(-np.log(rng.random(S)))
-            chosen = np.argpartition(-keys, n_u - 1)[:n_u]
-            effort = np.zeros(S)
-            effort[chosen] = p.officers_per_unit * hours[d, k]
-            pdet = 1.0 - (1.0 - p.p0) * np.exp(-p.detect_per_officer_hour * effort)
-            groups = rng.poisson(lam)
-            recorded = rng.binomial(groups, pdet)
-            lam_out[d, k] = lam
-            prec_out[d, k] = lam * pdet
-            eff_out[d, k] = effort
-            rec_out[d, k] = recorded
-            day_groups += groups
-            day_effort += effort
-            police_map = police_map * decay_police + recorded
-        H = decay_exc * H + p.theta * (1 - decay_exc) * (k_exc @ day_groups)
-        pressure = decay_p * pressure + (1 - decay_p) * day_effort
+        st = world.step_day()
+        lam_out[d] = st.expected_crossings
+        prec_out[d] = st.expected_recorded
+        eff_out[d] = st.effort
+        rec_out[d] = st.recorded
 
     W = D * K
     lam_flat = lam_out.reshape(W, S)
@@ -412,10 +641,10 @@ def simulate(
     rec_flat = rec_out.reshape(W, S)
     # windows are ordered (day, shift-by-start); shift_windows sorts by start: same order for
     # non-overlapping shifts defined in start order within a day.
-    win = win.sort_values(["date", "shift_idx"]).reset_index(drop=True)
+    win = world.windows.sort_values(["date", "shift_idx"]).reset_index(drop=True)
     win["window"] = np.arange(len(win))
 
-    events = _make_events(geo, rec_flat, win, sh, tz, p, rng)
+    events = _make_events(geo, rec_flat, win, world.shifts, tz, p, world.rng)
     effort_df = _make_effort(seg, eff_flat, win)
     truth = pd.DataFrame(
         {
@@ -430,7 +659,7 @@ def simulate(
     )
     truth["shift_start"] = truth["shift_start"].dt.tz_localize("UTC")
     summary = _summary(events, seg, win, lam_flat, time.perf_counter() - t0, tz)
-    return Scenario(events, effort_df, truth, win, p, attraction, summary)
+    return Scenario(events, effort_df, truth, win, p, world.attraction, summary)
 
 
 def _make_events(

@@ -85,7 +85,6 @@ _UNIT_COLOURS: Final[tuple[str, ...]] = (
 _PLAN_COLOUR: Final[str] = "#1f4e9c"
 _NATIONAL_CRS: Final[str] = "EPSG:3794"
 _WGS84: Final[str] = "EPSG:4326"
-_SLOVENIA_LONLAT: Final[tuple[float, float, float, float]] = (13.3, 45.4, 16.7, 46.9)
 _RESERVED_GPKG_NAMES: Final[frozenset[str]] = frozenset({"layer_styles", "riskmodel_provenance"})
 _URL_RE: Final = re.compile(r"https?://", re.IGNORECASE)
 _DEFAULT_ATTRIBUTION: Final[tuple[str, ...]] = (
@@ -265,9 +264,7 @@ def _options(parent: ET.Element, props: Mapping[str, str]) -> None:
         ET.SubElement(opt, "Option", type="QString", name=k, value=str(v))
 
 
-def _simple_line(
-    parent: ET.Element, colour: str, width_mm: float, *, dash: str | None = None
-) -> None:
+def _simple_line(parent: ET.Element, colour: str, width_mm: float) -> None:
     layer = ET.SubElement(
         parent, "layer", {"class": "SimpleLine", "enabled": "1", "locked": "0", "pass": "0"}
     )
@@ -282,9 +279,7 @@ def _simple_line(
             "line_width_unit": "MM",
             "offset": "0",
             "offset_unit": "MM",
-            "customdash": dash or "5;2",
-            "customdash_unit": "MM",
-            "use_custom_dash": "1" if dash else "0",
+            "use_custom_dash": "0",
         },
     )
 
@@ -722,6 +717,7 @@ def _wgs84_geojson(geoms: gpd.GeoSeries, tolerance_m: float, decimals: int = 5) 
     5 decimals (~1 m) is below the display resolution and the 2 m simplification.
     """
     arr = geoms.to_crs(_NATIONAL_CRS).to_numpy()
+    arr = np.where(shapely.is_empty(arr), None, arr)  # empty -> null (Leaflet skips those)
     if tolerance_m > 0:
         arr = shapely.simplify(arr, tolerance_m)  # keeps line end points: segments stay joined
     ll = gpd.GeoSeries(arr, crs=_NATIONAL_CRS).to_crs(_WGS84).to_numpy()
@@ -729,10 +725,10 @@ def _wgs84_geojson(geoms: gpd.GeoSeries, tolerance_m: float, decimals: int = 5) 
 
 
 def _feature_collection(geojson: np.ndarray, props: Sequence[Mapping[str, Any]]) -> str:
+    # Null geometries stay as features: per-shift rows are aligned with feature positions.
     feats = [
-        '{"type":"Feature","properties":' + _js_json(p) + ',"geometry":' + g + "}"
+        '{"type":"Feature","properties":' + _js_json(p) + ',"geometry":' + (g or "null") + "}"
         for g, p in zip(geojson, props, strict=True)
-        if g is not None
     ]
     return '{"type":"FeatureCollection","features":[' + ",".join(feats) + "]}"
 
@@ -890,10 +886,9 @@ def _html_data(
         for c in ("unit", "segment_id", "slot_start", "slot_end"):
             if c in tab:
                 tab[c] = tab[c].astype(str)
-        mid = gpd.GeoSeries(_midpoints(gdf), crs=_NATIONAL_CRS).to_crs(_WGS84)
-        tab["mid"] = (
-            np.round(shapely.get_coordinates(mid.to_numpy()), 5).tolist() if len(gdf) else []
-        )
+        mid = gpd.GeoSeries(_midpoints(gdf), crs=_NATIONAL_CRS).to_crs(_WGS84).to_numpy()
+        lonlat = np.round(np.column_stack([shapely.get_x(mid), shapely.get_y(mid)]), 5)
+        tab["mid"] = [xy if np.isfinite(xy).all() else None for xy in lonlat.tolist()]
         cols = list(tab.columns)
         props = [dict(zip(cols, r, strict=True)) for r in _records(tab, cols)]
         plan_fcs[str(name)] = _feature_collection(
@@ -1037,7 +1032,7 @@ _APP_JS: Final[str] = r"""
         style: function (f) { return {color: unitColour(f.properties.unit), weight: 15, opacity: 0.45, lineCap: "round"}; },
         onEachFeature: function (f, layer) { layer.bindPopup(planPopup(f.properties)); }
       });
-      var marks = pfc.features.map(function (f) {
+      var marks = pfc.features.filter(function (f) { return f.properties.mid; }).map(function (f) {
         var p = f.properties;
         return L.circleMarker([p.mid[1], p.mid[0]], {renderer: rPlanMk, radius: 8, color: unitColour(p.unit), weight: 3,
           fillColor: "#ffffff", fillOpacity: 1})
@@ -1344,7 +1339,7 @@ def write_png_map(
             parts, owner = _line_parts(gdf.geometry.to_numpy()[order])
             oc = cls[order][owner]
             cmap = np.array([RISK_CLASS_COLOURS.get(c, "#888888") for c in range(6)])
-            wmap = np.array([RISK_CLASS_WIDTHS_MM.get(c, 0.6) for c in range(6)]) * 2.4
+            wmap = np.array([RISK_CLASS_WIDTHS_MM.get(c, 0.6) for c in range(6)]) * 1.8
             ocl = np.clip(oc, 0, 5)
             ax.add_collection(
                 LineCollection(
@@ -1362,10 +1357,7 @@ def write_png_map(
             )
         p = pl.get(shift)
         if p is not None and len(p):
-            mid = shapely.line_interpolate_point(p.geometry.to_numpy(), 0.5, normalized=True) \
-                if p.geom_type.isin(["LineString", "MultiLineString"]).all() \
-                else p.geometry.representative_point().to_numpy()  # fmt: skip
-            xy = shapely.get_coordinates(mid)
+            xy = shapely.get_coordinates(_midpoints(p))
             ax.scatter(
                 xy[:, 0],
                 xy[:, 1],
@@ -1417,7 +1409,7 @@ def write_png_map(
             zorder=8,
         )
     handles = [
-        Line2D([], [], color=RISK_CLASS_COLOURS[k], linewidth=RISK_CLASS_WIDTHS_MM[k] * 2.4 + 1,
+        Line2D([], [], color=RISK_CLASS_COLOURS[k], linewidth=RISK_CLASS_WIDTHS_MM[k] * 1.8 + 1,
                label=f"{k} {RISK_CLASS_LABELS[k]}")
         for k in sorted(RISK_CLASS_COLOURS, reverse=True)
     ]  # fmt: skip

@@ -71,6 +71,24 @@ from ._common import get_settings, out_option, seed_option
     default=None,
     help="Append-only audit log (default: setting audit_log).",
 )
+@click.option(
+    "--date",
+    "date",
+    default=None,
+    metavar="D",
+    help="Score local date D first (needs --events; model: --model or the newest bundle).",
+)
+@click.option(
+    "--events",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Events file for --date (as for 'riskmodel score').",
+)
+@click.option(
+    "--effort", default=None, type=click.Path(dir_okay=False), help="Effort log for --date."
+)
+@click.option("--model", default=None, help="Model bundle for --date (default: newest).")
+@click.option("--assume-tz", default=None, help="Zone for naive timestamps of --events.")
 @out_option()
 def plan(
     risk: str | None,
@@ -83,6 +101,11 @@ def plan(
     seed: int | None,
     segments: str | None,
     audit_log: str | None,
+    date: str | None,
+    events: str | None,
+    effort: str | None,
+    model: str | None,
+    assume_tz: str | None,
     out: str,
 ) -> None:
     """Randomised, risk-weighted, capped spot-check plan(s) for the shift(s) of a risk table.
@@ -93,15 +116,39 @@ def plan(
     from .. import planning
 
     settings = get_settings()
-    # HOOK: a '--date D' form will score first and pass the fresh risk frame to run_plan.
-    if risk is None:
-        raise click.UsageError("give --risk FILE (a risk table from 'riskmodel score')")
+    if (risk is None) == (date is None):
+        raise click.UsageError(
+            "give either --risk FILE (from 'riskmodel score') or --date D with --events FILE"
+        )
     if units is None and units_per_area is None:
         raise click.UsageError("give --units N or --units-per-area FILE")
-    risk_df = planning.read_risk(risk)
+    model_id = None
+    if date is not None:
+        if events is None:
+            raise click.UsageError("--date needs --events FILE")
+        from ..api import load_model, score_dates
+        from ..pipeline import read_dataset
+
+        bundle = load_model(settings, model)
+        ds = read_dataset(
+            settings,
+            events,
+            effort,
+            end=date,
+            read_kwargs={"assume_tz": assume_tz},
+            quarantine_dir=out,
+        )
+        risk_df = score_dates(settings, bundle, ds, date, None, shift_name).drop(
+            columns=["window", "seq"]
+        )
+        model_id = bundle.model_id
+        if segments is None:
+            segments_gdf = ds.geo.segments
+    else:
+        risk_df = planning.read_risk(risk)
     upa = planning.read_units_per_area(units_per_area) if units_per_area else None
     config = planning.load_caps(caps, shifts_per_day=len(parse_shifts(settings.shifts)))
-    seg_gdf = None
+    seg_gdf = segments_gdf if date is not None and segments is None else None
     if segments:
         import geopandas as gpd
 
@@ -137,6 +184,7 @@ def plan(
         segments=seg_gdf,
         tz=settings.timezone,
         risk_file=risk,
+        model_id=model_id,
     )
     quiet = click.get_current_context().find_root().obj.get("quiet")
     for p, files in results:
