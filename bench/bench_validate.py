@@ -31,11 +31,23 @@ HERE = Path(__file__).resolve().parent
 
 # Rough SI-HR border course (lon, lat), tripoint -> Dragonja mouth, for a synthetic line when
 # the bundled border is not built yet.
-_WAYPOINTS = np.array([
-    (16.596, 46.476), (16.38, 46.31), (16.01, 46.29), (15.65, 46.21), (15.60, 46.00),
-    (15.70, 45.84), (15.30, 45.70), (15.33, 45.45), (14.95, 45.48), (14.57, 45.63),
-    (14.33, 45.48), (13.92, 45.53), (13.592, 45.472),
-])
+_WAYPOINTS = np.array(
+    [
+        (16.596, 46.476),
+        (16.38, 46.31),
+        (16.01, 46.29),
+        (15.65, 46.21),
+        (15.60, 46.00),
+        (15.70, 45.84),
+        (15.30, 45.70),
+        (15.33, 45.45),
+        (14.95, 45.48),
+        (14.57, 45.63),
+        (14.33, 45.48),
+        (13.92, 45.53),
+        (13.592, 45.472),
+    ]
+)
 
 
 def synthetic_border(n_vertices: int = 9000):
@@ -49,8 +61,9 @@ def synthetic_border(n_vertices: int = 9000):
     t = np.linspace(0, len(x) - 1, n_vertices)
     bx, by = np.interp(t, np.arange(len(x)), x), np.interp(t, np.arange(len(y)), y)
     by = by + 600 * np.sin(t * 7.0) + 150 * np.sin(t * 61.0)  # meanders like a river
-    return gpd.GeoDataFrame(geometry=[shapely.linestrings(np.column_stack([bx, by]))],
-                            crs="EPSG:3794")
+    return gpd.GeoDataFrame(
+        geometry=[shapely.linestrings(np.column_stack([bx, by]))], crs="EPSG:3794"
+    )
 
 
 def generate(path: Path, rows: int, seed: int = 0) -> None:
@@ -74,8 +87,9 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
     text = pc.strftime(ts, format="%Y-%m-%dT%H:%M:%S%z")
     lat_s = pc.cast(pa.array(np.round(lat, 6)), pa.string())
     lon_s = pc.cast(pa.array(np.round(lon, 6)), pa.string())
-    text, lat_s, lon_s = (np.asarray(a.to_numpy(zero_copy_only=False), dtype=object)
-                          for a in (text, lat_s, lon_s))
+    text, lat_s, lon_s = (
+        np.asarray(a.to_numpy(zero_copy_only=False), dtype=object) for a in (text, lat_s, lon_s)
+    )
     k = max(rows // 700, 1)  # ~7 kinds of damage, 1/700 each
 
     def pick() -> np.ndarray:
@@ -91,15 +105,19 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
     dup_src = rng.choice(rows, k)
     text[i], lat_s[i], lon_s[i] = text[dup_src], lat_s[dup_src], lon_s[dup_src]  # duplicates
     persons = pa.array(rng.integers(1, 30, rows))
-    tbl = pa.table({
-        "event_id": pc.binary_join_element_wise("E", pc.cast(pa.array(np.arange(rows)), pa.string()), ""),
-        "timestamp": pa.array(text, type=pa.string()),
-        "lat": pa.array(lat_s, type=pa.string()),
-        "lon": pa.array(lon_s, type=pa.string()),
-        "persons": persons,
-        "type": pa.array(np.where(rng.random(rows) < 0.05, "smuggler_arrest", "apprehension")),
-        "source": pa.array(rng.choice(["PU Novo mesto", "PU Koper", "PU Celje"], rows)),
-    })
+    tbl = pa.table(
+        {
+            "event_id": pc.binary_join_element_wise(
+                "E", pc.cast(pa.array(np.arange(rows)), pa.string()), ""
+            ),
+            "timestamp": pa.array(text, type=pa.string()),
+            "lat": pa.array(lat_s, type=pa.string()),
+            "lon": pa.array(lon_s, type=pa.string()),
+            "persons": persons,
+            "type": pa.array(np.where(rng.random(rows) < 0.05, "smuggler_arrest", "apprehension")),
+            "source": pa.array(rng.choice(["PU Novo mesto", "PU Koper", "PU Celje"], rows)),
+        }
+    )
     pv.write_csv(tbl, path, write_options=pv.WriteOptions(quoting_style="needed"))
 
 
@@ -117,8 +135,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
         path = Path(tmp) / "events.csv"
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--rows", str(args.rows),
-                        "--generate-only", str(path)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--rows", str(args.rows), "--generate-only", str(path)],
+            check=True,
+        )
         gen_s = time.perf_counter() - t0
         size_mb = path.stat().st_size / 1e6
         print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {gen_s:.1f} s")
@@ -154,8 +174,10 @@ def main() -> None:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
         }
-        print(f"validated in {secs:.1f} s ({out['rows_per_second']:,} rows/s); "
-              f"peak RSS {peak_mb:.0f} MB (before {rss0:.0f} MB); target < 3072 MB")
+        print(
+            f"validated in {secs:.1f} s ({out['rows_per_second']:,} rows/s); "
+            f"peak RSS {peak_mb:.0f} MB (before {rss0:.0f} MB); target < 3072 MB"
+        )
         print(f"read {s['rows_read']} = accepted {s['accepted']} + quarantined {s['quarantined']}")
         print("by reason:", s["by_reason"])
     (HERE / "results").mkdir(exist_ok=True)

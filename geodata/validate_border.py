@@ -168,15 +168,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours, ref = read_line(args.border), read_line(args.reference)
     f = compare(ours, ref, args.step_m)
     print(f"ours      {f['length_km']:8.2f} km  {f['vertices']:6d} vertices  ({args.border})")
-    print(f"reference {f['reference_length_km']:8.2f} km  {f['reference_vertices']:6d} vertices  "
-          f"({args.reference})")
+    print(
+        f"reference {f['reference_length_km']:8.2f} km  {f['reference_vertices']:6d} vertices  "
+        f"({args.reference})"
+    )
     print(f"length ratio {f['length_ratio']:.4f}")
-    print(f"ours -> reference (every {f['densify_m']:g} m): median {f['median_m']} m, "
-          f"p95 {f['p95_m']} m, max {f['max_m']} m")
-    print(f"reference -> ours: median {f['reverse_median_m']} m, p95 {f['reverse_p95_m']} m, "
-          f"max {f['reverse_max_m']} m")
+    print(
+        f"ours -> reference (every {f['densify_m']:g} m): median {f['median_m']} m, "
+        f"p95 {f['p95_m']} m, max {f['max_m']} m"
+    )
+    print(
+        f"reference -> ours: median {f['reverse_median_m']} m, p95 {f['reverse_p95_m']} m, "
+        f"max {f['reverse_max_m']} m"
+    )
     ok = f["median_m"] <= MAX_MEDIAN_M and f["p95_m"] <= MAX_P95_M
-    print(f"limits median <= {MAX_MEDIAN_M:g} m, p95 <= {MAX_P95_M:g} m: {'PASS' if ok else 'FAIL'}")
+    print(
+        f"limits median <= {MAX_MEDIAN_M:g} m, p95 <= {MAX_P95_M:g} m: {'PASS' if ok else 'FAIL'}"
+    )
     if args.write:
         # Record the reference by the name of its file plus the project's label for it.
         label = f"{args.reference.name} (GURS survey line, CC BY 4.0)"

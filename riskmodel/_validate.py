@@ -360,9 +360,7 @@ def dedupe_names(header: list[str]) -> list[str]:
     return out
 
 
-def load_table(
-    path: Path, *, encoding: str | None, delimiter: str | None, kind: str
-) -> RawTable:
+def load_table(path: Path, *, encoding: str | None, delimiter: str | None, kind: str) -> RawTable:
     """Read a file by extension into a :class:`RawTable` (file-level problems -> InputError)."""
     where = str(path)
     if not path.exists():
@@ -479,8 +477,13 @@ def _parse_csv_body(
         index_col=False,
     )
     try:
-        df = pd.read_csv(path, engine="c", **common)
+        with warnings.catch_warnings():
+            # It only *warns* (and drops fields) when the first data row is too long.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, engine="c", **common)
         return df.fillna("").astype(STR), None
+    except pd.errors.ParserWarning:
+        pass
     except pd.errors.ParserError as exc:
         if "EOF inside string" in str(exc):
             raise _csv_error(where, exc) from None
@@ -581,7 +584,9 @@ def _read_vector(path: Path, kind: str) -> RawTable:
             fix="check the file opens in QGIS (shapefiles need their .shx/.dbf/.prj)",
         ) from None
     if caught:
-        notes.append(f"GDAL reported {len(caught)} problem(s) while reading, e.g. {caught[0].message}")
+        notes.append(
+            f"GDAL reported {len(caught)} problem(s) while reading, e.g. {caught[0].message}"
+        )
     cols = [str(c) for c in meta["fields"]]
     data = pd.DataFrame(dict(zip(dedupe_names(cols), fields, strict=True)))
     if wkb is None:
@@ -685,8 +690,9 @@ def resolve_columns(
     return mapping, notes
 
 
-def suggest(missing: list[str], columns: list[str], aliases: dict[str, tuple[str, ...]],
-            used: set[str]) -> dict[str, str]:
+def suggest(
+    missing: list[str], columns: list[str], aliases: dict[str, tuple[str, ...]], used: set[str]
+) -> dict[str, str]:
     """Closest unused file column for each missing key (difflib ratio against key + aliases)."""
     out: dict[str, str] = {}
     free = [c for c in columns if c not in used]
@@ -694,7 +700,9 @@ def suggest(missing: list[str], columns: list[str], aliases: dict[str, tuple[str
         best, best_r = None, 0.6
         for c in free:
             n = norm_name(c)
-            r = max(difflib.SequenceMatcher(None, n, a).ratio() for a in (key, *aliases.get(key, ())))
+            r = max(
+                difflib.SequenceMatcher(None, n, a).ratio() for a in (key, *aliases.get(key, ()))
+            )
             if r > best_r:
                 best, best_r = c, r
         if best is not None:
@@ -715,7 +723,9 @@ def missing_columns_error(
     parts = [f"missing required column(s): {', '.join(missing)}; the file has: {_list(columns)}"]
     if sugg:
         parts.append("; did you mean " + ", ".join(f"{c!r} for {k}" for k, c in sugg.items()))
-    looks_like_data = sum(bool(re.fullmatch(r"[-+0-9.,:/ T]+", c)) for c in columns) > len(columns) / 2
+    looks_like_data = (
+        sum(bool(re.fullmatch(r"[-+0-9.,:/ T]+", c)) for c in columns) > len(columns) / 2
+    )
     if looks_like_data:
         fix = "the first line looks like data: add a header line such as timestamp,lat,lon"
     elif sugg:
@@ -771,6 +781,7 @@ def to_float(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # Times
 # --------------------------------------------------------------------------------------------
 DST_POLICIES = ("raise", "shift", "earliest", "latest", "drop")
+CHUNK = 1_000_000  # rows per string-parsing chunk
 _AWARE_RE = r"\d[:.]\d{2}(?:[:.]\d{2}(?:[.,]\d{1,9})?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}(?:$|[T ])"
 _TIME = (
@@ -822,22 +833,62 @@ def _iso_to_utc(s: pd.Series, aware: bool) -> np.ndarray:
     return r.to_numpy(dtype="datetime64[us]")
 
 
-def _parse_other(sub: pd.Series, notes: list[str], label: str) -> tuple[np.ndarray, np.ndarray]:
+def _slash_order(arr: pa.ChunkedArray, notes: list[str], label: str) -> bool:
+    """Decide d/m/y vs m/d/y once per column from slashed values with a part > 12."""
+    if not to_np_bool(pc.match_substring(arr, "/")).any():
+        return False
+    parts = pc.extract_regex(arr, r"^(?P<a>\d{1,2})\s*/\s*(?P<b>\d{1,2})\s*/\s*\d{4}")
+    a = pd.to_numeric(pd.Series(pc.struct_field(parts, [0]).to_pandas()), errors="coerce")
+    b = pd.to_numeric(pd.Series(pc.struct_field(parts, [1]).to_pandas()), errors="coerce")
+    if a.notna().sum() == 0:
+        return False
+    if (b > 12).any() and not (a > 12).any():
+        notes.append(f"{label}: slashed dates read as month/day/year (US order)")
+        return True
+    if not (a > 12).any():
+        notes.append(f"{label}: slashed dates are ambiguous; read as day/month/year")
+    return False
+
+
+def _parse_strings(arr: pa.ChunkedArray, month_first: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """One chunk of trimmed strings -> (UTC instants, naive wall-clock times, n date-only)."""
+    n = len(arr)
+    utc = np.full(n, NAT)
+    local = np.full(n, NAT)
+    if to_np_bool(pc.match_substring_regex(arr, r"[A-Za-z]{3}$")).any():
+        for pat, off in (
+            ("(?i)\\s*(?:utc|gmt)$", "+00:00"),
+            ("(?i)\\s*cest$", "+02:00"),
+            ("(?i)\\s*cet$", "+01:00"),
+        ):
+            arr = pc.replace_substring_regex(arr, pat, off)
+    aware = to_np_bool(pc.match_substring_regex(arr, _AWARE_RE))
+    iso = to_np_bool(pc.match_substring_regex(arr, _ISO_RE))
+    s = str_series(arr)
+    m = aware & iso
+    if m.any():
+        utc[m] = _iso_to_utc(s[m], True)
+    m = ~aware & iso
+    if m.any():
+        local[m] = _iso_to_utc(s[m], False)
+    left = (s != "").to_numpy() & np.isnat(utc) & np.isnat(local)
+    if left.any():
+        utc[left], local[left] = _parse_other(s[left], month_first)
+    short = to_np_bool(pc.less_equal(pc.utf8_length(arr), 11))
+    n_date_only = int((short & (~np.isnat(utc) | ~np.isnat(local))).sum())
+    return utc, local, n_date_only
+
+
+def _parse_other(sub: pd.Series, month_first: bool) -> tuple[np.ndarray, np.ndarray]:
     """Day-first dotted / slashed dates (31.3.2024 2:30, 2024/03/31 ...) -> ISO -> datetimes."""
     ex = sub.str.extract(_DMY)
     miss = ex["y"].isna()
     if miss.any():
         ex2 = sub[miss].str.extract(_YMD)
         ex.loc[miss, ex2.columns] = ex2
-    slash = (ex["sep"] == "/") & ex["d"].notna()
-    if slash.any():  # d/m vs m/d: decide once for the column from values > 12
-        first = pd.to_numeric(ex.loc[slash, "d"]) > 12
-        second = pd.to_numeric(ex.loc[slash, "m"]) > 12
-        if second.any() and not first.any():
-            ex.loc[slash, ["d", "m"]] = ex.loc[slash, ["m", "d"]].to_numpy()
-            notes.append(f"{label}: slashed dates read as month/day/year (US order)")
-        elif not first.any():
-            notes.append(f"{label}: slashed dates are ambiguous; read as day/month/year")
+    if month_first:
+        slash = (ex["sep"] == "/") & ex["d"].notna()
+        ex.loc[slash, ["d", "m"]] = ex.loc[slash, ["m", "d"]].to_numpy()
     date = ex["y"] + "-" + ex["m"].str.zfill(2) + "-" + ex["d"].str.zfill(2)
     sec = (":" + ex["S"].str.replace(",", ".", regex=False)).fillna("")
     clock = ("T" + ex["H"].str.zfill(2) + ":" + ex["M"] + sec).fillna("")
@@ -892,25 +943,13 @@ def parse_times(
     else:
         arr = str_arrow(values)
         missing = to_np_bool(pc.equal(arr, ""))
-        if to_np_bool(pc.match_substring_regex(arr, r"[A-Za-z]{3}$")).any():
-            for pat, off in (("(?i)\\s*(?:utc|gmt)$", "+00:00"), ("(?i)\\s*cest$", "+02:00"),
-                             ("(?i)\\s*cet$", "+01:00")):
-                arr = pc.replace_substring_regex(arr, pat, off)
-        aware = to_np_bool(pc.match_substring_regex(arr, _AWARE_RE))
-        iso = to_np_bool(pc.match_substring_regex(arr, _ISO_RE))
-        s = str_series(arr)
-        m = aware & iso
-        if m.any():
-            utc[m] = _iso_to_utc(s[m], True)
-        m = ~aware & iso
-        if m.any():
-            local[m] = _iso_to_utc(s[m], False)
-        left = ~missing & np.isnat(utc) & np.isnat(local)
-        if left.any():
-            u, lo = _parse_other(s[left], notes, label)
-            utc[left], local[left] = u, lo
-        short = to_np_bool(pc.less_equal(pc.utf8_length(arr), 11)) & ~missing
-        n_date_only = int((short & (~np.isnat(utc) | ~np.isnat(local))).sum())
+        month_first = _slash_order(arr, notes, label)
+        n_date_only = 0
+        for lo in range(0, n, CHUNK):  # chunks bound the object arrays pandas parses from
+            hi = min(lo + CHUNK, n)
+            u, lo_, k = _parse_strings(arr.slice(lo, hi - lo), month_first)
+            utc[lo:hi], local[lo:hi] = u, lo_
+            n_date_only += k
         if n_date_only:
             notes.append(
                 f"{label}: {n_date_only} value(s) have a date but no time of day; read as 00:00 "
@@ -930,8 +969,18 @@ def parse_times(
                 )
             flags.mark(naive, rc("naive_timestamp"))
         else:
-            _localise(local, naive, utc, values, flags=flags, tz=assume_tz, dst=dst,
-                      where=where, label=label, rc=rc)
+            _localise(
+                local,
+                naive,
+                utc,
+                values,
+                flags=flags,
+                tz=assume_tz,
+                dst=dst,
+                where=where,
+                label=label,
+                rc=rc,
+            )
     valid = ~np.isnat(utc)
     fut = valid & (utc > np.datetime64(now.tz_localize(None), "us"))
     old = valid & (utc < np.datetime64(min_date.tz_localize(None), "us"))
@@ -972,7 +1021,11 @@ def _localise(
     amb = sub.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").isna().to_numpy()
     if dst == "raise":
         i = int(hpos[0])
-        kind = "occurs twice (clocks went back)" if amb[0] else "does not exist (clocks jumped forward)"
+        kind = (
+            "occurs twice (clocks went back)"
+            if amb[0]
+            else "does not exist (clocks jumped forward)"
+        )
         raise InputError(
             f"row {i + 1}: local {label} {_val(values, i)!r} {kind} in {tz} at the DST change",
             where=where,
@@ -1072,6 +1125,7 @@ class Coords:
     lon: np.ndarray
     lat: np.ndarray
     source: str
+    keys: tuple[str, ...] = ()  # canonical columns the points came from (none: geometry)
 
 
 def coordinates(
@@ -1095,16 +1149,35 @@ def coordinates(
     bad_geom = table.bad_geometry is not None and bool(table.bad_geometry.any())
     # Vector files use their geometry, unless it is entirely absent and attributes hold points.
     if geom is not None and (not attr or bad_geom or not pd.isna(geom).all()):
-        return _from_geometry(table, flags=flags, crs=crs, swap_latlon=swap_latlon,
-                              metric_crs=metric_crs, where=where, notes=notes)
+        return _from_geometry(
+            table,
+            flags=flags,
+            crs=crs,
+            swap_latlon=swap_latlon,
+            metric_crs=metric_crs,
+            where=where,
+            notes=notes,
+        )
     if "lon" in mapping and "lat" in mapping:
         lon, mlon, blon = to_float(data[mapping["lon"]])
         lat, mlat, blat = to_float(data[mapping["lat"]])
         flags.mark(mlon | mlat, "missing_coordinates")
         flags.mark(blon | blat, "bad_coordinates")
         cols = f"{mapping['lon']}/{mapping['lat']}"
-        return _lonlat(lon, lat, flags=flags, crs=crs, swap_latlon=swap_latlon,
-                       metric_crs=metric_crs, where=where, notes=notes, cols=cols)
+        return _with_keys(
+            ("lon", "lat"),
+            _lonlat(
+                lon,
+                lat,
+                flags=flags,
+                crs=crs,
+                swap_latlon=swap_latlon,
+                metric_crs=metric_crs,
+                where=where,
+                notes=notes,
+                cols=cols,
+            ),
+        )
     if "x" in mapping and "y" in mapping:
         x, mx, bx = to_float(data[mapping["x"]])
         y, my, by = to_float(data[mapping["y"]])
@@ -1115,10 +1188,14 @@ def coordinates(
             nx, ny = norm_name(cols[0]), norm_name(cols[1])
             if "d96" in nx and "d96" in ny:
                 crs = "EPSG:3794"
-                notes.append(f"columns {cols[0]}/{cols[1]} read as D96/TM (EPSG:3794) from their names")
+                notes.append(
+                    f"columns {cols[0]}/{cols[1]} read as D96/TM (EPSG:3794) from their names"
+                )
             elif "d48" in nx and "d48" in ny:
                 crs = "EPSG:3912"
-                notes.append(f"columns {cols[0]}/{cols[1]} read as D48/GK (EPSG:3912) from their names")
+                notes.append(
+                    f"columns {cols[0]}/{cols[1]} read as D48/GK (EPSG:3912) from their names"
+                )
             else:
                 hint = ""
                 if (_between(x, EASTING) | _between(x, NORTHING)).mean() > 0.5:
@@ -1128,9 +1205,26 @@ def coordinates(
                     where=where,
                     fix="give --crs EPSG:3794 (D96/TM) or --crs EPSG:3912 (old D48/GK)",
                 )
-        return _xy(x, y, crs, flags=flags, swap_latlon=swap_latlon, metric_crs=metric_crs,
-                   where=where, notes=notes, cols=cols)
+        return _with_keys(
+            ("x", "y"),
+            _xy(
+                x,
+                y,
+                crs,
+                flags=flags,
+                swap_latlon=swap_latlon,
+                metric_crs=metric_crs,
+                where=where,
+                notes=notes,
+                cols=cols,
+            ),
+        )
     return None
+
+
+def _with_keys(keys: tuple[str, ...], c: Coords) -> Coords:
+    c.keys = keys
+    return c
 
 
 def _lonlat(
@@ -1160,8 +1254,17 @@ def _lonlat(
                 fix="give --crs EPSG:3794 (D96/TM) or EPSG:3912 (D48/GK) to read them as x/y",
             )
         notes.append(f"columns {cols} hold metres; read as x/y in {check_crs(crs)[0]}")
-        return _xy(lon, lat, crs, flags=flags, swap_latlon=swap_latlon, metric_crs=metric_crs,
-                   where=where, notes=notes, cols=tuple(cols.split("/", 1)))
+        return _xy(
+            lon,
+            lat,
+            crs,
+            flags=flags,
+            swap_latlon=swap_latlon,
+            metric_crs=metric_crs,
+            where=where,
+            notes=notes,
+            cols=tuple(cols.split("/", 1)),
+        )
     flags.mark(proj, "projected_as_lonlat")
     with np.errstate(invalid="ignore"):
         oor = valid & ~proj & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
@@ -1200,8 +1303,17 @@ def _xy(
 ) -> Coords:
     name, geographic = check_crs(crs)
     if geographic:
-        return _lonlat(x, y, flags=flags, crs=None, swap_latlon=swap_latlon,
-                       metric_crs=metric_crs, where=where, notes=notes, cols="/".join(cols))
+        return _lonlat(
+            x,
+            y,
+            flags=flags,
+            crs=None,
+            swap_latlon=swap_latlon,
+            metric_crs=metric_crs,
+            where=where,
+            notes=notes,
+            cols="/".join(cols),
+        )
     valid = np.isfinite(x) & np.isfinite(y)
     if name in SI_GRIDS:
         normal = valid & _between(x, EASTING) & _between(y, NORTHING)
@@ -1263,8 +1375,17 @@ def _from_geometry(
         fcrs = crs
     elif crs is not None and check_crs(crs)[0] != check_crs(fcrs)[0]:
         notes.append(f"the file declares {check_crs(fcrs)[0]}; --crs {crs} ignored")
-    return _xy(x, y, fcrs, flags=flags, swap_latlon=swap_latlon, metric_crs=metric_crs,
-               where=where, notes=notes, cols=("geometry x", "geometry y"))
+    return _xy(
+        x,
+        y,
+        fcrs,
+        flags=flags,
+        swap_latlon=swap_latlon,
+        metric_crs=metric_crs,
+        where=where,
+        notes=notes,
+        cols=("geometry x", "geometry y"),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1292,7 +1413,9 @@ class BorderIndex:
 
         geoms = _border_geoms(border, metric_crs)
         lines = shapely.get_parts(shapely.boundary(geoms[shapely.get_dimensions(geoms) == 2]))
-        lines = np.concatenate([lines, shapely.get_parts(geoms[shapely.get_dimensions(geoms) == 1])])
+        lines = np.concatenate(
+            [lines, shapely.get_parts(geoms[shapely.get_dimensions(geoms) == 1])]
+        )
         if len(lines) == 0:
             raise InputError("the border layer holds no lines", fix="give a line layer (--border)")
         a_list, b_list = [], []
@@ -1317,11 +1440,13 @@ class BorderIndex:
 
         self.tree = cKDTree(samples)
 
-    def distance(self, x: np.ndarray, y: np.ndarray, upper: float, chunk: int = 1_000_000) -> np.ndarray:
+    def distance(
+        self, x: np.ndarray, y: np.ndarray, upper: float, chunk: int = 1_000_000
+    ) -> np.ndarray:
         """Distances in metres; ``inf`` beyond ``upper`` (+ spacing) or for NaN points."""
         out = np.full(len(x), np.inf)
         for lo in range(0, len(x), chunk):
-            px, py = x[lo:lo + chunk], y[lo:lo + chunk]
+            px, py = x[lo : lo + chunk], y[lo : lo + chunk]
             m = np.isfinite(px) & np.isfinite(py)
             if not m.any():
                 continue
@@ -1337,7 +1462,7 @@ class BorderIndex:
                 for s in (s0 - 1, s0, s0 + 1):
                     s = np.clip(s, 0, nseg - 1)
                     best[found] = np.minimum(best[found], _seg_dist(p[found], self.a[s], self.b[s]))
-            block = out[lo:lo + chunk]
+            block = out[lo : lo + chunk]
             block[m] = best
         return out
 
@@ -1359,7 +1484,10 @@ def _border_geoms(border: Any, metric_crs: str) -> np.ndarray:
     if isinstance(border, gpd.GeoDataFrame):
         border = border.geometry
     if isinstance(border, gpd.GeoSeries):
-        if border.crs is not None and check_crs(border.crs.to_string())[0] != check_crs(metric_crs)[0]:
+        if (
+            border.crs is not None
+            and check_crs(border.crs.to_string())[0] != check_crs(metric_crs)[0]
+        ):
             border = border.to_crs(metric_crs)
         geoms = np.asarray(border.values, dtype=object)
     elif isinstance(border, shapely.Geometry):
@@ -1367,6 +1495,37 @@ def _border_geoms(border: Any, metric_crs: str) -> np.ndarray:
     else:
         geoms = np.asarray(border, dtype=object)
     return geoms[~pd.isna(geoms)]
+
+
+# --------------------------------------------------------------------------------------------
+# Duplicates (sort-based: pandas' hash-based duplicated() costs ~1 GB on 5 M strings)
+# --------------------------------------------------------------------------------------------
+def duplicated_strings(arr: pa.ChunkedArray) -> np.ndarray:
+    """True for every repeat of an earlier value (first occurrence kept), via a stable sort."""
+    n = len(arr)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    order = pc.sort_indices(arr).to_numpy()  # stable: equal values keep file order
+    srt = arr.take(pa.array(order))
+    same = to_np_bool(pc.equal(srt.slice(1), srt.slice(0, n - 1)))
+    out[order[1:][same]] = True
+    return out
+
+
+def duplicated_keys(*keys: np.ndarray) -> np.ndarray:
+    """True for every repeat of an earlier key tuple (first occurrence kept)."""
+    n = len(keys[0])
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    order = np.lexsort(keys[::-1])  # stable
+    same = np.ones(n - 1, dtype=bool)
+    for k in keys:
+        ks = k[order]
+        same &= ks[1:] == ks[:-1]
+    out[order[1:][same]] = True
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1386,4 +1545,3 @@ def as_strings(data: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
         s = sub[c]
         out[c] = s.astype(STR).fillna("") if len(s) else pd.Series([], dtype=STR)
     return pd.DataFrame(out, index=pd.RangeIndex(len(sub)))
-

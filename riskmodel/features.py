@@ -513,8 +513,8 @@ def build_features(
         put("shift_hours", np.repeat(hours[:, None], S, axis=1))
         mid_local = (local.dt.hour + local.dt.minute / 60 + hours / 2) % 24
         put("local_hour", np.repeat(mid_local.to_numpy()[:, None], S, axis=1))
-        put("weekday", np.repeat(date.dt.dayofweek.to_numpy()[:, None], S, axis=1))
-        doy = date.dt.dayofyear.to_numpy()
+        put("weekday", np.repeat(date.dt.day_of_week.to_numpy()[:, None], S, axis=1))
+        doy = date.dt.day_of_year.to_numpy()
         for nm, v in (
             ("doy_sin", np.sin(2 * np.pi * doy / 365.25)),
             ("doy_cos", np.cos(2 * np.pi * doy / 365.25)),

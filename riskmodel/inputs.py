@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import _validate as V
 from ._errors import ConfigError, InputError
@@ -69,8 +71,17 @@ _COORD_ALIASES: dict[str, tuple[str, ...]] = {
 }
 #: Canonical events column -> recognised (normalised, case-insensitive) names, preferred first.
 EVENT_ALIASES: dict[str, tuple[str, ...]] = {
-    "timestamp": ("timestamp", "datetime", "date_time", "datum_cas", "datum_in_cas", "time",
-                  "date", "datum", "cas"),
+    "timestamp": (
+        "timestamp",
+        "datetime",
+        "date_time",
+        "datum_cas",
+        "datum_in_cas",
+        "time",
+        "date",
+        "datum",
+        "cas",
+    ),
     **_COORD_ALIASES,
     "persons": ("persons", "st_oseb", "n_persons", "count", "group_size", "stevilo_oseb"),
     "event_id": ("event_id", "id", "incident_id"),
@@ -86,22 +97,54 @@ EFFORT_ALIASES: dict[str, tuple[str, ...]] = {
     **_COORD_ALIASES,
 }
 _KNOWN_KEYS = set(EVENT_ALIASES) | set(EFFORT_ALIASES)
-_EVENT_COLUMNS = ("row", "event_id", "timestamp", "x", "y", "lon", "lat", "persons", "type",
-                  "source", "dist_to_border_m")
+_EVENT_COLUMNS = (
+    "row",
+    "event_id",
+    "timestamp",
+    "x",
+    "y",
+    "lon",
+    "lat",
+    "persons",
+    "type",
+    "source",
+    "dist_to_border_m",
+)
 _EFFORT_COLUMNS = ("row", "segment_id", "x", "y", "lon", "lat", "start", "end", "officer_hours")
 _TYPE_ALIASES = {
-    "apprehension": "apprehension", "apprehended": "apprehension", "prijetje": "apprehension",
-    "detection": "detection", "detected": "detection", "odkritje": "detection",
-    "zaznava": "detection", "smuggler_arrest": "smuggler_arrest", "smuggler": "smuggler_arrest",
-    "smuggling": "smuggler_arrest", "tihotapec": "smuggler_arrest",
+    "apprehension": "apprehension",
+    "apprehended": "apprehension",
+    "prijetje": "apprehension",
+    "detection": "detection",
+    "detected": "detection",
+    "odkritje": "detection",
+    "zaznava": "detection",
+    "smuggler_arrest": "smuggler_arrest",
+    "smuggler": "smuggler_arrest",
+    "smuggling": "smuggler_arrest",
+    "tihotapec": "smuggler_arrest",
 }
 # Which canonical columns explain each reason (for the --strict message).
 _REASON_KEYS = {
-    "timestamp": ("missing_timestamp", "bad_timestamp", "naive_timestamp", "dst_nonexistent",
-                  "dst_ambiguous", "future_timestamp", "too_old_timestamp"),
-    "coords": ("missing_coordinates", "bad_coordinates", "coords_out_of_range", "latlon_swapped",
-               "xy_swapped", "projected_as_lonlat", "too_far_from_border",
-               "duplicate_time_place"),
+    "timestamp": (
+        "missing_timestamp",
+        "bad_timestamp",
+        "naive_timestamp",
+        "dst_nonexistent",
+        "dst_ambiguous",
+        "future_timestamp",
+        "too_old_timestamp",
+    ),
+    "coords": (
+        "missing_coordinates",
+        "bad_coordinates",
+        "coords_out_of_range",
+        "latlon_swapped",
+        "xy_swapped",
+        "projected_as_lonlat",
+        "too_far_from_border",
+        "duplicate_time_place",
+    ),
     "persons": ("bad_persons",),
     "event_id": ("duplicate_event_id",),
     "officer_hours": ("missing_officer_hours", "bad_officer_hours"),
@@ -291,26 +334,42 @@ def read_events(
     """
     p, where, opts = _start(path, assume_tz, crs, dst, now, min_date, metric_crs)
     if not max_distance_m > 0:
-        raise ConfigError(f"max_distance_m must be > 0, got {max_distance_m}",
-                          where="--max-distance-m", fix="give a distance in metres")
+        raise ConfigError(
+            f"max_distance_m must be > 0, got {max_distance_m}",
+            where="--max-distance-m",
+            fix="give a distance in metres",
+        )
     table, flags, notes = _load(p, "events", encoding, delimiter)
     data = table.data
     n = len(data)
-    mapping, more = V.resolve_columns(list(data.columns), EVENT_ALIASES, dict(columns or {}),
-                                      _KNOWN_KEYS, where)
+    mapping, more = V.resolve_columns(
+        list(data.columns), EVENT_ALIASES, dict(columns or {}), _KNOWN_KEYS, where
+    )
     notes += more
-    ts_values, ts_used = _time_values(data, mapping, "timestamp", notes, bool(columns and
-                                                                             "timestamp" in columns))
+    ts_values, ts_used = _time_values(
+        data, mapping, "timestamp", notes, bool(columns and "timestamp" in columns)
+    )
     missing = [] if ts_values is not None else ["timestamp"]
     missing += _missing_location(mapping, table, required=True)
     if missing:
-        raise V.missing_columns_error(missing, list(data.columns), EVENT_ALIASES,
-                                      set(mapping.values()), where)
+        raise V.missing_columns_error(
+            missing, list(data.columns), EVENT_ALIASES, set(mapping.values()), where
+        )
 
     ts = V.parse_times(ts_values, flags=flags, label="timestamp", where=where, notes=notes, **opts)
-    coords = V.coordinates(table, mapping, flags=flags, crs=crs, swap_latlon=swap_latlon,
-                           metric_crs=metric_crs, where=where, notes=notes)
+    coords = V.coordinates(
+        table,
+        mapping,
+        flags=flags,
+        crs=crs,
+        swap_latlon=swap_latlon,
+        metric_crs=metric_crs,
+        where=where,
+        notes=notes,
+    )
+    pa.default_memory_pool().release_unused()  # string temporaries of the parsers
     assert coords is not None  # guaranteed by the required-columns check
+    _unused_coords(mapping, coords.keys, notes)
 
     persons = np.ones(n, dtype=np.int64)
     if "persons" in mapping:
@@ -334,30 +393,41 @@ def read_events(
 
     eid = None
     if "event_id" in mapping:
-        eid = V.str_series(V.str_arrow(data[mapping["event_id"]]))
+        eid = V.str_arrow(data[mapping["event_id"]])
         ok = flags.ok
-        sub = eid[ok]
-        dup = (sub != "") & sub.duplicated()
-        flags.mark(_expand(ok, dup.to_numpy()), "duplicate_event_id")
+        sub = eid.filter(pa.array(ok))
+        dup = V.duplicated_strings(sub) & V.to_np_bool(pc.not_equal(sub, ""))
+        flags.mark(_expand(ok, dup), "duplicate_event_id")
     ok = flags.ok
-    key = pd.DataFrame({"t": ts[ok].view(np.int64), "x": np.round(coords.x[ok]),
-                        "y": np.round(coords.y[ok])})
-    flags.mark(_expand(ok, key.duplicated().to_numpy()), "duplicate_time_place")
+    dup = V.duplicated_keys(ts[ok].view(np.int64), np.round(coords.x[ok]), np.round(coords.y[ok]))
+    flags.mark(_expand(ok, dup), "duplicate_time_place")
 
     ok = flags.ok
+    rejected = _rejected(table, flags)
+    used = set(mapping.values()) | ts_used
+    _release(data, used - {mapping.get(k) for k in ("event_id", "type", "source")})
+    del ts_values
     rows = np.arange(1, n + 1, dtype=np.int64)
     frame = pd.DataFrame({"row": rows[ok]})
-    frame["event_id"] = _event_ids(p.stem, rows[ok], None if eid is None else eid[ok])
+    frame["event_id"] = _event_ids(
+        p.stem, rows[ok], None if eid is None else eid.filter(pa.array(ok))
+    )
+    eid = None
     frame["timestamp"] = pd.Series(ts[ok]).dt.tz_localize("UTC")
+    del ts
     frame["x"], frame["y"] = coords.x[ok], coords.y[ok]
     frame["lon"], frame["lat"] = coords.lon[ok], coords.lat[ok]
+    del coords
     frame["persons"] = persons[ok]
     frame["type"] = _types(data, mapping, ok, notes)
-    frame["source"] = (V.str_series(V.str_arrow(data[mapping["source"]]))[ok].reset_index(drop=True)
-                       if "source" in mapping else pd.Series("", index=frame.index, dtype=V.STR))
+    frame["source"] = (
+        _take_str(data[mapping["source"]], ok)
+        if "source" in mapping
+        else pd.Series("", index=frame.index, dtype=V.STR)
+    )
     if dist is not None:
         frame["dist_to_border_m"] = dist[ok]
-    extras = _add_extras(frame, data, ok, set(mapping.values()) | ts_used, _EVENT_COLUMNS)
+    extras = _add_extras(frame, data, ok, used, _EVENT_COLUMNS)
 
     summary = _summary(p, table, flags, mapping, extras, notes, "events")
     if len(frame):
@@ -367,9 +437,10 @@ def read_events(
         d = frame["dist_to_border_m"].to_numpy()
         summary["share_within_1km"] = float((d <= 1000).mean()) if len(d) else 0.0
         summary["share_within_5km"] = float((d <= 5000).mean()) if len(d) else 0.0
-    summary["duplicates"] = sum(v for k, v in summary["by_reason"].items()
-                                if k.startswith("duplicate_"))
-    return _finish(frame, table, flags, summary, strict)
+    summary["duplicates"] = sum(
+        v for k, v in summary["by_reason"].items() if k.startswith("duplicate_")
+    )
+    return _finish(frame, rejected, summary, strict)
 
 
 def read_effort(
@@ -412,21 +483,39 @@ def read_effort(
     table, flags, notes = _load(p, "effort", encoding, delimiter)
     data = table.data
     n = len(data)
-    mapping, more = V.resolve_columns(list(data.columns), EFFORT_ALIASES, dict(columns or {}),
-                                      _KNOWN_KEYS, where)
+    mapping, more = V.resolve_columns(
+        list(data.columns), EFFORT_ALIASES, dict(columns or {}), _KNOWN_KEYS, where
+    )
     notes += more
     missing = [k for k in ("start", "end", "officer_hours") if k not in mapping]
     if "segment_id" not in mapping:
-        missing += [m.replace("lat+lon", "segment_id or lat+lon")
-                    for m in _missing_location(mapping, table, required=True)]
+        missing += [
+            m.replace("lat+lon", "segment_id or lat+lon")
+            for m in _missing_location(mapping, table, required=True)
+        ]
     if missing:
-        raise V.missing_columns_error(missing, list(data.columns), EFFORT_ALIASES,
-                                      set(mapping.values()), where)
+        raise V.missing_columns_error(
+            missing, list(data.columns), EFFORT_ALIASES, set(mapping.values()), where
+        )
 
-    start = V.parse_times(data[mapping["start"]], flags=flags, label="start", suffix="start",
-                          where=where, notes=notes, **opts)
-    end = V.parse_times(data[mapping["end"]], flags=flags, label="end", suffix="end",
-                        where=where, notes=notes, **opts)
+    start = V.parse_times(
+        data[mapping["start"]],
+        flags=flags,
+        label="start",
+        suffix="start",
+        where=where,
+        notes=notes,
+        **opts,
+    )
+    end = V.parse_times(
+        data[mapping["end"]],
+        flags=flags,
+        label="end",
+        suffix="end",
+        where=where,
+        notes=notes,
+        **opts,
+    )
     both = ~np.isnat(start) & ~np.isnat(end)
     flags.mark(both & (end < start), "end_before_start")
     flags.mark(both & (end == start), "zero_duration")
@@ -450,9 +539,16 @@ def read_effort(
     if _missing_location(mapping, table, required=True) == []:
         cflags = V.RowFlags(n)
         try:
-            coords = V.coordinates(table, mapping, flags=cflags, crs=crs,
-                                   swap_latlon=swap_latlon, metric_crs=metric_crs, where=where,
-                                   notes=notes)
+            coords = V.coordinates(
+                table,
+                mapping,
+                flags=cflags,
+                crs=crs,
+                swap_latlon=swap_latlon,
+                metric_crs=metric_crs,
+                where=where,
+                notes=notes,
+            )
         except InputError as exc:
             if need.any():
                 raise
@@ -467,14 +563,18 @@ def read_effort(
         usable = cflags.ok
         ignored = int((has_sid & ~usable & ~_blank_coords(cflags)).sum())
         if ignored:
-            notes.append(f"{ignored} row(s) with a segment_id have unusable coordinates; "
-                         "coordinates ignored")
-        x, y, lon, lat = (np.where(usable, a, np.nan) for a in (coords.x, coords.y, coords.lon,
-                                                                 coords.lat))
+            notes.append(
+                f"{ignored} row(s) with a segment_id have unusable coordinates; coordinates ignored"
+            )
+        _unused_coords(mapping, coords.keys, notes)
+        x, y, lon, lat = (
+            np.where(usable, a, np.nan) for a in (coords.x, coords.y, coords.lon, coords.lat)
+        )
     else:
         flags.mark(need, "missing_location")
 
     ok = flags.ok
+    rejected = _rejected(table, flags)
     rows = np.arange(1, n + 1, dtype=np.int64)
     frame = pd.DataFrame({"row": rows[ok]})
     frame["segment_id"] = sid.where(pd.Series(has_sid))[ok].reset_index(drop=True)
@@ -488,30 +588,43 @@ def read_effort(
         dur_h = (frame["end"] - frame["start"]).dt.total_seconds() / 3600.0  # UTC: DST-safe
         crowded = int((frame["officer_hours"] > dur_h * 100).sum())
         if crowded:
-            notes.append(f"{crowded} row(s) have more than 100 officers on average "
-                         "(officer_hours / duration); check the hours")
+            notes.append(
+                f"{crowded} row(s) have more than 100 officers on average "
+                "(officer_hours / duration); check the hours"
+            )
     summary = _summary(p, table, flags, mapping, extras, notes, "effort")
     if len(frame):
         summary["time_span"] = _span(frame["start"], frame["end"])
         if frame["lon"].notna().any():
             summary["extent"] = _extent(frame["lon"], frame["lat"])
-    dup = int(frame.duplicated(subset=["segment_id", "start", "end", "x", "y",
-                                       "officer_hours"]).sum())
+    dup = int(
+        frame.duplicated(subset=["segment_id", "start", "end", "x", "y", "officer_hours"]).sum()
+    )
     summary["duplicates"] = dup
     if dup:
         notes.append(f"{dup} row(s) repeat an earlier row exactly; kept (two crews?)")
-    return _finish(frame, table, flags, summary, strict)
+    return _finish(frame, rejected, summary, strict)
 
 
 # --------------------------------------------------------------------------------------------
 # Internals shared by both readers
 # --------------------------------------------------------------------------------------------
-def _start(path: Any, assume_tz: str | None, crs: str | None, dst: str, now: Any,
-           min_date: Any, metric_crs: str) -> tuple[Path, str, dict[str, Any]]:
+def _start(
+    path: Any,
+    assume_tz: str | None,
+    crs: str | None,
+    dst: str,
+    now: Any,
+    min_date: Any,
+    metric_crs: str,
+) -> tuple[Path, str, dict[str, Any]]:
     """Validate the arguments (ConfigError) before touching the file."""
     if dst not in DST_POLICIES:
-        raise ConfigError(f"unknown DST policy {dst!r}", where="--dst",
-                          fix=f"use one of: {', '.join(DST_POLICIES)}")
+        raise ConfigError(
+            f"unknown DST policy {dst!r}",
+            where="--dst",
+            fix=f"use one of: {', '.join(DST_POLICIES)}",
+        )
     tz = V.check_tz(assume_tz)
     if crs:
         V.check_crs(crs)
@@ -523,8 +636,9 @@ def _start(path: Any, assume_tz: str | None, crs: str | None, dst: str, now: Any
     return p, str(p), opts
 
 
-def _load(p: Path, kind: str, encoding: str | None,
-          delimiter: str | None) -> tuple[V.RawTable, V.RowFlags, list[str]]:
+def _load(
+    p: Path, kind: str, encoding: str | None, delimiter: str | None
+) -> tuple[V.RawTable, V.RowFlags, list[str]]:
     table = V.load_table(p, encoding=encoding, delimiter=delimiter, kind=kind)
     flags = V.RowFlags(len(table.data))
     notes = list(table.warnings)
@@ -532,8 +646,11 @@ def _load(p: Path, kind: str, encoding: str | None,
     if table.geometry is None:
         empty = V.empty_rows(table.data)
         if empty.all():
-            raise InputError("the file has a header but no data rows", where=str(p),
-                             fix="export the data again including the rows")
+            raise InputError(
+                "the file has a header but no data rows",
+                where=str(p),
+                fix="export the data again including the rows",
+            )
         flags.mark(empty, "empty_row")
     return table, flags, notes
 
@@ -550,8 +667,9 @@ def _missing_location(mapping: dict[str, str], table: V.RawTable, required: bool
     return ["lat+lon or x+y"] if required else []
 
 
-def _time_values(data: pd.DataFrame, mapping: dict[str, str], key: str, notes: list[str],
-                 user_mapped: bool) -> tuple[pd.Series | None, set[str]]:
+def _time_values(
+    data: pd.DataFrame, mapping: dict[str, str], key: str, notes: list[str], user_mapped: bool
+) -> tuple[pd.Series | None, set[str]]:
     """The time column, or a date column joined with a separate time-of-day column."""
     cols = list(data.columns)
     dates = [c for c in cols if V.norm_name(c) in ("date", "datum")]
@@ -562,13 +680,25 @@ def _time_values(data: pd.DataFrame, mapping: dict[str, str], key: str, notes: l
         if len(sample) and sample.str.fullmatch(r"\d{1,2}[:.]\d{2}(?:[:.]\d{2})?").mean() >= 0.9:
             d = V.str_series(V.str_arrow(data[dates[0]]))
             joined = (d + " " + t.str.replace(".", ":", regex=False)).str.strip()
-            notes.append(f"{key} joined from the date column {dates[0]!r} and the time column "
-                         f"{times[0]!r}")
+            notes.append(
+                f"{key} joined from the date column {dates[0]!r} and the time column {times[0]!r}"
+            )
             mapping[key] = f"{dates[0]}+{times[0]}"
             return joined, {dates[0], times[0]}
     if key not in mapping:
         return None, set()
     return data[mapping[key]], set()
+
+
+def _unused_coords(mapping: dict[str, str], keys: tuple[str, ...], notes: list[str]) -> None:
+    """Forget coordinate columns the points did not come from: they stay as extra columns."""
+    spare = [k for k in ("lon", "lat", "x", "y") if k in mapping and k not in keys]
+    if spare:
+        cols = ", ".join(mapping[k] for k in spare)
+        src = "/".join(mapping[k] for k in keys) if keys else "the geometry"
+        notes.append(f"points taken from {src}; {cols} kept as extra column(s), not checked")
+        for k in spare:
+            del mapping[k]
 
 
 def _expand(ok: np.ndarray, sub_mask: np.ndarray) -> np.ndarray:
@@ -578,34 +708,59 @@ def _expand(ok: np.ndarray, sub_mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _event_ids(stem: str, rows: np.ndarray, given: pd.Series | None) -> pd.Series:
-    gen = stem + "-" + pd.Series(rows).astype(V.STR)
+def _event_ids(stem: str, rows: np.ndarray, given: pa.ChunkedArray | None) -> pd.Series:
+    """The file's ids; ``<file-stem>-<row>`` where absent or blank."""
+    if given is not None:
+        blank = V.to_np_bool(pc.equal(given, ""))
+        if not blank.any():
+            return V.str_series(given)
+        rows = rows[blank]
+    gen = pc.binary_join_element_wise(stem, pc.cast(pa.array(rows), pa.string()), "-")
     if given is None:
-        return gen
-    given = given.reset_index(drop=True)
-    return given.where(given != "", gen)
+        return V.str_series(pa.chunked_array([gen]))
+    out = pc.replace_with_mask(given.combine_chunks(), pa.array(blank), gen)
+    return V.str_series(pa.chunked_array([out]))
 
 
-def _types(data: pd.DataFrame, mapping: dict[str, str], ok: np.ndarray,
-           notes: list[str]) -> pd.Series:
+def _take_str(values: pd.Series, ok: np.ndarray) -> pd.Series:
+    return V.str_series(V.str_arrow(values).filter(pa.array(ok)))
+
+
+def _types(
+    data: pd.DataFrame, mapping: dict[str, str], ok: np.ndarray, notes: list[str]
+) -> pd.Series:
     k = int(ok.sum())
     if "type" not in mapping:
-        return pd.Series(["apprehension"] * k, dtype=V.STR) if k else pd.Series([], dtype=V.STR)
-    raw = V.str_series(V.str_arrow(data[mapping["type"]]))[ok].reset_index(drop=True)
-    codes, uniques = pd.factorize(raw)  # map the few distinct values, not 5 M rows
-    mapped = [_TYPE_ALIASES.get(V.norm_name(u), u) if u != "" else "apprehension"
-              for u in uniques]
+        return V.str_series(pa.chunked_array([pa.repeat(pa.scalar("apprehension"), k)]))
+    raw = V.str_arrow(data[mapping["type"]]).filter(pa.array(ok))
+    enc = pc.dictionary_encode(raw).combine_chunks()  # map the few distinct values only
+    uniques = enc.dictionary.to_pylist()
+    mapped = [_TYPE_ALIASES.get(V.norm_name(u), u) if u != "" else "apprehension" for u in uniques]
     unknown = sorted({m for m in mapped if m not in EVENT_TYPES})
     if unknown:
-        notes.append(f"unknown event type(s) kept as given: {', '.join(unknown[:5])}"
-                     f"{' ...' if len(unknown) > 5 else ''} (known: {', '.join(EVENT_TYPES)})")
-    if not len(uniques):
-        return pd.Series([], dtype=V.STR)
-    return pd.Series(np.asarray(mapped, dtype=object)[codes], dtype=V.STR)
+        notes.append(
+            f"unknown event type(s) kept as given: {', '.join(unknown[:5])}"
+            f"{' ...' if len(unknown) > 5 else ''} (known: {', '.join(EVENT_TYPES)})"
+        )
+    out = pa.array(mapped, type=pa.string()).take(enc.indices)
+    return V.str_series(pa.chunked_array([out]))
 
 
-def _add_extras(frame: pd.DataFrame, data: pd.DataFrame, ok: np.ndarray, used: set[str],
-                canonical: tuple[str, ...]) -> list[str]:
+def _release(data: pd.DataFrame, cols: set[str | None]) -> None:
+    """Drop raw columns already parsed (the quarantine copy is made) to cap peak memory."""
+    for c in cols:
+        if c in data.columns:
+            del data[c]
+    pa.default_memory_pool().release_unused()
+
+
+def _add_extras(
+    frame: pd.DataFrame,
+    data: pd.DataFrame,
+    ok: np.ndarray,
+    used: set[str],
+    canonical: tuple[str, ...],
+) -> list[str]:
     """Keep the user's other columns (unchanged, ignored by the engine)."""
     extras = [c for c in data.columns if c not in used]
     for c in extras:
@@ -614,8 +769,15 @@ def _add_extras(frame: pd.DataFrame, data: pd.DataFrame, ok: np.ndarray, used: s
     return extras
 
 
-def _summary(p: Path, table: V.RawTable, flags: V.RowFlags, mapping: dict[str, str],
-             extras: list[str], notes: list[str], kind: str) -> dict[str, Any]:
+def _summary(
+    p: Path,
+    table: V.RawTable,
+    flags: V.RowFlags,
+    mapping: dict[str, str],
+    extras: list[str],
+    notes: list[str],
+    kind: str,
+) -> dict[str, Any]:
     n = len(table.data)
     acc = int(flags.ok.sum())
     return {
@@ -647,32 +809,45 @@ def _span(start: pd.Series, end: pd.Series) -> dict[str, str]:
 
 
 def _extent(lon: pd.Series, lat: pd.Series) -> dict[str, float]:
-    return {"lon_min": round(float(lon.min()), 6), "lat_min": round(float(lat.min()), 6),
-            "lon_max": round(float(lon.max()), 6), "lat_max": round(float(lat.max()), 6)}
+    return {
+        "lon_min": round(float(lon.min()), 6),
+        "lat_min": round(float(lat.min()), 6),
+        "lon_max": round(float(lon.max()), 6),
+        "lat_max": round(float(lat.max()), 6),
+    }
 
 
 def _blank_coords(cflags: V.RowFlags) -> np.ndarray:
-    names = [i for i, nm in enumerate(cflags.names) if nm in ("missing_coordinates",
-                                                               "empty_geometry")]
+    names = [
+        i for i, nm in enumerate(cflags.names) if nm in ("missing_coordinates", "empty_geometry")
+    ]
     return np.isin(cflags.code, names)
 
 
-def _finish(frame: pd.DataFrame, table: V.RawTable, flags: V.RowFlags, summary: dict[str, Any],
-            strict: bool) -> ReadResult:
+def _rejected(table: V.RawTable, flags: V.RowFlags) -> pd.DataFrame:
+    """Quarantined rows: ``row``, ``reason`` and the original values as strings."""
     bad = ~flags.ok
     n = len(bad)
     orig = V.as_strings(table.data, bad)
     orig.columns = [f"{c}_original" if c in ("row", "reason") else c for c in orig.columns]
-    head = pd.DataFrame({
-        "row": np.arange(1, n + 1, dtype=np.int64)[bad],
-        "reason": pd.Series(flags.reasons(bad), dtype=V.STR),
-    })
+    head = pd.DataFrame(
+        {
+            "row": np.arange(1, n + 1, dtype=np.int64)[bad],
+            "reason": pd.Series(flags.reasons(bad), dtype=V.STR),
+        }
+    )
     rejected = pd.concat([head, orig], axis=1)
     if table.geometry is not None:
         import shapely
 
         wkt = shapely.to_wkt(table.geometry[bad], rounding_precision=-1)
         rejected["geometry_wkt"] = pd.Series(wkt, dtype=V.STR).fillna("")
+    return rejected
+
+
+def _finish(
+    frame: pd.DataFrame, rejected: pd.DataFrame, summary: dict[str, Any], strict: bool
+) -> ReadResult:
     result = ReadResult(frame=frame, rejected=rejected, summary=summary)
     if strict and not result.ok:
         raise result.first_rejection_error()  # type: ignore[misc]

@@ -12,9 +12,9 @@ class  label         segments (by rank within a shift)
 =====  ============  =================================
 5      very high     top 2 %
 4      high          next 3 % (top 5 %)
-3      elevated      next 10 % (top 15 %)
-2      moderate      next 25 % (top 40 %)
-1      low           the remaining 60 %
+3      medium        next 10 % (top 15 %)
+2      low           next 25 % (top 40 %)
+1      very low      the remaining 60 %
 =====  ============  =================================
 """
 
@@ -32,7 +32,7 @@ from .pipeline import Dataset
 from .registry import Bundle
 
 CLASS_BREAKS = (0.02, 0.05, 0.15, 0.40)  # cumulative top shares for classes 5, 4, 3, 2
-CLASS_LABELS = {5: "very high", 4: "high", 3: "elevated", 2: "moderate", 1: "low"}
+CLASS_LABELS = {5: "very high", 4: "high", 3: "medium", 2: "low", 1: "very low"}  # as writers
 SMUGGLER_WEIGHT = 5.0  # impact of a smuggler arrest in person-equivalents (harm weighting)
 
 

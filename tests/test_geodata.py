@@ -96,9 +96,7 @@ def test_corridors_approximate(layers: dict[str, gpd.GeoDataFrame]) -> None:
     assert (co.geometry.geom_type == "LineString").all()
 
 
-def test_areas_partition_the_border(
-    layers: dict[str, gpd.GeoDataFrame], line: LineString
-) -> None:
+def test_areas_partition_the_border(layers: dict[str, gpd.GeoDataFrame], line: LineString) -> None:
     areas = layers["areas"].geometry.values
     assert len(areas) == 6 and shapely.is_valid(areas).all()
     for i in range(len(areas)):
@@ -113,9 +111,7 @@ def test_areas_partition_the_border(
     assert np.allclose(ar["chainage_from_km"].iloc[1:], ar["chainage_to_km"].iloc[:-1])
 
 
-def test_rivers_follow_the_border(
-    layers: dict[str, gpd.GeoDataFrame], line: LineString
-) -> None:
+def test_rivers_follow_the_border(layers: dict[str, gpd.GeoDataFrame], line: LineString) -> None:
     rv = layers["rivers"]
     assert {"Mura", "Drava", "Sotla", "Kolpa", "Dragonja"} <= set(rv["name"])
     for geom in rv.geometry.values:

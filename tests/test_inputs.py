@@ -12,7 +12,9 @@ unsupported extension (.xlsx)          ``unsupported file type '.xlsx' -- fix: u
 empty file (0 bytes / blank lines)     ``the file is empty (0 bytes)`` / ``(only blank        3     test_empty_file
                                        lines)``
 header only (or header + blank lines)  ``the file has a header but no data rows``             3     test_header_only
-missing required columns               ``missing required column(s): timestamp, lat; the      3     test_missing_columns_suggest_close_matches
+missing required columns               ``missing required column(s): timestamp, lat; the      3     test_missing_columns_suggest_close_matches,
+                                                                                                    test_missing_location_columns,
+                                                                                                    test_effort_missing_columns
                                        file has: ...; did you mean 'time_stamp' for
                                        timestamp, 'latitud' for lat -- fix: ... --column``
 first line is data, no header          ``... -- fix: the first line looks like data: add a    3     test_headerless_file
@@ -30,11 +32,14 @@ UTF-16 (Excel "Unicode text")          read correctly                           
 --encoding override / wrong encoding   ``cannot decode the file as utf-8 (byte N)``           0/3   test_encoding_override, test_wrong_encoding
 delimiter , ; tab, UTF-8 BOM, sep=     sniffed                                                0     test_delimiter_detection
 decimal comma (45,81)                  read                                                   0     test_decimal_comma
-row with too many fields               ``malformed_row`` (kept in place, line preserved)      0     test_malformed_row_kept_in_place
+row with too many fields               ``malformed_row`` (kept in place, line preserved)      0     test_malformed_row_kept_in_place,
+                                                                                                    test_first_row_too_long
 blank line between rows                ``empty_row`` (row numbers stay file rows)             0     test_blank_lines_counted
 unclosed quote                         ``cannot parse the CSV: ...``                          3     test_unclosed_quote
 malformed timestamps                   ``bad_timestamp`` / ``missing_timestamp``              0     test_bad_timestamps_quarantined
-accepted time formats                  ISO+offset, Z, UTC/CET/CEST, dd.mm.yyyy hh:mm, ...     0     test_timestamp_formats
+accepted time formats                  ISO+offset, Z, UTC/CET/CEST, dd.mm.yyyy hh:mm, ...     0     test_timestamp_formats,
+                                                                                                    test_naive_formats_with_assume_tz,
+                                                                                                    test_us_slashed_dates_detected
 all timestamps naive, no --assume-tz   ``timestamp values have no time zone (row 1: ...) --   3     test_all_naive_refused
                                        fix: give --assume-tz Europe/Ljubljana ...``
 some naive among aware                 ``naive_timestamp``                                    0     test_mixed_naive_quarantined
@@ -44,11 +49,13 @@ DST shift / earliest / latest / drop   repaired or ``dst_nonexistent`` / ``dst_a
 future / implausibly old               ``future_timestamp`` / ``too_old_timestamp``           0     test_future_and_old
 date without time of day               accepted, warning (night-shift bias)                   0     test_date_only_warns
 latitude / longitude out of range      ``coords_out_of_range``                                0     test_coords_out_of_range
-lat/lon swapped                        ``latlon_swapped`` (fixed with --swap-latlon)          0     test_latlon_swapped, test_swap_latlon_fixes
+lat/lon swapped                        ``latlon_swapped`` (fixed with --swap-latlon)          0     test_latlon_swapped, test_swap_latlon_fixes,
+                                                                                                    test_whole_file_swapped_warns
 empty / non-numeric coordinates        ``missing_coordinates`` / ``bad_coordinates``          0     test_missing_and_bad_coordinates
 projected values in lon/lat            ``columns lon/lat hold projected metres such as        3     test_projected_lonlat_refused
                                        500000/100000, not degrees -- fix: give --crs ...``
-  ... with --crs                       read as x/y                                            0     test_projected_lonlat_with_crs
+  ... with --crs                       read as x/y                                            0     test_projected_lonlat_with_crs,
+                                                                                                    test_projected_minority_quarantined
 x/y without a CRS                      ``x/y columns E/N have no coordinate reference system  3     test_xy_without_crs
                                        (values look like Slovenian grid metres) -- fix:
                                        give --crs EPSG:3794 (D96/TM) or --crs EPSG:3912``
@@ -56,16 +63,29 @@ x/y in EPSG:3794 / EPSG:3912           reprojected (3912 = old D48/GK grid)     
 X_D96 = northing (GK labels)           detected by value ranges, swapped, warning             0     test_gk_labelled_d96
 duplicate event_id / time+place        ``duplicate_event_id`` / ``duplicate_time_place``      0     test_duplicates
                                        (first kept)
-farther than max_distance_m            ``too_far_from_border``                                0     test_far_from_border
+farther than max_distance_m            ``too_far_from_border``                                0     test_far_from_border,
+                                                                                                    test_border_distance_exact
 invalid / empty / non-point geometry   ``invalid_geometry`` / ``empty_geometry`` /            0     test_geojson_bad_geometries
                                        ``not_a_point``
 vector file without CRS                ``the file has no coordinate reference system``        3     test_vector_without_crs
-GeoJSON / GPKG / SHP / Parquet         read by extension                                      0     test_formats
+GeoJSON / GPKG / SHP / Parquet         read by extension                                      0     test_formats,
+                                                                                                    test_parquet_typed_naive_times
 persons not a whole number >= 1        ``bad_persons``                                        0     test_bad_persons
 separate date and time columns         joined, warning                                        0     test_date_time_columns_joined
-effort end before start                ``end_before_start``                                   0     test_effort_end_before_start
+effort end before start                ``end_before_start``                                   0     test_effort_end_before_start,
+                                                                                                    test_dst_duration_in_utc
 effort unknown segment id              ``unknown_segment``                                    0     test_effort_unknown_segment
 effort by location / neither           coordinates kept / ``missing_location``                0     test_effort_by_location
+row with fewer fields than header      padded with blanks, then checked (e.g.                0     test_short_row_padded
+                                       ``missing_coordinates``)
+quoted newline inside a value          kept in the value                                     0     test_quoted_newline
+lon/lat and x/y columns both present   lon/lat used; x/y kept as extra columns, warning      0     test_lonlat_and_xy_both_present
+event type aliases / unknown types     normalised (prijetje -> apprehension) / kept, warning 0     test_types_normalised
+no event_id column / blank ids         generated ``<file-stem>-<row>``                       0     test_generated_event_ids
+--delimiter tab                        used as given                                         0     test_delimiter_override
+validate: no --out                     writes no files                                       0     test_cli_validate_no_files_without_out
+validate: file-level error             one line on stderr, no traceback                      3     test_cli_validate_file_error
+validate: --effort and all flags       both files reported                                   0/3   test_cli_validate_effort_and_flags
 --strict and a rejected row            ``<f>, row 3: the date/time cannot be read             3     test_strict_first_rejection,
                                        [bad_timestamp] (timestamp='garbage') -- fix: ...``          test_cli_validate_strict
 bad --assume-tz / --crs / --dst        ``unknown time zone 'Mars/Base'`` ...                  2     test_bad_arguments
@@ -116,7 +136,9 @@ def check_invariant(r: ReadResult) -> None:
     assert s["accepted"] + s["quarantined"] == s["rows_read"]
     assert len(r.frame) == s["accepted"] and len(r.rejected) == s["quarantined"]
     assert sum(s["by_reason"].values()) == s["quarantined"]
-    assert sorted(list(r.frame["row"]) + list(r.rejected["row"])) == list(range(1, s["rows_read"] + 1))
+    assert sorted(list(r.frame["row"]) + list(r.rejected["row"])) == list(
+        range(1, s["rows_read"] + 1)
+    )
 
 
 def reasons(r: ReadResult) -> dict[int, str]:
@@ -128,8 +150,9 @@ def border() -> gpd.GeoDataFrame:
     """A small N-S line near Metlika (lon 15.3, lat 45.45-45.75) in EPSG:3794."""
     tr = Transformer.from_crs("EPSG:4326", "EPSG:3794", always_xy=True)
     x, y = tr.transform([15.30, 15.30, 15.32], [45.45, 45.60, 45.75])
-    return gpd.GeoDataFrame(geometry=[shapely.LineString(list(zip(x, y, strict=True)))],
-                            crs="EPSG:3794")
+    return gpd.GeoDataFrame(
+        geometry=[shapely.LineString(list(zip(x, y, strict=True)))], crs="EPSG:3794"
+    )
 
 
 GOOD = (
@@ -160,7 +183,9 @@ def test_empty_file(tmp_path: Path, content: bytes, msg: str) -> None:
     assert ei.value.exit_code == 3
 
 
-@pytest.mark.parametrize("content", [HEADER, HEADER.rstrip("\n"), HEADER + "\n\n", HEADER + ",,,\n"])
+@pytest.mark.parametrize(
+    "content", [HEADER, HEADER.rstrip("\n"), HEADER + "\n\n", HEADER + ",,,\n"]
+)
 def test_header_only(tmp_path: Path, content: str) -> None:
     with pytest.raises(InputError, match="header but no data rows"):
         ev(tmp_path, content)
@@ -217,15 +242,28 @@ def test_extra_columns_kept(tmp_path: Path) -> None:
     assert r.summary["extra_columns"] == ["postaja", "row"]
     assert r.frame.loc[0, "postaja"] == "Metlika"
     assert r.frame.loc[0, "row"] == 1 and r.frame.loc[0, "row_input"] == "7"  # no clash
-    assert list(r.frame.columns[:10]) == ["row", "event_id", "timestamp", "x", "y", "lon", "lat",
-                                          "persons", "type", "source"]
+    assert list(r.frame.columns[:10]) == [
+        "row",
+        "event_id",
+        "timestamp",
+        "x",
+        "y",
+        "lon",
+        "lat",
+        "persons",
+        "type",
+        "source",
+    ]
 
 
 @pytest.mark.parametrize(
     "header, values",
     [
         ("Datum;Latitude;LNG;ST_OSEB;ID", "2024-06-01T10:00:00Z;45,6;15,3;4;A-1"),
-        ("DATE_TIME,lat_wgs84,Longitude,group_size,incident_id", "2024-06-01T10:00:00Z,45.6,15.3,4,A-1"),
+        (
+            "DATE_TIME,lat_wgs84,Longitude,group_size,incident_id",
+            "2024-06-01T10:00:00Z,45.6,15.3,4,A-1",
+        ),
         ("Datum čas,y_wgs,long,count,event_id", "2024-06-01T10:00:00Z,45.6,15.3,4,A-1"),
     ],
 )
@@ -240,8 +278,12 @@ def test_aliases_recognised(tmp_path: Path, header: str, values: str) -> None:
 
 def test_column_mapping(tmp_path: Path) -> None:
     text = "KDAJ|SIR|DOL|N\n01.06.2024 10:00|45.6|15.3|2\n"
-    r = ev(tmp_path, text, columns={"timestamp": "kdaj", "lat": "SIR", "lon": "DOL",
-                                     "persons": "N"}, assume_tz=TZ)
+    r = ev(
+        tmp_path,
+        text,
+        columns={"timestamp": "kdaj", "lat": "SIR", "lon": "DOL", "persons": "N"},
+        assume_tz=TZ,
+    )
     assert r.summary["accepted"] == 1
     assert r.frame.loc[0, "timestamp"] == pd.Timestamp("2024-06-01T08:00Z")
     assert r.frame.loc[0, "persons"] == 2
@@ -250,8 +292,10 @@ def test_column_mapping(tmp_path: Path) -> None:
 def test_date_time_columns_joined(tmp_path: Path) -> None:
     text = "datum;ura;lat;lon\n01.06.2024;10.30;45.6;15.3\n2.6.2024;7:05;45.6;15.3\n"
     r = ev(tmp_path, text, assume_tz=TZ)
-    assert r.frame["timestamp"].tolist() == [pd.Timestamp("2024-06-01T08:30Z"),
-                                             pd.Timestamp("2024-06-02T05:05Z")]
+    assert r.frame["timestamp"].tolist() == [
+        pd.Timestamp("2024-06-01T08:30Z"),
+        pd.Timestamp("2024-06-02T05:05Z"),
+    ]
     assert any("joined" in w for w in r.summary["warnings"])
 
 
@@ -277,7 +321,8 @@ def test_cp1250_read(tmp_path: Path) -> None:
 def test_latin1_read(tmp_path: Path) -> None:
     names = ["Müller", "Ñandú", "Åsa Ørsted", "Ràfols", "Søren"]
     text = "timestamp,lat,lon,source\n" + "".join(
-        f"2024-06-01T10:0{i}:00Z,45.6,15.3,{n}\n" for i, n in enumerate(names))
+        f"2024-06-01T10:0{i}:00Z,45.6,15.3,{n}\n" for i, n in enumerate(names)
+    )
     r = ev(tmp_path, text.encode("latin-1"))
     assert r.summary["encoding"] == "latin-1"
     assert r.frame["source"].tolist() == names
@@ -303,13 +348,22 @@ def test_wrong_encoding(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "sep, prefix",
-    [(",", ""), (";", ""), ("\t", ""), ("|", ""), (";", "\ufeff"), (",", "\ufeff"),
-     (";", "sep=;\n")],
+    [
+        (",", ""),
+        (";", ""),
+        ("\t", ""),
+        ("|", ""),
+        (";", "\ufeff"),
+        (",", "\ufeff"),
+        (";", "sep=;\n"),
+    ],
 )
 def test_delimiter_detection(tmp_path: Path, sep: str, prefix: str) -> None:
-    rows = [["event_id", "timestamp", "lat", "lon", "source"],
-            ["a", "2024-06-01T10:00:00+02:00", "45.6", "15.3", "PU Novo mesto"],
-            ["b", "2024-06-01T11:00:00+02:00", "45.61", "15.31", "PP Metlika"]]
+    rows = [
+        ["event_id", "timestamp", "lat", "lon", "source"],
+        ["a", "2024-06-01T10:00:00+02:00", "45.6", "15.3", "PU Novo mesto"],
+        ["b", "2024-06-01T11:00:00+02:00", "45.61", "15.31", "PP Metlika"],
+    ]
     text = prefix + "\r\n".join(sep.join(r) for r in rows) + "\r\n"
     r = ev(tmp_path, text)
     check_invariant(r)
@@ -323,14 +377,16 @@ def test_delimiter_override(tmp_path: Path) -> None:
 
 
 def test_decimal_comma(tmp_path: Path) -> None:
-    r = ev(tmp_path, 'timestamp;lat;lon\n2024-06-01T10:00:00Z;45,6123;15,3\n')
+    r = ev(tmp_path, "timestamp;lat;lon\n2024-06-01T10:00:00Z;45,6123;15,3\n")
     assert r.frame.loc[0, "lat"] == pytest.approx(45.6123)
     r = ev(tmp_path, 'timestamp,lat,lon\n2024-06-01T10:00:00Z,"45,6123","15,3"\n')
     assert r.frame.loc[0, "lat"] == pytest.approx(45.6123)
 
 
 def test_malformed_row_kept_in_place(tmp_path: Path) -> None:
-    text = GOOD + "e3,2024-06-03T10:00:00Z,45.6,15.3,EXTRA,MORE\ne4,2024-06-04T10:00:00Z,45.6,15.3\n"
+    text = (
+        GOOD + "e3,2024-06-03T10:00:00Z,45.6,15.3,EXTRA,MORE\ne4,2024-06-04T10:00:00Z,45.6,15.3\n"
+    )
     r = ev(tmp_path, text)
     check_invariant(r)
     assert reasons(r) == {3: "malformed_row"}
@@ -367,14 +423,32 @@ def test_unclosed_quote(tmp_path: Path) -> None:
 # timestamps
 # --------------------------------------------------------------------------------------------
 def test_bad_timestamps_quarantined(tmp_path: Path) -> None:
-    text = HEADER + "".join(f"e{i},{t},45.6,15.3\n" for i, t in enumerate(
-        ["2024-06-01T10:00:00Z", "garbage", "", "2024-02-30T10:00:00Z", "31.13.2024 10:00",
-         "2024", "12:00", "2024-06-01T25:00:00Z"]))
+    text = HEADER + "".join(
+        f"e{i},{t},45.6,15.3\n"
+        for i, t in enumerate(
+            [
+                "2024-06-01T10:00:00Z",
+                "garbage",
+                "",
+                "2024-02-30T10:00:00Z",
+                "31.13.2024 10:00",
+                "2024",
+                "12:00",
+                "2024-06-01T25:00:00Z",
+            ]
+        )
+    )
     r = ev(tmp_path, text)
     check_invariant(r)
-    assert reasons(r) == {2: "bad_timestamp", 3: "missing_timestamp", 4: "bad_timestamp",
-                          5: "bad_timestamp", 6: "bad_timestamp", 7: "bad_timestamp",
-                          8: "bad_timestamp"}
+    assert reasons(r) == {
+        2: "bad_timestamp",
+        3: "missing_timestamp",
+        4: "bad_timestamp",
+        5: "bad_timestamp",
+        6: "bad_timestamp",
+        7: "bad_timestamp",
+        8: "bad_timestamp",
+    }
 
 
 def test_timestamp_formats(tmp_path: Path) -> None:
@@ -399,8 +473,14 @@ def test_timestamp_formats(tmp_path: Path) -> None:
 
 
 def test_naive_formats_with_assume_tz(tmp_path: Path) -> None:
-    values = ["2024-06-01 10:00", "2024-06-01T10:00:00", "01.06.2024 10:00", "1.6.2024 10:00:00",
-              "01/06/2024 10:00", "13/06/2024 10:00"]
+    values = [
+        "2024-06-01 10:00",
+        "2024-06-01T10:00:00",
+        "01.06.2024 10:00",
+        "1.6.2024 10:00:00",
+        "01/06/2024 10:00",
+        "13/06/2024 10:00",
+    ]
     text = "timestamp;lat;lon\n" + "".join(f"{v};45.{600 + i};15.3\n" for i, v in enumerate(values))
     r = ev(tmp_path, text, assume_tz=TZ)
     assert r.summary["quarantined"] == 0, r.rejected
@@ -467,20 +547,28 @@ def test_dst_policies(tmp_path: Path, policy: str, e1: str, e2: str) -> None:
 
 def test_dst_duration_in_utc(tmp_path: Path) -> None:
     # The autumn night shift 22:00-06:00 lasts 9 h: durations are taken in UTC.
-    text = ("segment_id,start,end,officer_hours\n"
-            "S1,2024-10-26T22:00:00+02:00,2024-10-27T06:00:00+01:00,18\n")
+    text = (
+        "segment_id,start,end,officer_hours\n"
+        "S1,2024-10-26T22:00:00+02:00,2024-10-27T06:00:00+01:00,18\n"
+    )
     r = read_effort(write(tmp_path, text), now=NOW)
     f = r.frame
     assert (f["end"] - f["start"]).iloc[0] == pd.Timedelta(hours=9)
 
 
 def test_future_and_old(tmp_path: Path) -> None:
-    text = GOOD + "e3,2031-01-01T00:00:00Z,45.6,15.3\ne4,1999-12-31T00:00:00Z,45.6,15.3\n" \
+    text = (
+        GOOD + "e3,2031-01-01T00:00:00Z,45.6,15.3\ne4,1999-12-31T00:00:00Z,45.6,15.3\n"
         "e5,9999-12-31T00:00:00Z,45.6,15.3\ne6,0001-01-01T00:00:00Z,45.6,15.3\n"
+    )
     r = ev(tmp_path, text)
     check_invariant(r)
-    assert reasons(r) == {3: "future_timestamp", 4: "too_old_timestamp", 5: "future_timestamp",
-                          6: "too_old_timestamp"}
+    assert reasons(r) == {
+        3: "future_timestamp",
+        4: "too_old_timestamp",
+        5: "future_timestamp",
+        6: "too_old_timestamp",
+    }
     r = ev(tmp_path, text, min_date="1990-01-01", now="2040-01-01")
     assert reasons(r) == {5: "future_timestamp", 6: "too_old_timestamp"}
 
@@ -495,7 +583,9 @@ def test_date_only_warns(tmp_path: Path) -> None:
 # coordinates
 # --------------------------------------------------------------------------------------------
 def test_coords_out_of_range(tmp_path: Path) -> None:
-    r = ev(tmp_path, GOOD + "e3,2024-06-03T10:00:00Z,95.0,15.3\ne4,2024-06-03T10:00:00Z,45.6,-190\n")
+    r = ev(
+        tmp_path, GOOD + "e3,2024-06-03T10:00:00Z,95.0,15.3\ne4,2024-06-03T10:00:00Z,45.6,-190\n"
+    )
     assert reasons(r) == {3: "coords_out_of_range", 4: "coords_out_of_range"}
 
 
@@ -515,22 +605,37 @@ def test_swap_latlon_fixes(tmp_path: Path) -> None:
 
 
 def test_whole_file_swapped_warns(tmp_path: Path) -> None:
-    r = ev(tmp_path, "timestamp,lat,lon\n2024-06-01T10:00:00Z,15.3,45.6\n2024-06-02T10:00:00Z,15.31,45.6\n")
+    r = ev(
+        tmp_path,
+        "timestamp,lat,lon\n2024-06-01T10:00:00Z,15.3,45.6\n2024-06-02T10:00:00Z,15.31,45.6\n",
+    )
     assert r.summary["accepted"] == 0
     assert any("give --swap-latlon" in w for w in r.summary["warnings"])
 
 
 def test_missing_and_bad_coordinates(tmp_path: Path) -> None:
-    text = GOOD + "".join(f"e{i},2024-06-03T1{i}:00:00Z,{la},{lo}\n" for i, (la, lo) in enumerate(
-        [("", "15.3"), ("NaN", "15.3"), ("45°36'", "15.3"), ("45.6", "inf"), ("abc", "")], start=3))
+    text = GOOD + "".join(
+        f"e{i},2024-06-03T1{i}:00:00Z,{la},{lo}\n"
+        for i, (la, lo) in enumerate(
+            [("", "15.3"), ("NaN", "15.3"), ("45°36'", "15.3"), ("45.6", "inf"), ("abc", "")],
+            start=3,
+        )
+    )
     r = ev(tmp_path, text)
     check_invariant(r)
-    assert reasons(r) == {3: "missing_coordinates", 4: "missing_coordinates",
-                          5: "bad_coordinates", 6: "bad_coordinates", 7: "missing_coordinates"}
+    assert reasons(r) == {
+        3: "missing_coordinates",
+        4: "missing_coordinates",
+        5: "bad_coordinates",
+        6: "bad_coordinates",
+        7: "missing_coordinates",
+    }
 
 
 def test_projected_lonlat_refused(tmp_path: Path) -> None:
-    text = "timestamp,lat,lon\n2024-06-01T10:00:00Z,100000,500000\n2024-06-02T10:00:00Z,90000,510000\n"
+    text = (
+        "timestamp,lat,lon\n2024-06-01T10:00:00Z,100000,500000\n2024-06-02T10:00:00Z,90000,510000\n"
+    )
     with pytest.raises(InputError) as ei:
         ev(tmp_path, text)
     msg = ei.value.one_line()
@@ -542,7 +647,9 @@ def test_projected_lonlat_with_crs(tmp_path: Path) -> None:
     text = "timestamp,lat,lon\n2024-06-01T10:00:00Z,60000,520000\n"
     r = ev(tmp_path, text, crs="EPSG:3794")
     assert r.summary["accepted"] == 1
-    assert r.frame.loc[0, "x"] == pytest.approx(520000) and r.frame.loc[0, "y"] == pytest.approx(60000)
+    assert r.frame.loc[0, "x"] == pytest.approx(520000) and r.frame.loc[0, "y"] == pytest.approx(
+        60000
+    )
 
 
 def test_projected_minority_quarantined(tmp_path: Path) -> None:
@@ -574,20 +681,26 @@ def test_xy_crs_3794_and_3912(tmp_path: Path, crs: str) -> None:
 
 def test_gk_labelled_d96(tmp_path: Path) -> None:
     # Slovenian exports: Y_D96 = easting, X_D96 = northing. CRS inferred from the names.
-    text = "timestamp;X_D96;Y_D96\n2024-06-01T10:00:00Z;60000,5;520000,25\n" \
+    text = (
+        "timestamp;X_D96;Y_D96\n2024-06-01T10:00:00Z;60000,5;520000,25\n"
         "2024-06-02T10:00:00Z;61000;521000\n2024-06-03T10:00:00Z;522000;62000\n"
+    )
     r = ev(tmp_path, text)
     check_invariant(r)
-    assert r.frame.loc[0, "x"] == pytest.approx(520000.25) and r.frame.loc[0, "y"] == pytest.approx(60000.5)
+    assert r.frame.loc[0, "x"] == pytest.approx(520000.25) and r.frame.loc[0, "y"] == pytest.approx(
+        60000.5
+    )
     assert reasons(r) == {3: "xy_swapped"}
     warns = " ".join(r.summary["warnings"])
     assert "Gauss-Krüger" in warns and "EPSG:3794" in warns
 
 
 def test_duplicates(tmp_path: Path) -> None:
-    text = GOOD + "e1,2024-06-09T10:00:00Z,45.6,15.3\n" \
-        "e9,2024-06-01T10:00:00+02:00,45.600001,15.31\n" \
+    text = (
+        GOOD + "e1,2024-06-09T10:00:00Z,45.6,15.3\n"
+        "e9,2024-06-01T10:00:00+02:00,45.600001,15.31\n"
         "e10,garbage,45.6,15.3\ne10,2024-06-10T10:00:00Z,45.6,15.3\n"
+    )
     r = ev(tmp_path, text)
     check_invariant(r)
     # e10's first row is bad, so the second is not a duplicate of anything usable.
@@ -625,7 +738,9 @@ def test_border_distance_exact(border: gpd.GeoDataFrame) -> None:
 
 def test_bad_persons(tmp_path: Path) -> None:
     text = "timestamp,lat,lon,persons\n" + "".join(
-        f"2024-06-01T1{i}:00:00Z,45.6,15.3,{p}\n" for i, p in enumerate(["3", "", "0", "2.5", "-1", "x", '"4,0"']))
+        f"2024-06-01T1{i}:00:00Z,45.6,15.3,{p}\n"
+        for i, p in enumerate(["3", "", "0", "2.5", "-1", "x", '"4,0"'])
+    )
     r = ev(tmp_path, text)
     check_invariant(r)
     assert reasons(r) == {3: "bad_persons", 4: "bad_persons", 5: "bad_persons", 6: "bad_persons"}
@@ -635,17 +750,26 @@ def test_bad_persons(tmp_path: Path) -> None:
 
 def test_types_normalised(tmp_path: Path) -> None:
     text = "timestamp,lat,lon,type\n" + "".join(
-        f"2024-06-01T1{i}:00:00Z,45.6,15.3,{t}\n" for i, t in enumerate(
-            ["Prijetje", "", "smuggler", "DETECTION", "drone sighting"]))
+        f"2024-06-01T1{i}:00:00Z,45.6,15.3,{t}\n"
+        for i, t in enumerate(["Prijetje", "", "smuggler", "DETECTION", "drone sighting"])
+    )
     r = ev(tmp_path, text)
-    assert r.frame["type"].tolist() == ["apprehension", "apprehension", "smuggler_arrest",
-                                        "detection", "drone sighting"]
+    assert r.frame["type"].tolist() == [
+        "apprehension",
+        "apprehension",
+        "smuggler_arrest",
+        "detection",
+        "drone sighting",
+    ]
     assert any("unknown event type" in w for w in r.summary["warnings"])
 
 
 def test_generated_event_ids(tmp_path: Path) -> None:
-    r = ev(tmp_path, "timestamp,lat,lon\n2024-06-01T10:00:00Z,45.6,15.3\n\n"
-                     "2024-06-02T10:00:00Z,45.6,15.3\n", name="pu_nm.csv")
+    r = ev(
+        tmp_path,
+        "timestamp,lat,lon\n2024-06-01T10:00:00Z,45.6,15.3\n\n2024-06-02T10:00:00Z,45.6,15.3\n",
+        name="pu_nm.csv",
+    )
     assert r.frame["event_id"].tolist() == ["pu_nm-1", "pu_nm-3"]
 
 
@@ -654,14 +778,27 @@ def test_generated_event_ids(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 def _gdf() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        {"event_id": ["a", "b"], "timestamp": ["2024-06-01T10:00:00+02:00", "2024-06-02T10:00:00Z"],
-         "persons": [2, 5], "opis": ["Kolpa", "Sotla"]},
-        geometry=shapely.points([15.31, 15.32], [45.6, 45.61]), crs="EPSG:4326")
+        {
+            "event_id": ["a", "b"],
+            "timestamp": ["2024-06-01T10:00:00+02:00", "2024-06-02T10:00:00Z"],
+            "persons": [2, 5],
+            "opis": ["Kolpa", "Sotla"],
+        },
+        geometry=shapely.points([15.31, 15.32], [45.6, 45.61]),
+        crs="EPSG:4326",
+    )
 
 
-@pytest.mark.parametrize("name, driver", [("events.geojson", "GeoJSON"), ("events.gpkg", "GPKG"),
-                                          ("events.shp", "ESRI Shapefile"), ("events.parquet", None),
-                                          ("plain.parquet", "plain")])
+@pytest.mark.parametrize(
+    "name, driver",
+    [
+        ("events.geojson", "GeoJSON"),
+        ("events.gpkg", "GPKG"),
+        ("events.shp", "ESRI Shapefile"),
+        ("events.parquet", None),
+        ("plain.parquet", "plain"),
+    ],
+)
 def test_formats(tmp_path: Path, name: str, driver: str | None) -> None:
     gdf = _gdf()
     p = tmp_path / name
@@ -679,8 +816,10 @@ def test_formats(tmp_path: Path, name: str, driver: str | None) -> None:
     assert r.summary["accepted"] == 2, r.rejected
     assert r.frame["persons"].tolist() == [2, 5]
     assert r.frame["lon"].round(6).tolist() == [15.31, 15.32]
-    assert r.frame["timestamp"].tolist() == [pd.Timestamp("2024-06-01T08:00Z"),
-                                             pd.Timestamp("2024-06-02T10:00Z")]
+    assert r.frame["timestamp"].tolist() == [
+        pd.Timestamp("2024-06-01T08:00Z"),
+        pd.Timestamp("2024-06-02T10:00Z"),
+    ]
     assert r.frame["opis"].tolist() == ["Kolpa", "Sotla"]
 
 
@@ -690,17 +829,31 @@ def test_geojson_bad_geometries(tmp_path: Path) -> None:
         (None, "2024-06-01T11:00:00Z"),
         ({"type": "Point", "coordinates": []}, "2024-06-01T12:00:00Z"),
         ({"type": "LineString", "coordinates": [[15.3, 45.6]]}, "2024-06-01T13:00:00Z"),
-        ({"type": "Polygon", "coordinates": [[[15.3, 45.6], [15.4, 45.6], [15.4, 45.7], [15.3, 45.6]]]},
-         "2024-06-01T14:00:00Z"),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[15.3, 45.6], [15.4, 45.6], [15.4, 45.7], [15.3, 45.6]]],
+            },
+            "2024-06-01T14:00:00Z",
+        ),
         ({"type": "MultiPoint", "coordinates": [[15.32, 45.61]]}, "2024-06-01T15:00:00Z"),
         ({"type": "Point", "coordinates": [45.6, 15.31]}, "2024-06-01T16:00:00Z"),
     ]
-    fc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"timestamp": t}, "geometry": g} for g, t in feats]}
+    fc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"timestamp": t}, "geometry": g} for g, t in feats
+        ],
+    }
     r = ev(tmp_path, json.dumps(fc), name="events.geojson")
     check_invariant(r)
-    assert reasons(r) == {2: "empty_geometry", 3: "empty_geometry", 4: "invalid_geometry",
-                          5: "not_a_point", 7: "latlon_swapped"}
+    assert reasons(r) == {
+        2: "empty_geometry",
+        3: "empty_geometry",
+        4: "invalid_geometry",
+        5: "not_a_point",
+        7: "latlon_swapped",
+    }
     assert "POLYGON" in r.rejected.set_index("row").loc[5, "geometry_wkt"]
 
 
@@ -716,8 +869,13 @@ def test_vector_without_crs(tmp_path: Path) -> None:
 
 
 def test_parquet_typed_naive_times(tmp_path: Path) -> None:
-    df = pd.DataFrame({"timestamp": pd.to_datetime(["2024-06-01 10:00", "2024-03-31 02:30"]),
-                       "lat": [45.6, 45.6], "lon": [15.3, np.nan]})
+    df = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(["2024-06-01 10:00", "2024-03-31 02:30"]),
+            "lat": [45.6, 45.6],
+            "lon": [15.3, np.nan],
+        }
+    )
     p = tmp_path / "e.parquet"
     df.to_parquet(p)
     with pytest.raises(InputError, match="no time zone"):
@@ -731,30 +889,48 @@ def test_parquet_typed_naive_times(tmp_path: Path) -> None:
 # effort
 # --------------------------------------------------------------------------------------------
 def test_effort_end_before_start(tmp_path: Path) -> None:
-    text = ("Odsek;Zacetek;Konec;Ure\n"
-            "S1;2024-06-01T06:00:00+02:00;2024-06-01T14:00:00+02:00;16\n"
-            "S2;2024-06-01T14:00:00+02:00;2024-06-01T06:00:00+02:00;16\n"
-            "S3;2024-06-01T14:00:00+02:00;2024-06-01T14:00:00+02:00;0\n"
-            "S4;2024-06-01T14:00:00+02:00;garbage;8\n"
-            "S5;2024-06-01T14:00:00+02:00;2024-06-01T22:00:00+02:00;-3\n"
-            "S6;2024-06-01T14:00:00+02:00;2024-06-01T22:00:00+02:00;\n")
+    text = (
+        "Odsek;Zacetek;Konec;Ure\n"
+        "S1;2024-06-01T06:00:00+02:00;2024-06-01T14:00:00+02:00;16\n"
+        "S2;2024-06-01T14:00:00+02:00;2024-06-01T06:00:00+02:00;16\n"
+        "S3;2024-06-01T14:00:00+02:00;2024-06-01T14:00:00+02:00;0\n"
+        "S4;2024-06-01T14:00:00+02:00;garbage;8\n"
+        "S5;2024-06-01T14:00:00+02:00;2024-06-01T22:00:00+02:00;-3\n"
+        "S6;2024-06-01T14:00:00+02:00;2024-06-01T22:00:00+02:00;\n"
+    )
     r = read_effort(write(tmp_path, text, "effort.csv"), now=NOW)
     check_invariant(r)
-    assert reasons(r) == {2: "end_before_start", 3: "zero_duration", 4: "bad_timestamp:end",
-                          5: "bad_officer_hours", 6: "missing_officer_hours"}
+    assert reasons(r) == {
+        2: "end_before_start",
+        3: "zero_duration",
+        4: "bad_timestamp:end",
+        5: "bad_officer_hours",
+        6: "missing_officer_hours",
+    }
     f = r.frame
-    assert list(f.columns[:9]) == ["row", "segment_id", "x", "y", "lon", "lat", "start", "end",
-                                   "officer_hours"]
+    assert list(f.columns[:9]) == [
+        "row",
+        "segment_id",
+        "x",
+        "y",
+        "lon",
+        "lat",
+        "start",
+        "end",
+        "officer_hours",
+    ]
     assert f.loc[0, "officer_hours"] == 16.0 and f.loc[0, "segment_id"] == "S1"
     err = r.first_rejection_error()
     assert err is not None and "row 2" in err.one_line() and "end is before start" in err.one_line()
 
 
 def test_effort_unknown_segment(tmp_path: Path) -> None:
-    text = ("segment_id,start,end,officer_hours\n"
-            "S1,2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,16\n"
-            "S9,2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,16\n"
-            ",2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,16\n")
+    text = (
+        "segment_id,start,end,officer_hours\n"
+        "S1,2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,16\n"
+        "S9,2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,16\n"
+        ",2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,16\n"
+    )
     p = write(tmp_path, text, "effort.csv")
     r = read_effort(p, segment_ids={"S1", "S2"}, now=NOW)
     assert reasons(r) == {2: "unknown_segment", 3: "missing_location"}
@@ -763,11 +939,13 @@ def test_effort_unknown_segment(tmp_path: Path) -> None:
 
 
 def test_effort_by_location(tmp_path: Path) -> None:
-    text = ("segment_id,start,end,hours,lat,lon\n"
-            "S1,2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,16,,\n"
-            ",2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,8,45.6,15.3\n"
-            ",2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,8,,\n"
-            ",2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,8,15.3,45.6\n")
+    text = (
+        "segment_id,start,end,hours,lat,lon\n"
+        "S1,2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,16,,\n"
+        ",2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,8,45.6,15.3\n"
+        ",2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,8,,\n"
+        ",2024-06-01T06:00:00Z,2024-06-01T14:00:00Z,8,15.3,45.6\n"
+    )
     r = read_effort(write(tmp_path, text, "effort.csv"), now=NOW)
     check_invariant(r)
     assert reasons(r) == {3: "missing_location", 4: "latlon_swapped"}
@@ -796,15 +974,32 @@ def test_strict_first_rejection(tmp_path: Path) -> None:
 
 
 def test_write_quarantine(tmp_path: Path) -> None:
-    text = "timestamp;lat;lon;source;reason\n2024-06-01T10:00:00Z;45,6;15,3;Črnomelj;x\n" \
+    text = (
+        "timestamp;lat;lon;source;reason\n2024-06-01T10:00:00Z;45,6;15,3;Črnomelj;x\n"
         "nope;45,6;15,3;Šentjernej;y\n"
+    )
     r = ev(tmp_path, text.encode("cp1250"))
     out = r.write_quarantine(tmp_path / "out")
     assert out == tmp_path / "out" / "rejected_events.csv"
     back = pd.read_csv(out, dtype=str, encoding="utf-8-sig", keep_default_na=False)
-    assert back.columns.tolist() == ["row", "reason", "timestamp", "lat", "lon", "source",
-                                     "reason_original"]
-    assert back.iloc[0].tolist() == ["2", "bad_timestamp", "nope", "45,6", "15,3", "Šentjernej", "y"]
+    assert back.columns.tolist() == [
+        "row",
+        "reason",
+        "timestamp",
+        "lat",
+        "lon",
+        "source",
+        "reason_original",
+    ]
+    assert back.iloc[0].tolist() == [
+        "2",
+        "bad_timestamp",
+        "nope",
+        "45,6",
+        "15,3",
+        "Šentjernej",
+        "y",
+    ]
     assert ev(tmp_path, GOOD).write_quarantine(tmp_path / "out2") is None
     assert not (tmp_path / "out2").exists()
 
@@ -862,15 +1057,45 @@ def test_cli_validate_file_error(tmp_path: Path, cli) -> None:
 
 def test_cli_validate_effort_and_flags(tmp_path: Path, cli) -> None:
     write(tmp_path, "T;LAT;LON\n2024-03-31 02:30;15,31;45,6\n2024-06-01 10:00;45,6;15,3\n")
-    write(tmp_path, "segment_id\tstart\tend\tofficer_hours\nS1\t2024-06-01 06:00\t"
-                    "2024-06-01 14:00\t16\n".encode("cp1250"), "effort.csv")
-    code, out, err = cli("--events", "events.csv", "--effort", "effort.csv", "--column",
-                         "timestamp=T", "--assume-tz", "Europe/Ljubljana", "--dst", "shift",
-                         "--swap-latlon", "--max-distance-m", "5000", "--delimiter", ";")
+    write(
+        tmp_path,
+        "segment_id\tstart\tend\tofficer_hours\nS1\t2024-06-01 06:00\t"
+        "2024-06-01 14:00\t16\n".encode("cp1250"),
+        "effort.csv",
+    )
+    code, out, err = cli(
+        "--events",
+        "events.csv",
+        "--effort",
+        "effort.csv",
+        "--column",
+        "timestamp=T",
+        "--assume-tz",
+        "Europe/Ljubljana",
+        "--dst",
+        "shift",
+        "--swap-latlon",
+        "--max-distance-m",
+        "5000",
+        "--delimiter",
+        ";",
+    )
     assert code == 3, out  # --delimiter ';' applies to both files: the tab file cannot parse
-    code, out, err = cli("--events", "events.csv", "--effort", "effort.csv", "--column",
-                         "timestamp=T", "--assume-tz", "Europe/Ljubljana", "--dst", "shift",
-                         "--swap-latlon", "--max-distance-m", "5000")
+    code, out, err = cli(
+        "--events",
+        "events.csv",
+        "--effort",
+        "effort.csv",
+        "--column",
+        "timestamp=T",
+        "--assume-tz",
+        "Europe/Ljubljana",
+        "--dst",
+        "shift",
+        "--swap-latlon",
+        "--max-distance-m",
+        "5000",
+    )
     assert code == 0, err
     assert "events: events.csv" in out and "effort: effort.csv" in out
     assert out.count("quarantined 0") == 2
@@ -882,3 +1107,16 @@ def test_cli_columns_from_toml(tmp_path: Path, cli) -> None:
     code, out, err = cli("--events", "events.csv")
     assert code == 0, err
     assert "timestamp<-KDAJ" in out
+
+
+def test_first_row_too_long(tmp_path: Path) -> None:
+    # pandas' C parser silently drops the extra fields of a too-long *first* row.
+    r = ev(tmp_path, HEADER + "e1,2024-06-01T10:00:00Z,45.6,15.3,EXTRA\n\n")
+    assert reasons(r) == {1: "malformed_row", 2: "empty_row"}
+
+
+def test_lonlat_and_xy_both_present(tmp_path: Path) -> None:
+    r = ev(tmp_path, "timestamp,lat,lon,X_D96,Y_D96\n2024-06-01T10:00:00Z,45.6,15.3,60000,520000\n")
+    assert r.frame.loc[0, "X_D96"] == "60000"  # kept as an extra column
+    assert "X_D96" in r.summary["extra_columns"] and "x" not in r.summary["columns"]
+    assert r.frame.loc[0, "lon"] == pytest.approx(15.3)

@@ -74,7 +74,7 @@ def _register() -> None:
     # Each module adds its commands; keep this list in README order.
     from . import _core  # noqa: F401  config, segments, simulate, demo
 
-    for mod in ("_model", "_score", "_plan", "_validate"):
+    for mod in ("_model", "_score", "_plan", "_validate", "_trial"):
         try:
             __import__(f"{__name__}.{mod}")
         except ModuleNotFoundError as exc:

@@ -13,14 +13,26 @@ from ._common import events_options, get_settings, log, out_option, parse_column
 @main.command("validate")
 @events_options(required=True)
 @out_option(required=False, help="Write rejected_<input>.csv here (default: write no files).")
-@click.option("--max-distance-m", type=float, default=None,
-              help="Quarantine events farther from the border (default from settings: 20000).")
-@click.option("--swap-latlon", is_flag=True,
-              help="Swap lat/lon in rows where only the swapped pair lies in Slovenia.")
-@click.option("--dst", type=click.Choice(DST_POLICIES), default="raise", show_default=True,
-              help="Local times that do not exist / occur twice at DST changes: raise an error; "
-                   "shift (read with the pre-change offset; ambiguous quarantined); "
-                   "earliest/latest occurrence; drop (quarantine).")
+@click.option(
+    "--max-distance-m",
+    type=float,
+    default=None,
+    help="Quarantine events farther from the border (default from settings: 20000).",
+)
+@click.option(
+    "--swap-latlon",
+    is_flag=True,
+    help="Swap lat/lon in rows where only the swapped pair lies in Slovenia.",
+)
+@click.option(
+    "--dst",
+    type=click.Choice(DST_POLICIES),
+    default="raise",
+    show_default=True,
+    help="Local times that do not exist / occur twice at DST changes: raise an error; "
+    "shift (read with the pre-change offset; ambiguous quarantined); "
+    "earliest/latest occurrence; drop (quarantine).",
+)
 @click.option("--encoding", default=None, help="Text encoding of CSV files (default: detected).")
 @click.option("--delimiter", default=None, help="CSV delimiter: , ; tab | (default: sniffed).")
 @click.pass_context
@@ -46,9 +58,16 @@ def validate(
     settings = get_settings(ctx).with_flags(max_distance_m=max_distance_m)
     mapping = parse_columns(columns, settings)
     border_gdf = _border(border or settings.border or None, settings.metric_crs)
-    common = dict(columns=mapping, assume_tz=assume_tz, crs=input_crs, swap_latlon=swap_latlon,
-                  dst=dst, encoding=encoding, delimiter=delimiter,
-                  metric_crs=settings.metric_crs)
+    common = dict(
+        columns=mapping,
+        assume_tz=assume_tz,
+        crs=input_crs,
+        swap_latlon=swap_latlon,
+        dst=dst,
+        encoding=encoding,
+        delimiter=delimiter,
+        metric_crs=settings.metric_crs,
+    )
     results: list[ReadResult] = [
         read_events(events, border=border_gdf, max_distance_m=settings.max_distance_m, **common)
     ]

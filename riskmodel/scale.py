@@ -1,0 +1,1222 @@
+"""Bounded-memory and distributed feature building and training.
+
+:func:`riskmodel.features.build_features` materialises every (window, segment) row at once:
+fine for the demo (~2 M rows, ~0.6 GB), too much for 250 m segments x 4-hour bands x 5 years
+(~29 M rows x 73 features x 4 B ~ 8.5 GB). This module builds the same features block by block:
+
+* :class:`FeatureContext` precomputes, once per panel, everything a feature of window ``w``
+  looks back at (cumulative sums, decayed counts, last-event indices, per-window calendar
+  values). A block of target windows x a block of segments is then a handful of row look-ups
+  and sparse neighbourhood products; neighbourhood features read the full history matrices, so
+  a segment block needs no halo logic. Every value is **bit-identical** to ``build_features``
+  (asserted in ``tests/test_dask.py``; :meth:`FeatureContext.verify` re-checks one window
+  against ``build_features`` at run time, so a change of the feature code that this module has
+  not followed fails loudly instead of silently training on different features).
+* :func:`training_sample` keeps, per block, all rows with events plus a seeded random share
+  ``zero_keep`` of the empty rows (weight ``1 / zero_keep``), and all rows of the time-ordered
+  validation windows; the draw is a function of ``(seed, window)`` only, so the sample does not
+  depend on the blocking nor on the machine count.
+* :func:`fit_sample` trains the same Poisson XGBoost as :class:`riskmodel.model.RiskRegressor`
+  (same parameters, same early stopping and dispersion estimate) on a ``QuantileDMatrix`` and
+  returns a ``RiskRegressor``, so :func:`riskmodel.registry.save_bundle` works unchanged.
+* With a Dask ``Client`` the blocks are tasks (time block x segment block) on the cluster and
+  the model is trained with ``xgboost.dask``; the result is a plain ``xgboost.Booster`` wrapped
+  in a ``RiskRegressor``: it is saved, loaded and scored exactly like a single-machine model.
+
+Dask is imported only inside the functions that need it (``riskmodel train`` without
+``--scheduler`` never imports it). Install it with ``pip install 'riskmodel[dask]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import holidays as _holidays
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.signal import lfilter
+
+from ._errors import ConfigError, InputError
+from .features import (
+    FeatureSpec,
+    Panel,
+    _band,
+    _cum,
+    _radius,
+    _solar_elevation,
+    build_features,
+)
+from .model import EXPOSURE_FEATURE, RiskRegressor, poisson_deviance
+
+log = logging.getLogger("riskmodel")
+
+DEFAULT_BLOCK_ROWS = 1_000_000  # target rows (windows x segments) per block
+
+
+# ----------------------------------------------------------------------------- context
+
+
+def _T(a: np.ndarray) -> np.ndarray:
+    """C-contiguous transpose (segment-major layout)."""
+    return np.ascontiguousarray(a.T)
+
+
+def _put_window_major(dest_t: np.ndarray, part: np.ndarray, T: int, r0: int) -> None:
+    """Write a segment-major block ``part`` (R*T, F) into ``dest_t`` (F, T*S), window-major,
+    at segment offset ``r0``."""
+    F = dest_t.shape[0]
+    R = len(part) // max(T, 1)
+    dest_t.reshape(F, T, -1)[:, :, r0 : r0 + R] = part.T.reshape(F, R, T).transpose(0, 2, 1)
+
+
+def _last_event_index_T(m: np.ndarray) -> np.ndarray:
+    """(S, W + 1) int32: index of the last window ``< w`` with ``m > 0`` (``-1`` if none), as
+    in :func:`riskmodel.features._days_since`; ``m`` is (W, S)."""
+    W, S = m.shape
+    idx = np.where(m.T > 0, np.arange(W, dtype=np.int32)[None, :], np.int32(-1))
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    return np.hstack([np.full((S, 1), -1, np.int32), idx])
+
+
+class FeatureContext:
+    """History state of one panel from which any block of feature rows is cheap to build.
+
+    Everything is stored segment-major (segments x windows, C order), so a block is computed
+    without transposes: a neighbourhood product ``band @ lookback`` reads and writes
+    contiguous rows. Block rows are therefore ordered segment-major (``seq`` then ``window``);
+    :meth:`frame` reorders to the window-major order of ``build_features``.
+
+    Parameters
+    ----------
+    panel : Panel
+    static : DataFrame
+        From :func:`riskmodel.features.static_features`.
+    spec : FeatureSpec
+
+    Notes
+    -----
+    Memory: about 8 B x (3 cumulative sums + one per decay time + one for the shift
+    profiles) + 4 B x 3 per (window, segment) cell, plus the panel: ~1.9 GB for 2,600 segments
+    x 10,956 windows, ~2.4 GB for 12,000 x 3,288.
+    """
+
+    def __init__(self, panel: Panel, static: pd.DataFrame, spec: FeatureSpec) -> None:
+        t0 = time.perf_counter()
+        self.panel = panel
+        self.static = static
+        self.spec = spec
+        C = panel.counts
+        W, S = C.shape
+        self.W, self.S, self.K = W, S, panel.n_shifts
+        K = self.K
+        seg = panel.segments
+        self.chain = ((seg["chainage_from_km"] + seg["chainage_to_km"]) / 2).to_numpy()
+        self.shift_of = panel.windows["shift_idx"].to_numpy()
+        self.static_cols = {c: static[c].to_numpy(np.float32) for c in static.columns}
+        h = spec.section("history")
+        self.h = h
+        if spec.enabled("history"):
+            # Same helpers as build_features, transposed afterwards: identical values.
+            self.cumC = _T(_cum(C))
+            kms = {*h["along_km"], 3, h["near_repeat_km"]}
+            self.bands = {km: _band(self.chain, km) for km in kms}
+            self.rad = _radius(
+                seg["rep_x"].to_numpy(), seg["rep_y"].to_numpy(), float(h["radius_km"])
+            )
+            self.cumP = _T(_cum(panel.persons))
+            self.decay = {}
+            for tau in h["decay_days"]:
+                a = np.exp(-1.0 / (tau * K))
+                self.decay[tau] = _T(lfilter([0.0, 1.0], [1.0, -a], C, axis=0))
+            self.prev_own = _last_event_index_T(C)
+            self.prev_nb3 = _last_event_index_T((self.bands[3] @ C.T).T)
+            # Per-shift cumulative counts over that shift's windows only: adding the zero rows
+            # of the other shifts (as build_features does) leaves every partial sum unchanged.
+            self.rows_k = [np.flatnonzero(self.shift_of == k) for k in range(K)]
+            self.cum_k = [_T(_cum(C[r])) for r in self.rows_k]
+            codes = static["area_code"].to_numpy().astype(int)
+            A = sparse.csr_matrix((np.ones(S), (np.arange(S), codes)), shape=(S, codes.max() + 1))
+            # lb @ A @ A.T is evaluated by scipy as (A @ (A.T @ lb.T)).T: keep both formats.
+            self.A_t = A.transpose()
+            self.A_tt = self.A_t.transpose()
+            self.first_w = int(np.argmax(C.sum(axis=1) > 0)) if C.sum() > 0 else 0
+        if spec.enabled("effort"):
+            e = spec.section("effort")
+            self.effort_T = _T(panel.effort)
+            self.cumE = _T(_cum(panel.effort))
+            self.bandE = _band(self.chain, float(e["along_km"]))
+        self.time_cols = self._time_columns() if spec.enabled("time") else {}
+        self.columns = self._column_names()
+        self.seconds = time.perf_counter() - t0
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the precomputed arrays (not counting the panel)."""
+        n = 0
+        for v in self.__dict__.values():
+            if isinstance(v, np.ndarray):
+                n += v.nbytes
+            elif isinstance(v, dict | list):
+                vals = v.values() if isinstance(v, dict) else v
+                n += sum(a.nbytes for a in vals if isinstance(a, np.ndarray))
+        return n
+
+    # -- per-window calendar values (computed for all windows once) ------------------------
+    def _time_columns(self) -> dict[str, np.ndarray]:
+        t = self.spec.section("time")
+        win = self.panel.windows
+        out: dict[str, np.ndarray] = {}
+        local = win["start_local"]
+        date = win["date"]
+        out["shift_idx"] = win["shift_idx"].to_numpy()
+        hours = win["hours"].to_numpy()
+        out["shift_hours"] = hours
+        out["local_hour"] = ((local.dt.hour + local.dt.minute / 60 + hours / 2) % 24).to_numpy()
+        out["weekday"] = date.dt.dayofweek.to_numpy()
+        doy = date.dt.dayofyear.to_numpy()
+        out["doy_sin"] = np.sin(2 * np.pi * doy / 365.25)
+        out["doy_cos"] = np.cos(2 * np.pi * doy / 365.25)
+        m = date.dt.month.to_numpy()
+        out["month_sin"] = np.sin(2 * np.pi * m / 12)
+        out["month_cos"] = np.cos(2 * np.pi * m / 12)
+        years = (
+            range(int(date.dt.year.min()) - 1, int(date.dt.year.max()) + 2)
+            if len(win)
+            else range(2000, 2001)
+        )
+        for cc in t["holidays"]:
+            cal = _holidays.country_holidays(cc, years=years)
+            out[f"holiday_{cc.lower()}"] = np.array([d in cal for d in date.dt.date])
+        if t["darkness"]:
+            seg = self.panel.segments
+            lat = float(seg["rep_lat"].mean())
+            lon = float(seg["rep_lon"].mean())
+            st = win["start_utc"].dt.tz_localize(None).to_numpy()
+            en = win["end_utc"].dt.tz_localize(None).to_numpy()
+            frac = (np.arange(16) + 0.5) / 16
+            samples = st[:, None] + ((en - st)[:, None] * frac[None, :]).astype("timedelta64[ns]")
+            out["darkness"] = (_solar_elevation(samples, lat, lon) < -6).mean(axis=1)
+        return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
+
+    def _column_names(self) -> list[str]:
+        # Same order as build_features (checked by verify()).
+        spec, h = self.spec, self.h
+        cols: list[str] = []
+        if spec.enabled("history"):
+            for days in h["windows_days"]:
+                cols.append(f"n_{days}d")
+                cols += [f"n_{days}d_pm{km:g}km" for km in h["along_km"]]
+                cols.append(f"n_{days}d_r{h['radius_km']:g}km")
+            cols += [f"persons_{d}d" for d in h["persons_windows_days"]]
+            for tau in h["decay_days"]:
+                cols += [f"decay_{tau}d", f"decay_{tau}d_pm3km"]
+            cols += ["days_since", "days_since_pm3km", "near_repeat", "shift_share", "trend"]
+            for days in h["area_windows_days"]:
+                cols += [f"area_n_{days}d", f"border_n_{days}d"]
+            cols.append("history_days")
+        if spec.enabled("effort"):
+            e = spec.section("effort")
+            cols.append(EXPOSURE_FEATURE)
+            for days in e["windows_days"]:
+                cols += [f"effort_{days}d", f"effort_{days}d_pm{e['along_km']:g}km"]
+        cols += list(self.time_cols)
+        cols += list(self.static_cols)
+        cols.append("chainage_km")
+        return cols
+
+    # -- one block -------------------------------------------------------------------------
+    def iter_block(
+        self,
+        targets: np.ndarray,
+        segs: np.ndarray | None = None,
+        *,
+        effort_now: np.ndarray | None = None,
+    ) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(name, values)`` per feature for ``segs x targets``: (R, T) arrays,
+        segment-major (cast to float32 they equal ``build_features``, transposed).
+
+        ``effort_now`` is a (T, S) in-window officer-hours override.
+        """
+        tg = np.asarray(targets, dtype=int)
+        T = len(tg)
+        K = self.K
+        rows = np.arange(self.S) if segs is None else np.asarray(segs, dtype=int)
+        R = len(rows)
+        full = segs is None
+        spec, h = self.spec, self.h
+
+        def lookback(cum_t: np.ndarray, n: int) -> np.ndarray:  # (S, T) = _lookback(...).T
+            return cum_t[:, tg] - cum_t[:, np.clip(tg - n, 0, None)]
+
+        def nb(m: sparse.csr_matrix, arr_t: np.ndarray) -> np.ndarray:
+            # Row-slicing a CSR matrix keeps each row's entries in order: same sums as the
+            # full product, for the block's segments only.
+            return (m if full else m[rows]) @ arr_t
+
+        def sel(arr_t: np.ndarray) -> np.ndarray:
+            return arr_t if full else arr_t[rows]
+
+        def rep(v: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(np.asarray(v)[None, :], (R, T))
+
+        if spec.enabled("history"):
+            cumC = self.cumC
+            for days in h["windows_days"]:
+                own = lookback(cumC, int(days * K))
+                yield f"n_{days}d", sel(own)
+                for km in h["along_km"]:
+                    yield f"n_{days}d_pm{km:g}km", nb(self.bands[km], own)
+                yield f"n_{days}d_r{h['radius_km']:g}km", nb(self.rad, own)
+            for days in h["persons_windows_days"]:
+                yield f"persons_{days}d", sel(lookback(self.cumP, int(days * K)))
+            for tau in h["decay_days"]:
+                dec = self.decay[tau][:, tg]
+                yield f"decay_{tau}d", sel(dec)
+                yield f"decay_{tau}d_pm3km", nb(self.bands[3], dec)
+            cap = float(h["max_days_since"])
+            for name, prev_all in (
+                ("days_since", self.prev_own),
+                ("days_since_pm3km", self.prev_nb3),
+            ):
+                prev = prev_all[rows][:, tg] if not full else prev_all[:, tg]
+                d = (tg[None, :] - prev) / K
+                yield name, np.where(prev < 0, cap, np.minimum(d, cap)).astype(np.float32)
+            nr_windows = max(1, int(round(h["near_repeat_hours"] / 24 * K)))
+            yield "near_repeat", nb(self.bands[h["near_repeat_km"]], lookback(cumC, nr_windows))
+            n_prof = int(h["shift_profile_days"] * K)
+            own_cnt = nb(self.bands[3], lookback(cumC, n_prof))
+            same = np.zeros((R, T))
+            k_tg = self.shift_of[tg]
+            for k in range(K):
+                m = k_tg == k
+                if not m.any():
+                    continue
+                rk = self.rows_k[k]
+                hi = np.searchsorted(rk, tg[m])
+                lo = np.searchsorted(rk, np.clip(tg[m] - n_prof, 0, None))
+                ck = self.cum_k[k]
+                same[:, m] = nb(self.bands[3], ck[:, hi] - ck[:, lo])
+            yield "shift_share", (same + 1.0 / K) / (own_cnt + 1.0)
+            a_d, b_d = h["trend_days"]
+            short = nb(self.bands[3], lookback(cumC, int(a_d * K))) / a_d
+            long_ = nb(self.bands[3], lookback(cumC, int(b_d * K))) / b_d
+            yield "trend", (short + 0.01) / (long_ + 0.01)
+            for days in h["area_windows_days"]:
+                lb = lookback(cumC, int(days * K))
+                yield f"area_n_{days}d", sel(self.A_tt @ (self.A_t @ lb))
+                # integer-valued counts: the sum is exact in any order
+                yield f"border_n_{days}d", rep(lb.sum(axis=0))
+            yield "history_days", rep(np.clip((tg - self.first_w) / K, 0, None))
+        if spec.enabled("effort"):
+            e = spec.section("effort")
+            now = self.effort_T[:, tg] if effort_now is None else np.asarray(effort_now).T
+            yield EXPOSURE_FEATURE, sel(now)
+            for days in e["windows_days"]:
+                own = lookback(self.cumE, int(days * K))
+                yield f"effort_{days}d", sel(own)
+                yield f"effort_{days}d_pm{e['along_km']:g}km", nb(self.bandE, own)
+        for name, v in self.time_cols.items():
+            yield name, rep(v[tg])
+        for name, v in self.static_cols.items():
+            yield name, np.broadcast_to(v[rows][:, None], (R, T))
+        yield "chainage_km", np.broadcast_to(self.chain[rows][:, None], (R, T))
+
+    def block(
+        self,
+        targets: np.ndarray,
+        segs: np.ndarray | None = None,
+        *,
+        keep: np.ndarray | None = None,
+        columns: list[str] | None = None,
+        effort_now: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Feature rows of ``segs x targets`` in segment-major order, optionally only the
+        ``keep`` ones.
+
+        Parameters
+        ----------
+        targets : ndarray of int
+            Window indices.
+        segs : ndarray of int, optional
+            Segment indices (``seq``), default all.
+        keep : ndarray of bool (T, R), optional
+            Rows to return (window-major mask, as ``counts[targets][:, segs] > 0``).
+        columns : list of str, optional
+            Feature columns to return, in this order (default :attr:`columns`).
+        effort_now : ndarray (T, S), optional
+            In-window officer-hours override (as ``build_features(effort_override=...)``).
+
+        Returns
+        -------
+        X : ndarray float32 (n, len(columns)), column-major (Fortran order)
+        window, seq : ndarray int32 (n,)
+            Rows are ordered by ``seq`` then ``window``.
+        """
+        tg = np.asarray(targets, dtype=int)
+        rows = np.arange(self.S) if segs is None else np.asarray(segs, dtype=int)
+        T, R = len(tg), len(rows)
+        cols = self.columns if columns is None else list(columns)
+        pos = {c: i for i, c in enumerate(cols)}
+        flat = None if keep is None else np.flatnonzero(np.asarray(keep).T.reshape(-1))
+        n = T * R if flat is None else len(flat)
+        XT = np.empty((len(cols), n), np.float32)  # column-major: contiguous column writes
+        seen = set()
+        for name, arr in self.iter_block(tg, segs, effort_now=effort_now):
+            j = pos.get(name)
+            if j is None:
+                continue
+            if flat is None:  # cast on assignment: one pass, no float32 temporary
+                XT[j].reshape(R, T)[...] = arr
+            else:
+                XT[j] = np.asarray(arr).reshape(-1)[flat]
+            seen.add(name)
+        missing = [c for c in cols if c not in seen]
+        if missing:
+            raise ConfigError(f"unknown feature column(s): {missing[:5]}")
+        win = np.tile(tg, R).astype(np.int32)
+        seq = np.repeat(rows, T).astype(np.int32)
+        if flat is not None:
+            win, seq = win[flat], seq[flat]
+        return XT.T, win, seq
+
+    def frame(
+        self,
+        targets: np.ndarray,
+        segs: np.ndarray | None = None,
+        *,
+        effort_now: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """Block as a frame shaped like ``build_features`` (window-major, ``window`` and
+        ``seq`` first)."""
+        tg = np.asarray(targets, dtype=int)
+        rows = np.arange(self.S) if segs is None else np.asarray(segs, dtype=int)
+        X, _, _ = self.block(tg, rows, effort_now=effort_now)
+        XT = np.empty((len(self.columns), len(tg) * len(rows)), np.float32)
+        _put_window_major(XT, X, len(tg), 0)
+        df = pd.DataFrame(XT.T, columns=self.columns, copy=False)
+        df.insert(0, "seq", np.tile(rows, len(tg)).astype(np.int32))
+        df.insert(0, "window", np.repeat(tg, len(rows)).astype(np.int32))
+        return df
+
+    def verify(self, window: int | None = None) -> None:
+        """Check one window against :func:`build_features` bit for bit (raises on mismatch).
+
+        Costs one ``build_features`` call for a single window (one pass over the history).
+        """
+        w = self.W - 1 if window is None else int(window)
+        ref = build_features(self.panel, self.static, self.spec, np.array([w]))
+        got = self.frame(np.array([w]))
+        if list(ref.columns) != list(got.columns):
+            raise RuntimeError(
+                "riskmodel.scale is out of sync with features.build_features: columns differ "
+                f"({[c for c in ref.columns if c not in got.columns][:5]} / "
+                f"{[c for c in got.columns if c not in ref.columns][:5]})"
+            )
+        a = ref.drop(columns=["window", "seq"]).to_numpy()
+        b = got.drop(columns=["window", "seq"]).to_numpy()
+        bad = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        if bad.any():
+            cols = sorted({ref.columns[2 + j] for j in np.nonzero(bad)[1]})
+            raise RuntimeError(
+                f"riskmodel.scale is out of sync with features.build_features at window {w}: "
+                f"{cols[:8]} differ"
+            )
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def time_blocks(targets: np.ndarray, block_windows: int) -> list[np.ndarray]:
+    """Split target windows into consecutive blocks of ``block_windows``."""
+    tg = np.asarray(targets, dtype=int)
+    b = max(1, int(block_windows))
+    return [tg[i : i + b] for i in range(0, len(tg), b)]
+
+
+def segment_blocks(S: int, n_blocks: int) -> list[np.ndarray]:
+    """Split ``range(S)`` into ``n_blocks`` contiguous blocks."""
+    return [a for a in np.array_split(np.arange(S), max(1, min(int(n_blocks), S))) if len(a)]
+
+
+def block_windows_for(S: int, block_rows: int = DEFAULT_BLOCK_ROWS) -> int:
+    """Windows per block so that a block has about ``block_rows`` rows."""
+    return max(1, int(block_rows) // max(S, 1))
+
+
+def build_features_blocked(
+    panel: Panel,
+    static: pd.DataFrame,
+    spec: FeatureSpec,
+    targets: np.ndarray | None = None,
+    *,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    seg_blocks: int = 1,
+    context: FeatureContext | None = None,
+) -> pd.DataFrame:
+    """The full feature frame of :func:`build_features`, built block by block (identical
+    values; peak memory = the output + one block + the context)."""
+    ctx = context or FeatureContext(panel, static, spec)
+    tg = np.arange(ctx.W) if targets is None else np.asarray(targets, dtype=int)
+    S = ctx.S
+    XT = np.empty((len(ctx.columns), len(tg) * S), np.float32)
+    at = 0
+    for tb in time_blocks(tg, block_windows_for(S, block_rows)):
+        dest = XT[:, at : at + len(tb) * S]
+        for sb in segment_blocks(S, seg_blocks):
+            _put_window_major(dest, ctx.block(tb, sb)[0], len(tb), int(sb[0]))
+        at += len(tb) * S
+    df = pd.DataFrame(XT.T, columns=ctx.columns, copy=False)
+    df.insert(0, "seq", np.tile(np.arange(S), len(tg)).astype(np.int32))
+    df.insert(0, "window", np.repeat(tg, S).astype(np.int32))
+    return df
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def window_uniforms(seed: int, windows: np.ndarray, S: int) -> np.ndarray:
+    """(len(windows), S) uniforms, a pure function of ``(seed, window)``: the subsample does
+    not depend on how windows are blocked or distributed."""
+    out = np.empty((len(windows), S))
+    for i, w in enumerate(np.asarray(windows, dtype=int)):
+        out[i] = np.random.default_rng([int(seed), int(w)]).random(S)
+    return out
+
+
+def train_window_range(panel: Panel, until_window: int) -> tuple[int, int]:
+    """``[start, until)`` of the training windows, as :func:`riskmodel.pipeline.train_rows`."""
+    from .pipeline import BURN_IN_DAYS
+
+    C = panel.counts
+    first = int(np.argmax(C.sum(axis=1) > 0))
+    start = first + BURN_IN_DAYS * panel.n_shifts
+    if start >= until_window:
+        start = first
+    return start, int(until_window)
+
+
+def validation_cut(start: int, until: int, validation_fraction: float) -> int:
+    """First validation window, as :meth:`RiskRegressor.fit` (latest share of the windows)."""
+    uniq = np.arange(start, until)
+    if len(uniq) > 1 and validation_fraction > 0:
+        return int(uniq[int(len(uniq) * (1 - validation_fraction))])
+    return int(until)
+
+
+@dataclass
+class SamplePlan:
+    """Which rows of which blocks a training sample keeps (computed from the counts only).
+
+    Attributes
+    ----------
+    blocks : list of (kind, targets, segs, keep)
+        ``kind`` is ``"train"`` or ``"valid"``; ``keep`` a (T, R) boolean mask.
+    start, cut, until : int
+        Training windows ``[start, cut)``, validation windows ``[cut, until)``.
+    zero_keep, valid_keep : float
+    """
+
+    blocks: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+    start: int
+    cut: int
+    until: int
+    zero_keep: float
+    valid_keep: float
+    seed: int
+    S: int
+
+    def n_rows(self, kind: str) -> int:
+        """Kept rows of one kind."""
+        return int(sum(k.sum() for kd, _, _, k in self.blocks if kd == kind))
+
+
+def plan_sample(
+    panel: Panel,
+    until_window: int,
+    *,
+    zero_keep: float = 0.15,
+    valid_keep: float = 1.0,
+    validation_fraction: float = 0.12,
+    seed: int = 0,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    seg_blocks: int = 1,
+) -> SamplePlan:
+    """Decide the kept rows of every block: training windows keep all rows with events and a
+    seeded share ``zero_keep`` of the empty ones; validation windows keep a share
+    ``valid_keep`` of the empty ones (default all rows)."""
+    if not 0 < zero_keep <= 1 or not 0 < valid_keep <= 1:
+        raise ConfigError(
+            f"zero_keep/valid_keep must be in (0, 1], got {zero_keep}/{valid_keep}",
+            fix="e.g. --param zero_keep=0.05",
+        )
+    start, until = train_window_range(panel, until_window)
+    cut = validation_cut(start, until, validation_fraction)
+    S = panel.counts.shape[1]
+    bw = block_windows_for(S, block_rows)
+    sblocks = segment_blocks(S, seg_blocks)
+    blocks = []
+    for kind, a, b, share in (("train", start, cut, zero_keep), ("valid", cut, until, valid_keep)):
+        for tb in time_blocks(np.arange(a, b), bw):
+            y = panel.counts[tb]
+            keep = (y > 0) | (window_uniforms(seed, tb, S) < share) if share < 1 else None
+            for sb in sblocks:
+                k = np.ones((len(tb), len(sb)), bool) if keep is None else keep[:, sb]
+                blocks.append((kind, tb, sb, k))
+    return SamplePlan(blocks, start, cut, until, zero_keep, valid_keep, seed, S)
+
+
+def _sample_block(
+    ctx: FeatureContext,
+    targets: np.ndarray,
+    segs: np.ndarray,
+    keep: np.ndarray,
+    share: float,
+    columns: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kept rows of one block: features, label, weight, window (a Dask task)."""
+    X, win, seq = ctx.block(targets, segs, keep=keep, columns=columns)
+    y = ctx.panel.counts[win, seq].astype(np.float32)
+    w = np.where(y > 0, 1.0, 1.0 / share).astype(np.float32)
+    return X, y, w, win
+
+
+@dataclass
+class TrainingSample:
+    """A bounded training set: train rows first, then validation rows.
+
+    Attributes
+    ----------
+    X : ndarray float32 (n, F)
+    columns : list of str
+    y, weight : ndarray float32 (n,)
+    window : ndarray int32 (n,)
+    n_train : int
+        Rows ``[0, n_train)`` are training rows, the rest validation rows.
+    plan : SamplePlan
+    seconds : float
+        Build time (context + blocks).
+    """
+
+    X: np.ndarray
+    columns: list[str]
+    y: np.ndarray
+    weight: np.ndarray
+    window: np.ndarray
+    n_train: int
+    plan: SamplePlan
+    seconds: float = 0.0
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the arrays."""
+        return int(self.X.nbytes + self.y.nbytes + self.weight.nbytes + self.window.nbytes)
+
+
+def training_sample(
+    ctx: FeatureContext,
+    until_window: int,
+    *,
+    columns: list[str] | None = None,
+    zero_keep: float = 0.15,
+    valid_keep: float = 1.0,
+    validation_fraction: float = 0.12,
+    seed: int = 0,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> TrainingSample:
+    """Build the subsampled training set block by block into preallocated arrays (peak
+    memory = context + sample + one block)."""
+    t0 = time.perf_counter()
+    cols = ctx.columns if columns is None else list(columns)
+    plan = plan_sample(
+        ctx.panel,
+        until_window,
+        zero_keep=zero_keep,
+        valid_keep=valid_keep,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        block_rows=block_rows,
+    )
+    n_tr, n_va = plan.n_rows("train"), plan.n_rows("valid")
+    n = n_tr + n_va
+    X = np.empty((len(cols), n), np.float32).T  # column-major, like the blocks
+    y = np.empty(n, np.float32)
+    w = np.empty(n, np.float32)
+    win = np.empty(n, np.int32)
+    at = 0
+    for kind, tb, sb, keep in plan.blocks:
+        share = plan.zero_keep if kind == "train" else plan.valid_keep
+        Xb, yb, wb, wi = _sample_block(ctx, tb, sb, keep, share, cols)
+        m = len(yb)
+        X[at : at + m], y[at : at + m], w[at : at + m], win[at : at + m] = Xb, yb, wb, wi
+        at += m
+    return TrainingSample(X, cols, y, w, win, n_tr, plan, time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- fitting
+
+
+def _finish(
+    model: RiskRegressor,
+    booster: Any,
+    names: list[str],
+    predict_valid: Any,
+    yv: np.ndarray,
+    wv: np.ndarray,
+    info: dict[str, Any],
+) -> RiskRegressor:
+    """Set the fitted attributes of ``model`` as :meth:`RiskRegressor.fit` does."""
+    model.best_iteration_ = int(getattr(booster, "best_iteration", model.n_estimators - 1))
+    model.booster_ = booster
+    model.feature_names_in_ = np.array(names, dtype=object)
+    model.n_features_in_ = len(names)
+    model.dispersion_ = 0.0
+    info["best_iteration"] = model.best_iteration_
+    if len(yv):
+        mu = np.asarray(predict_valid(model), dtype=np.float64)
+        yv = np.asarray(yv, np.float64)
+        wv = np.asarray(wv, np.float64)
+        if np.all(wv == 1.0):
+            info["valid_poisson_deviance"] = float(poisson_deviance(yv, mu))
+            num = ((yv - mu) ** 2 - yv).sum()
+            den = (mu**2).sum()
+        else:  # subsampled validation rows: weighted (unbiased) estimates
+            m = np.maximum(mu, 1e-9)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                term = np.where(yv > 0, yv * np.log(yv / m), 0.0)
+            info["valid_poisson_deviance"] = float((wv * 2 * (term - (yv - m))).sum() / wv.sum())
+            num = (wv * ((yv - mu) ** 2 - yv)).sum()
+            den = (wv * mu**2).sum()
+        model.dispersion_ = float(max(num / max(den, 1e-12), 0.0))
+    info["dispersion"] = model.dispersion_
+    model.fit_info_ = info
+    return model
+
+
+def _sample_info(plan: SamplePlan, n_kept: int, n_valid_rows: int) -> dict[str, Any]:
+    S = plan.S
+    return {
+        "rows": int((plan.until - plan.start) * S),
+        "rows_train": int((plan.cut - plan.start) * S),
+        "rows_kept": int(n_kept),
+        "rows_valid": int((plan.until - plan.cut) * S),
+        "rows_valid_kept": int(n_valid_rows),
+        "zero_keep": plan.zero_keep,
+        "valid_keep": plan.valid_keep,
+    }
+
+
+def fit_sample(sample: TrainingSample, params: dict[str, Any] | None = None) -> RiskRegressor:
+    """Fit a :class:`RiskRegressor` on a :class:`TrainingSample` (single machine).
+
+    Same objective, parameters, early stopping (time-ordered validation windows) and
+    dispersion estimate as :meth:`RiskRegressor.fit`; the empty rows are already subsampled,
+    and a ``QuantileDMatrix`` (1 byte per value) replaces the ``DMatrix`` copy.
+    """
+    import xgboost as xgb
+
+    model = RiskRegressor(**(params or {}))
+    names = list(sample.columns)
+    n = sample.n_train
+    t0 = time.perf_counter()
+    dtrain = xgb.QuantileDMatrix(
+        sample.X[:n],
+        label=sample.y[:n],
+        weight=sample.weight[:n],
+        feature_names=names,
+        max_bin=model.max_bin,
+        nthread=model.n_jobs,
+    )
+    evals = [(dtrain, "train")]
+    has_val = len(sample.y) > n
+    if has_val:
+        dval = xgb.QuantileDMatrix(
+            sample.X[n:],
+            label=sample.y[n:],
+            weight=sample.weight[n:],
+            feature_names=names,
+            ref=dtrain,
+            max_bin=model.max_bin,
+            nthread=model.n_jobs,
+        )
+        evals.append((dval, "valid"))
+    booster = xgb.train(
+        model._params(names),
+        dtrain,
+        num_boost_round=model.n_estimators,
+        evals=evals,
+        early_stopping_rounds=model.early_stopping_rounds if has_val else None,
+        verbose_eval=False,
+    )
+    info = _sample_info(sample.plan, n, len(sample.y) - n)
+    info.update(engine="chunked", feature_seconds=round(sample.seconds, 2))
+    _finish(
+        model,
+        booster,
+        names,
+        lambda m: m.predict(sample.X[n:]),
+        sample.y[n:],
+        sample.weight[n:],
+        info,
+    )
+    info["train_seconds"] = round(time.perf_counter() - t0, 2)
+    return model
+
+
+def model_columns(ctx: FeatureContext, drop: tuple[str, ...] = ()) -> list[str]:
+    """Model input columns (``drop``: prefixes to leave out, as in ``fit_model``)."""
+    return [c for c in ctx.columns if not c.startswith(drop)] if drop else list(ctx.columns)
+
+
+def fit_chunked(
+    ctx: FeatureContext,
+    until_window: int,
+    *,
+    params: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+    valid_keep: float = 1.0,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> tuple[RiskRegressor, list[str]]:
+    """Single-machine, bounded-memory counterpart of :func:`riskmodel.pipeline.fit_model`."""
+    proto = RiskRegressor(**(params or {}))
+    cols = model_columns(ctx, drop)
+    sample = training_sample(
+        ctx,
+        until_window,
+        columns=cols,
+        zero_keep=proto.zero_keep,
+        valid_keep=valid_keep,
+        validation_fraction=proto.validation_fraction,
+        seed=proto.random_state,
+        block_rows=block_rows,
+    )
+    if sample.n_train == 0:
+        raise InputError(
+            "no training windows before the cut-off",
+            fix="choose a later --until or give more history",
+        )
+    model = fit_sample(sample, params)
+    log.info(
+        "chunked fit: %d rows kept of %d (%.0f MB) in %.1f s + %.1f s, %d trees",
+        model.fit_info_["rows_kept"],
+        model.fit_info_["rows_train"],
+        sample.nbytes / 2**20,
+        sample.seconds,
+        model.fit_info_["train_seconds"],
+        model.best_iteration_ + 1,
+    )
+    return model, cols
+
+
+# ----------------------------------------------------------------------------- Dask
+
+
+def connect(scheduler: str, **cluster_kwargs: Any) -> tuple[Any, Any]:
+    """A Dask client for ``scheduler`` (``"local"`` or ``tcp://HOST:8786``).
+
+    ``"local"`` starts an in-process ``LocalCluster(processes=False)`` with one worker using
+    all cores (threads; no pickling, no re-import of ``__main__``).
+
+    Returns
+    -------
+    (Client, LocalCluster or None)
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            "--scheduler needs Dask: it is not installed",
+            fix="pip install 'riskmodel[dask]'  (or: pip install 'dask[distributed]')",
+        ) from None
+    import os
+
+    if scheduler == "local":
+        kw = {
+            "processes": False,
+            "n_workers": 1,
+            "threads_per_worker": os.cpu_count() or 1,
+            "dashboard_address": None,
+        }
+        kw.update(cluster_kwargs)
+        cluster = LocalCluster(**kw)
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout="30s"), None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler {scheduler}: {exc}",
+            fix="start it with `dask scheduler` and check the address (tcp://HOST:8786)",
+        ) from None
+
+
+def _make_context(panel: Panel, static: pd.DataFrame, spec: FeatureSpec) -> FeatureContext:
+    return FeatureContext(panel, static, spec)
+
+
+def _frame_block(ctx: FeatureContext, targets: np.ndarray, segs: np.ndarray) -> np.ndarray:
+    return ctx.block(targets, segs)[0]
+
+
+class DaskFeatures:
+    """Feature context living on a Dask cluster; blocks are computed as tasks.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    panel, static, spec
+        As for :class:`FeatureContext` (the panel is scattered once; the context is built on
+        a worker and fetched by the others on first use).
+    """
+
+    def __init__(self, client: Any, panel: Panel, static: pd.DataFrame, spec: FeatureSpec) -> None:
+        self.client = client
+        self.panel = panel
+        self.S = panel.counts.shape[1]
+        self.W = panel.counts.shape[0]
+        panel_f = client.scatter(panel)
+        self.ctx = client.submit(_make_context, panel_f, static, spec, pure=False)
+        self.columns: list[str] = client.submit(lambda c: c.columns, self.ctx).result()
+
+    def frame(
+        self,
+        targets: np.ndarray | None = None,
+        *,
+        block_rows: int = DEFAULT_BLOCK_ROWS,
+        seg_blocks: int = 2,
+    ) -> pd.DataFrame:
+        """The feature frame of ``targets`` (default all) x all segments, computed as one task
+        per (time block, segment block); equals ``build_features`` exactly."""
+        tg = np.arange(self.W) if targets is None else np.asarray(targets, dtype=int)
+        S = self.S
+        tbs = time_blocks(tg, block_windows_for(S, block_rows))
+        sbs = segment_blocks(S, seg_blocks)
+        futs = [
+            [self.client.submit(_frame_block, self.ctx, tb, sb, pure=False) for sb in sbs]
+            for tb in tbs
+        ]
+        XT = np.empty((len(self.columns), len(tg) * S), np.float32)
+        at = 0
+        for tb, row in zip(tbs, futs, strict=True):
+            dest = XT[:, at : at + len(tb) * S]
+            for part, sb in zip(self.client.gather(row), sbs, strict=True):
+                _put_window_major(dest, part, len(tb), int(sb[0]))
+            at += len(tb) * S
+        df = pd.DataFrame(XT.T, columns=self.columns, copy=False)
+        df.insert(0, "seq", np.tile(np.arange(S), len(tg)).astype(np.int32))
+        df.insert(0, "window", np.repeat(tg, S).astype(np.int32))
+        return df
+
+    def _collections(
+        self, plan: SamplePlan, kind: str, cols: list[str]
+    ) -> tuple[Any, Any, Any] | None:
+        import dask
+        import dask.array as da
+
+        share = plan.zero_keep if kind == "train" else plan.valid_keep
+        xs, ys, ws = [], [], []
+        for kd, tb, sb, keep in plan.blocks:
+            n = int(keep.sum())
+            if kd != kind or n == 0:
+                continue
+            f = self.client.submit(_sample_block, self.ctx, tb, sb, keep, share, cols, pure=False)
+            part = dask.delayed(f)
+            xs.append(da.from_delayed(part[0], shape=(n, len(cols)), dtype=np.float32))
+            ys.append(da.from_delayed(part[1], shape=(n,), dtype=np.float32))
+            ws.append(da.from_delayed(part[2], shape=(n,), dtype=np.float32))
+        if not xs:
+            return None
+        return da.concatenate(xs), da.concatenate(ys), da.concatenate(ws)
+
+    def fit(
+        self,
+        until_window: int,
+        *,
+        params: dict[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+        valid_keep: float = 1.0,
+        block_rows: int = DEFAULT_BLOCK_ROWS,
+        seg_blocks: int = 2,
+    ) -> tuple[RiskRegressor, list[str]]:
+        """Distributed counterpart of :func:`riskmodel.pipeline.fit_model` (``xgboost.dask``)."""
+        import xgboost.dask as dxgb
+
+        t0 = time.perf_counter()
+        model = RiskRegressor(**(params or {}))
+        cols = [c for c in self.columns if not c.startswith(drop)] if drop else list(self.columns)
+        plan = plan_sample(
+            self.panel,
+            until_window,
+            zero_keep=model.zero_keep,
+            valid_keep=valid_keep,
+            validation_fraction=model.validation_fraction,
+            seed=model.random_state,
+            block_rows=block_rows,
+            seg_blocks=seg_blocks,
+        )
+        tr = self._collections(plan, "train", cols)
+        if tr is None:
+            raise InputError(
+                "no training windows before the cut-off",
+                fix="choose a later --until or give more history",
+            )
+        va = self._collections(plan, "valid", cols)
+        xgb_params = model._params(cols)
+        xgb_params.pop("nthread", None)  # each worker uses its own thread count
+        dtrain = dxgb.DaskQuantileDMatrix(
+            self.client, tr[0], tr[1], weight=tr[2], feature_names=cols, max_bin=model.max_bin
+        )
+        evals = [(dtrain, "train")]
+        dval = None
+        if va is not None:
+            dval = dxgb.DaskQuantileDMatrix(
+                self.client,
+                va[0],
+                va[1],
+                weight=va[2],
+                feature_names=cols,
+                ref=dtrain,
+                max_bin=model.max_bin,
+            )
+            evals.append((dval, "valid"))
+        t1 = time.perf_counter()
+        out = dxgb.train(
+            self.client,
+            xgb_params,
+            dtrain,
+            num_boost_round=model.n_estimators,
+            evals=evals,
+            early_stopping_rounds=model.early_stopping_rounds if dval is not None else None,
+            verbose_eval=False,
+        )
+        booster = out["booster"]
+        t2 = time.perf_counter()
+        n_valid = plan.n_rows("valid")
+        yv = va[1].compute() if va is not None else np.zeros(0, np.float32)
+        wv = va[2].compute() if va is not None else np.zeros(0, np.float32)
+
+        def predict_valid(m: RiskRegressor) -> np.ndarray:
+            return dxgb.predict(
+                self.client,
+                booster,
+                va[0],
+                iteration_range=(0, m.best_iteration_ + 1),
+                validate_features=False,  # same columns in the same order, without names
+            ).compute()
+
+        info = _sample_info(plan, plan.n_rows("train"), n_valid)
+        info.update(
+            engine="dask",
+            scheduler=str(self.client.scheduler.address),
+            workers=len(self.client.scheduler_info().get("workers", {})),
+            feature_seconds=round(t1 - t0, 2),
+        )
+        _finish(model, booster, cols, predict_valid, yv, wv, info)
+        info["train_seconds"] = round(t2 - t1, 2)
+        return model, cols
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+class ScaledPipeline:
+    """Run the library's train/backtest verbs with bounded-memory (and optionally Dask)
+    feature building and training.
+
+    Inside ``with ScaledPipeline(ds, scheduler=...)``, :func:`riskmodel.pipeline.fit_model`
+    and :func:`~riskmodel.pipeline.predict_windows` (as used by
+    :func:`riskmodel.api.train_bundle` and :func:`riskmodel.backtest.run_backtest`) are served
+    from this object for ``ds``: no full feature frame is ever built. Other datasets fall
+    through to the original functions.
+
+    Parameters
+    ----------
+    ds : Dataset
+    scheduler : str, optional
+        ``"local"`` or a scheduler address; ``None`` = single machine, chunked.
+    client : distributed.Client, optional
+        An existing client (instead of ``scheduler``).
+    block_rows : int
+        Rows per block.
+    seg_blocks : int
+        Segment blocks per time block (Dask only).
+    valid_keep : float
+        Share of empty validation rows kept (1 = all, as ``RiskRegressor``).
+    verify : bool
+        Check one window against ``build_features`` before use.
+    """
+
+    def __init__(
+        self,
+        ds: Any,
+        *,
+        scheduler: str | None = None,
+        client: Any = None,
+        block_rows: int = DEFAULT_BLOCK_ROWS,
+        seg_blocks: int = 2,
+        valid_keep: float = 1.0,
+        verify: bool = True,
+    ) -> None:
+        self.ds = ds
+        self.block_rows = block_rows
+        self.seg_blocks = seg_blocks
+        self.valid_keep = valid_keep
+        self._cluster = None
+        self._own_client = False
+        if client is None and scheduler:
+            client, self._cluster = connect(scheduler)
+            self._own_client = True
+        self.client = client
+        t0 = time.perf_counter()
+        if client is not None:
+            self.dask: DaskFeatures | None = DaskFeatures(client, ds.panel, ds.static, ds.spec)
+            self.ctx: FeatureContext | None = None
+            if verify:
+                w = ds.panel.counts.shape[0] - 1
+                ref = build_features(ds.panel, ds.static, ds.spec, np.array([w]))
+                got = self.dask.frame(np.array([w]))
+                if not ref.equals(got):
+                    raise RuntimeError(
+                        "riskmodel.scale is out of sync with features.build_features"
+                    )
+        else:
+            self.dask = None
+            self.ctx = FeatureContext(ds.panel, ds.static, ds.spec)
+            if verify:
+                self.ctx.verify()
+        self.context_seconds = time.perf_counter() - t0
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    # -- the two verbs ---------------------------------------------------------------------
+    def fit_model(
+        self,
+        ds: Any,
+        until_window: int,
+        *,
+        params: dict[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> tuple[RiskRegressor, list[str]]:
+        """Same contract as :func:`riskmodel.pipeline.fit_model`."""
+        if ds is not self.ds:
+            return self._orig["fit_model"](ds, until_window, params=params, drop=drop)
+        if self.dask is not None:
+            return self.dask.fit(
+                until_window,
+                params=params,
+                drop=drop,
+                valid_keep=self.valid_keep,
+                block_rows=self.block_rows,
+                seg_blocks=self.seg_blocks,
+            )
+        assert self.ctx is not None
+        return fit_chunked(
+            self.ctx,
+            until_window,
+            params=params,
+            drop=drop,
+            valid_keep=self.valid_keep,
+            block_rows=self.block_rows,
+        )
+
+    def features(self, w0: int, w1: int) -> pd.DataFrame:
+        """Feature frame of windows ``[w0, w1)`` x all segments."""
+        tg = np.arange(w0, w1)
+        if self.dask is not None:
+            return self.dask.frame(tg, block_rows=self.block_rows, seg_blocks=self.seg_blocks)
+        assert self.ctx is not None
+        return build_features_blocked(
+            self.ds.panel,
+            self.ds.static,
+            self.ds.spec,
+            tg,
+            block_rows=self.block_rows,
+            context=self.ctx,
+        )
+
+    def predict_windows(
+        self,
+        ds: Any,
+        model: RiskRegressor,
+        cols: list[str],
+        w0: int,
+        w1: int,
+        *,
+        effort_neutral: bool = False,
+    ) -> np.ndarray:
+        """Same contract as :func:`riskmodel.pipeline.predict_windows`."""
+        if ds is not self.ds:
+            return self._orig["predict_windows"](
+                ds, model, cols, w0, w1, effort_neutral=effort_neutral
+            )
+        sub = self.features(w0, w1)[cols]
+        if effort_neutral and EXPOSURE_FEATURE in cols:
+            sub = sub.copy()
+            sub[EXPOSURE_FEATURE] = 0.0
+        return model.predict(sub).reshape(w1 - w0, self.ds.n_segments)
+
+    # -- context manager -------------------------------------------------------------------
+    def __enter__(self) -> ScaledPipeline:
+        from . import backtest, pipeline
+
+        self._orig = {"fit_model": pipeline.fit_model, "predict_windows": pipeline.predict_windows}
+        for mod in (pipeline, backtest):
+            for name in ("fit_model", "predict_windows"):
+                if hasattr(mod, name):
+                    self._saved.append((mod, name, getattr(mod, name)))
+                    setattr(mod, name, getattr(self, name))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for mod, name, fn in reversed(self._saved):
+            setattr(mod, name, fn)
+        self._saved.clear()
+        self.close()
+
+    def close(self) -> None:
+        """Close the client and cluster this object started."""
+        if self._own_client and self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+            if self._cluster is not None:
+                with contextlib.suppress(Exception):
+                    self._cluster.close()
+            self.client = None
+
+
+def train_bundle_scaled(
+    ds: Any,
+    until: str,
+    *,
+    settings: Any,
+    params: dict[str, Any] | None = None,
+    root: Any = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    **kw: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """:func:`riskmodel.api.train_bundle` with bounded-memory / Dask training (same bundle)."""
+    from .api import train_bundle
+
+    with ScaledPipeline(ds, scheduler=scheduler, client=client, **kw):
+        return train_bundle(ds, until, settings=settings, params=params, root=root)
+
+
+def run_backtest_scaled(
+    ds: Any,
+    start: Any,
+    end: Any,
+    *,
+    scheduler: str | None = None,
+    client: Any = None,
+    pipeline_kw: dict[str, Any] | None = None,
+    **kw: Any,
+) -> Any:
+    """:func:`riskmodel.backtest.run_backtest` with bounded-memory / Dask training."""
+    from .backtest import run_backtest
+
+    with ScaledPipeline(ds, scheduler=scheduler, client=client, **(pipeline_kw or {})):
+        return run_backtest(ds, start, end, **kw)

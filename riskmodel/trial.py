@@ -1,0 +1,1163 @@
+"""Closed-loop policy trial on a simulated world (the truth is known).
+
+Each shift a *policy* decides where ``units`` patrols check; the simulator's detection depends
+on where the patrols actually are (``p = 1 - (1 - p0) exp(-k officer_hours)``); the crossers
+adapt to the patrol pressure they feel (displacement with a lag, :class:`~riskmodel.simulator.
+World`); the model is retrained every ``retrain_weeks`` on what was *recorded* (events plus the
+effort actually spent: the detection-biased data a real deployment would have, PAWS/iWare-E);
+and so on for ``weeks``. Half-way a smuggling route moves (a share of the static attraction of
+the busiest stretch is moved to a quiet one) to see which policies notice.
+
+Policies
+    ``randomised``  the engine's plan: ORIGAMI coverage (:func:`~riskmodel.planning.
+    origami_coverage`) on the model's effort-*neutral* risk with an exploration floor, a
+    per-shift cap and a 30-day share-of-shifts cap, sampled systematically (exactly ``units``
+    checks).
+    ``top-k``       the ``units`` segments of highest predicted risk, every shift.
+    ``uniform``     ``units`` segments uniformly at random.
+    ``static``      top-k of the first week's risk, repeated (a fixed deployment).
+    ``oracle``      ``randomised`` with a perfect map: ORIGAMI on the *true* expected crossings,
+    same floor and caps (an upper reference for the engine's plan).
+
+Fair comparison (common random numbers)
+    For a world seed, the static attraction, the one-year burn-in history (patrolled by the
+    simulator's own police), the first model, the route shift and all crossing/detection
+    uniforms are the same for every policy. Crossings are drawn by inverse CDF, detections
+    with one uniform per group, so the runs differ only through where the patrols stand.
+
+Outcomes (per policy, weekly and in total; mean and a t-interval over seeds)
+    * patrol detections per patrol-hour: recorded groups that would *not* have been recorded
+      without the patrol (uniform between ``p0`` and the patrolled ``p``), per unit-hour; and
+      all recorded per patrol-hour (includes the baseline ``p0`` share seen anyway);
+    * share of the true crossings recorded (and by patrols);
+    * map drift: hit rate at 10 % of border length of the model's effort-neutral prediction
+      against the *true* expected crossings, week by week;
+    * randomness/legality: mean normalised coverage entropy
+      (:func:`~riskmodel.planning.normalised_entropy`), the largest share of shifts any segment
+      was checked (whole trial and worst 30 days);
+    * recovery after the route shift: weeks until the weekly hit rate is back within 10 % of
+      its pre-shift level.
+
+Plans within a day are made before the day starts: the day's features see data up to the end
+of the previous day (the training features, built afterwards, see everything before each
+shift).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from ._errors import ConfigError
+from ._io import atomic_write_json, atomic_write_text, atomic_write_with
+from .audit import share_cap_count
+from .evaluation import hit_rate_curve
+from .features import FeatureSpec, Panel, build_features, feature_columns, static_features
+from .geodata import Geography
+from .model import RiskRegressor
+from .planning import normalised_entropy, origami_coverage, systematic_sample, top_k
+from .settings import DEFAULT_SHIFTS
+from .simulator import ScenarioParams, World
+
+log = logging.getLogger("riskmodel.trial")
+
+POLICIES = ("randomised", "top-k", "uniform", "static", "oracle")
+DEFAULT_POLICIES = ("randomised", "top-k", "uniform")
+HIT_FRACTION = 0.10  # share of border length for the map-drift hit rate
+RECOVERY_TOLERANCE = 0.10  # "back within 10 % of the pre-shift level"
+TRAIN_SKIP_DAYS = 91  # burn-in windows without a full history are not trained on
+_CHUNK_DAYS = 28  # feature building in chunks keeps memory flat
+
+# Streams of the trial's randomness (SeedSequence spawn keys): fixed per purpose so that every
+# policy of a world seed sees the same world noise.
+_S_WORLD, _S_PERSONS, _S_ROUTE, _S_POLICY, _S_SUBSAMPLE = 1, 2, 3, 4, 5
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Parameters of a closed-loop trial (all recorded in ``trial.json``).
+
+    Attributes
+    ----------
+    weeks : int
+        Trial length in weeks (after the burn-in).
+    units : int
+        Patrols per shift; each patrol is ``officers_per_unit`` officers for the whole shift.
+    policies : tuple of str
+        Policies to compare (see :data:`POLICIES`).
+    seed : int
+        First world seed; seeds ``seed .. seed + seeds - 1`` are run.
+    seeds : int
+        Number of world seeds (confidence intervals need >= 2).
+    retrain_weeks : int
+        Retrain the model every this many weeks.
+    burn_in_days : int
+        Simulated history before the trial (patrolled by the simulator's own police).
+    start : str
+        First local date of the trial (ISO).
+    officers_per_unit : int
+        Officers per patrol.
+    route_shift : bool
+        Inject a route shift at ``route_shift_week``.
+    route_shift_week : int or None
+        Week (0-based) at whose start the route moves; default ``weeks // 2``.
+    route_shift_share : float
+        Share of the busiest stretch's static attraction that moves.
+    route_km : float
+        Length of the stretches (busiest source, quiet target).
+    per_shift_cap : float
+        Largest coverage of one segment in one shift (``randomised``, ``oracle``).
+    floor_factor : float
+        Exploration floor as a multiple of the uniform coverage ``units / segments``.
+    max_share_of_shifts : float or None
+        Largest share of the shifts of any ``share_window_days`` in which one segment is
+        checked (``randomised``, ``oracle``); None for no such cap.
+    share_window_days : int
+        Window of ``max_share_of_shifts``.
+    n_estimators, learning_rate, zero_keep : float
+        Retraining model (kept cheap: few trees, a high learning rate, 5 % of empty rows).
+    n_jobs : int
+        XGBoost threads (1: the fits are small, and OpenMP threads on busy shared cores spin).
+    scenario : dict
+        Overrides of :class:`~riskmodel.simulator.ScenarioParams` (e.g. ``persons_per_year``).
+    """
+
+    weeks: int = 26
+    units: int = 16
+    policies: tuple[str, ...] = DEFAULT_POLICIES
+    seed: int = 0
+    seeds: int = 1
+    retrain_weeks: int = 4
+    burn_in_days: int = 364
+    start: str = "2024-04-01"
+    officers_per_unit: int = 2
+    route_shift: bool = True
+    route_shift_week: int | None = None
+    route_shift_share: float = 0.6
+    route_km: float = 10.0
+    per_shift_cap: float = 0.5
+    floor_factor: float = 0.2
+    max_share_of_shifts: float | None = 0.25
+    share_window_days: int = 30
+    n_estimators: int = 150
+    learning_rate: float = 0.15
+    zero_keep: float = 0.05
+    n_jobs: int = 1
+    scenario: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def bad(key: str, must: str) -> ConfigError:
+            return ConfigError(
+                f"trial {key} = {getattr(self, key)!r} is invalid: it must be {must}",
+                where="trial configuration",
+                fix=f"correct --{key.replace('_', '-')}",
+            )
+
+        if self.weeks < 1:
+            raise bad("weeks", ">= 1")
+        if self.units < 1:
+            raise bad("units", ">= 1")
+        if self.seeds < 1:
+            raise bad("seeds", ">= 1")
+        if self.retrain_weeks < 1:
+            raise bad("retrain_weeks", ">= 1")
+        if self.burn_in_days < 2 * _CHUNK_DAYS:
+            raise bad("burn_in_days", f">= {2 * _CHUNK_DAYS}")
+        if self.officers_per_unit < 1:
+            raise bad("officers_per_unit", ">= 1")
+        if not self.policies:
+            raise bad("policies", "at least one policy")
+        unknown = [p for p in self.policies if p not in POLICIES]
+        if unknown:
+            raise ConfigError(
+                f"unknown policy {unknown[0]!r}",
+                where="--policy",
+                fix=f"use one of: {', '.join(POLICIES)}",
+            )
+        if len(set(self.policies)) != len(self.policies):
+            raise bad("policies", "listed once each")
+        if not 0 <= self.route_shift_share <= 1:
+            raise bad("route_shift_share", "in [0, 1]")
+        if self.route_km <= 0:
+            raise bad("route_km", "> 0")
+        wk = self.shift_week
+        if self.route_shift and not 0 <= wk < self.weeks:
+            raise bad("route_shift_week", f"in [0, {self.weeks - 1}]")
+        if not 0 < self.per_shift_cap <= 1:
+            raise bad("per_shift_cap", "in (0, 1]")
+        if not 0 < self.floor_factor <= 1:
+            raise bad("floor_factor", "in (0, 1]")
+        if self.max_share_of_shifts is not None and not 0 < self.max_share_of_shifts <= 1:
+            raise bad("max_share_of_shifts", "in (0, 1]")
+        if self.share_window_days < 1:
+            raise bad("share_window_days", ">= 1")
+        if not 0 < self.zero_keep <= 1:
+            raise bad("zero_keep", "in (0, 1]")
+        try:
+            dt.date.fromisoformat(self.start)
+        except ValueError:
+            raise bad("start", "an ISO date (YYYY-MM-DD)") from None
+        known = {f.name for f in dataclasses.fields(ScenarioParams)}
+        extra = sorted(set(self.scenario) - known)
+        if extra:
+            raise ConfigError(
+                f"unknown scenario parameter {extra[0]!r}",
+                where="trial scenario",
+                fix=f"use one of: {', '.join(sorted(known))}",
+            )
+
+    @property
+    def shift_week(self) -> int:
+        """Week at whose start the route moves."""
+        return self.weeks // 2 if self.route_shift_week is None else int(self.route_shift_week)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (recorded in the report)."""
+        d = dataclasses.asdict(self)
+        d["policies"] = list(self.policies)
+        d["route_shift_week"] = self.shift_week if self.route_shift else None
+        return d
+
+
+@dataclass
+class PolicyRun:
+    """One policy on one world seed.
+
+    Attributes
+    ----------
+    weekly : DataFrame
+        One row per week (see :data:`WEEKLY_COLUMNS`).
+    totals : dict
+        Whole-trial outcomes (see :func:`_totals`).
+    """
+
+    weekly: pd.DataFrame
+    totals: dict[str, Any]
+
+
+@dataclass
+class TrialResult:
+    """All runs of a trial and their aggregation over seeds.
+
+    Attributes
+    ----------
+    config : TrialConfig
+    runs : dict
+        ``seed -> policy -> PolicyRun``.
+    summary : dict
+        ``policy -> metric -> {mean, sd, ci_low, ci_high, n}`` over seeds.
+    route : dict
+        ``seed -> route shift description`` (source/target stretches, moved share).
+    meta : dict
+        Geography size, runtime, version.
+    """
+
+    config: TrialConfig
+    runs: dict[int, dict[str, PolicyRun]]
+    summary: dict[str, dict[str, dict[str, float | None]]]
+    route: dict[int, dict[str, Any]]
+    meta: dict[str, Any]
+
+    def weekly(self) -> pd.DataFrame:
+        """All weekly rows (``seed``, ``policy``, ``week`` first)."""
+        return pd.concat(
+            [r.weekly for by_pol in self.runs.values() for r in by_pol.values()],
+            ignore_index=True,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready content of ``trial.json``."""
+        wk = self.weekly()
+        return {
+            "riskmodel_version": __version__,
+            "config": self.config.as_dict(),
+            "meta": self.meta,
+            "route_shift": {str(s): r for s, r in self.route.items()},
+            "policies": {
+                pol: {
+                    "summary": self.summary[pol],
+                    "per_seed": {
+                        str(s): _json_safe(self.runs[s][pol].totals) for s in sorted(self.runs)
+                    },
+                    "weekly_mean": _json_safe(
+                        wk[wk["policy"] == pol]
+                        .groupby("week")[list(_WEEKLY_MEAN)]
+                        .mean()
+                        .reset_index()
+                        .to_dict(orient="list")
+                    ),
+                }
+                for pol in self.config.policies
+            },
+        }
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _stream(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=key))
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return round(x, 6) if math.isfinite(x) else None
+    return obj
+
+
+def _ci(values: Sequence[float | None]) -> dict[str, float | None]:
+    """Mean and a two-sided 95 % t-interval over seeds (None where undefined)."""
+    v = np.array([np.nan if x is None else float(x) for x in values], float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return {"mean": None, "sd": None, "ci_low": None, "ci_high": None, "n": 0}
+    mean = float(v.mean())
+    if n == 1:
+        return {"mean": mean, "sd": None, "ci_low": None, "ci_high": None, "n": 1}
+    from scipy import stats
+
+    sd = float(v.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return {"mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+def _route_stretches(
+    base: np.ndarray, seg_km: np.ndarray, route_km: float, min_gap_km: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source (busiest ``route_km`` stretch) and target (a quiet stretch far from it)."""
+    S = base.size
+    n = int(max(1, min(S // 3, round(route_km / max(float(np.median(seg_km)), 1e-6)))))
+    starts = np.arange(S - n + 1)
+    csum = np.concatenate([[0.0], np.cumsum(base)])
+    sums = csum[starts + n] - csum[starts]
+    src0 = int(np.argmax(sums))
+    chain = np.concatenate([[0.0], np.cumsum(seg_km)])
+    mid = (chain[starts] + chain[starts + n]) / 2
+    gap = np.abs(mid - mid[src0]) - route_km
+    far = gap >= min_gap_km
+    if not far.any():  # tiny worlds: the farthest stretch that does not overlap
+        far = np.abs(starts - src0) >= n
+    quiet = far & (sums <= np.median(sums[far]))
+    cand = starts[quiet] if quiet.any() else starts[far]
+    tgt0 = int(_stream(seed, _S_ROUTE).choice(cand))
+    src = np.zeros(S, bool)
+    tgt = np.zeros(S, bool)
+    src[src0 : src0 + n] = True
+    tgt[tgt0 : tgt0 + n] = True
+    return src, tgt
+
+
+# ----------------------------------------------------------------------------- learner
+
+
+class _Learner:
+    """The engine in the loop: the recorded panel, a training cache and the current model.
+
+    The training cache holds feature rows of completed windows (built once, after the fact:
+    a window's features only use data before it, which never changes), subsampled like
+    :class:`~riskmodel.model.RiskRegressor` does (all rows with events, ``zero_keep`` of the
+    empty ones weighted ``1 / zero_keep``), so a retrain costs one small fit.
+    """
+
+    def __init__(
+        self, panel: Panel, static: pd.DataFrame, spec: FeatureSpec, cfg: TrialConfig, seed: int
+    ) -> None:
+        self.panel = panel
+        # No attrs: pandas deep-copies them on every column access (slow, unused here).
+        self.static = static.copy()
+        self.static.attrs = {}
+        self.spec = spec
+        self.cfg = cfg
+        self.seed = seed
+        self.S = panel.counts.shape[1]
+        self.K = panel.n_shifts
+        # Early windows lack a full history: skip them (a quarter of short burn-ins).
+        self.first_train = min(TRAIN_SKIP_DAYS, cfg.burn_in_days // 4) * self.K
+        self.cached_until = self.first_train
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.cols: list[str] = []
+        self.model: RiskRegressor | None = None
+        self.fits = 0
+
+    def fork(self) -> _Learner:
+        """Independent copy (panel arrays copied; cached chunks are immutable and shared)."""
+        new = copy.copy(self)
+        p = self.panel
+        new.panel = Panel(
+            p.windows, p.segments, p.counts.copy(), p.persons.copy(), p.effort.copy(), p.n_shifts
+        )
+        new.chunks = list(self.chunks)
+        return new
+
+    def record(self, w0: int, counts: np.ndarray, persons: np.ndarray, effort: np.ndarray) -> None:
+        """Write observed windows ``w0 ..`` (rows of ``counts``) into the panel."""
+        n = counts.shape[0]
+        self.panel.counts[w0 : w0 + n] = counts
+        self.panel.persons[w0 : w0 + n] = persons
+        self.panel.effort[w0 : w0 + n] = effort
+
+    def _upto(self, end: int) -> Panel:
+        # Windows >= end are not used by features of earlier windows: views, exact, cheaper.
+        p = self.panel
+        return Panel(
+            p.windows.iloc[:end],
+            p.segments,
+            p.counts[:end],
+            p.persons[:end],
+            p.effort[:end],
+            p.n_shifts,
+        )
+
+    def _extend_cache(self, until: int) -> None:
+        step = _CHUNK_DAYS * self.K
+        for a in range(self.cached_until, until, step):
+            b = min(a + step, until)
+            X = build_features(self._upto(b), self.static, self.spec, np.arange(a, b))
+            if not self.cols:
+                self.cols = feature_columns(X)
+            y = self.panel.counts[a:b].reshape(-1).astype(np.float64)
+            rng = _stream(self.seed, _S_SUBSAMPLE, a)
+            keep = (y > 0) | (rng.random(y.size) < self.cfg.zero_keep)
+            w = np.where(y > 0, 1.0, 1.0 / self.cfg.zero_keep)
+            self.chunks.append(
+                (
+                    X[self.cols].to_numpy(np.float32)[keep],
+                    y[keep],
+                    w[keep],
+                    X["window"].to_numpy()[keep],
+                )
+            )
+        self.cached_until = max(self.cached_until, until)
+
+    def fit(self, until: int) -> None:
+        """Retrain on all completed windows before ``until`` (recorded events and effort)."""
+        self._extend_cache(until)
+        X = np.concatenate([c[0] for c in self.chunks])
+        y = np.concatenate([c[1] for c in self.chunks])
+        w = np.concatenate([c[2] for c in self.chunks])
+        t = np.concatenate([c[3] for c in self.chunks])
+        model = RiskRegressor(
+            n_estimators=self.cfg.n_estimators,
+            learning_rate=self.cfg.learning_rate,
+            zero_keep=1.0,  # the cache is already subsampled and weighted
+            random_state=self.seed,
+            n_jobs=self.cfg.n_jobs,
+        )
+        self.model = model.fit(pd.DataFrame(X, columns=self.cols), y, time=t, sample_weight=w)
+        self.fits += 1
+
+    def predict_neutral(self, w0: int, n: int) -> np.ndarray:
+        """Effort-neutral risk ``(n, S)`` of windows ``w0 .. w0 + n`` from the data so far."""
+        assert self.model is not None
+        X = build_features(
+            self._upto(w0 + n),
+            self.static,
+            self.spec,
+            np.arange(w0, w0 + n),
+            effort_override=np.zeros((n, self.S), np.float32),
+        )
+        # In-place prediction: no DMatrix (whose construction spins all cores), same numbers.
+        m = self.model
+        arr = X[self.cols].to_numpy(np.float32)
+        pred = m.booster_.inplace_predict(arr, iteration_range=(0, m.best_iteration_ + 1))
+        return np.asarray(pred, dtype=np.float64).reshape(n, self.S)
+
+
+# ----------------------------------------------------------------------------- policies
+
+
+class _Policy:
+    """Where the units check in one shift: returns (checked mask, inclusion probabilities)."""
+
+    def __init__(self, name: str, cfg: TrialConfig, S: int, K: int, seed: int) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.S = S
+        self.K = K
+        self.U = min(cfg.units, S)
+        self.seed = seed
+        self.code = zlib.crc32(name.encode())
+        self.static_plan: np.ndarray | None = None  # (K, S) for "static"
+        self.floor = cfg.floor_factor * self.U / S
+        self.limit = (
+            share_cap_count(cfg.max_share_of_shifts, cfg.share_window_days, K)
+            if cfg.max_share_of_shifts is not None
+            else None
+        )
+        self.history: list[np.ndarray] = []  # checks of past trial shifts (for the share cap)
+
+    def _capped(self, risk: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.cfg
+        upper = np.full(self.S, cfg.per_shift_cap)
+        if self.limit is not None and self.history:
+            span = cfg.share_window_days * self.K - 1  # this shift + span earlier ones
+            used = np.sum(self.history[-span:], axis=0)
+            blocked = used >= self.limit
+            upper[blocked] = 0.0
+            short = self.U - upper.sum()
+            if short > 1e-9:  # caps leave too few segments: free the least used ones
+                order = np.flatnonzero(blocked)[np.argsort(used[blocked], kind="stable")]
+                upper[order[: int(math.ceil(short / cfg.per_shift_cap))]] = cfg.per_shift_cap
+        lower = np.minimum(self.floor, upper)
+        c, _ = origami_coverage(np.maximum(risk, 0.0), float(self.U), lower, upper)
+        return systematic_sample(c, rng), c
+
+    def decide(
+        self, k: int, risk: np.ndarray, truth: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Checks of shift ``k`` from the model's ``risk`` and (oracle only) the ``truth``."""
+        none = np.zeros(self.S, bool)
+        if self.name == "randomised":
+            pick, c = self._capped(risk, rng)
+        elif self.name == "oracle":
+            pick, c = self._capped(truth, rng)
+        elif self.name == "top-k":
+            pick = top_k(risk, self.U, none, none)
+            c = pick.astype(float)
+        elif self.name == "static":
+            assert self.static_plan is not None
+            pick = self.static_plan[k].copy()
+            c = pick.astype(float)
+        else:  # uniform
+            pick = np.zeros(self.S, bool)
+            pick[rng.choice(self.S, self.U, replace=False)] = True
+            c = np.full(self.S, self.U / self.S)
+        self.history.append(pick)
+        return pick, c
+
+
+# ----------------------------------------------------------------------------- the loop
+
+WEEKLY_COLUMNS = (
+    "seed",
+    "policy",
+    "week",
+    "patrol_hours",
+    "officer_hours",
+    "true_crossings",
+    "expected_crossings",
+    "recorded",
+    "patrol_detections",
+    "expected_patrol_detections",
+    "patrol_detections_per_patrol_hour",
+    "expected_patrol_detections_per_patrol_hour",
+    "recorded_per_patrol_hour",
+    "share_recorded",
+    "share_patrol_detected",
+    "hit_rate_10",
+    "hit_rate_10_ceiling",
+    "hit_rate_10_truth_last_week",
+    "entropy",
+    "route_shifted",
+    "model_fits",
+)
+_WEEKLY_MEAN = (
+    "patrol_detections_per_patrol_hour",
+    "expected_patrol_detections_per_patrol_hour",
+    "recorded_per_patrol_hour",
+    "share_recorded",
+    "share_patrol_detected",
+    "hit_rate_10",
+    "hit_rate_10_ceiling",
+    "entropy",
+)
+
+
+def _persons(counts: np.ndarray, mean_group: float, rng: np.random.Generator) -> np.ndarray:
+    # Sum of n group sizes 1 + NB(r, q) is n + NB(n r, q): one draw per cell.
+    r = 1.2
+    q = r / (r + mean_group - 1)
+    n = counts.astype(np.int64)
+    extra = rng.negative_binomial(np.maximum(n * r, 1e-9), q) * (n > 0)
+    return (n + extra).astype(np.float32)
+
+
+def _run_policy(
+    name: str,
+    world: World,
+    learner: _Learner,
+    cfg: TrialConfig,
+    seed: int,
+    route: tuple[np.ndarray, np.ndarray] | None,
+    lengths: np.ndarray,
+    static_risk: np.ndarray,
+) -> PolicyRun:
+    S, K = world.n_segments, world.n_shifts
+    p = world.params
+    pol = _Policy(name, cfg, S, K, seed)
+    if name == "static":
+        pol.static_plan = np.stack(
+            [top_k(static_risk[k], pol.U, np.zeros(S, bool), np.zeros(S, bool)) for k in range(K)]
+        )
+    d0 = cfg.burn_in_days
+    rows: list[dict[str, Any]] = []
+    prev_truth: np.ndarray | None = None
+    checks_all: list[np.ndarray] = []
+    ent_all: list[float] = []
+    for week in range(cfg.weeks):
+        shifted = bool(route is not None and week == cfg.shift_week)
+        if shifted:
+            world.relocate(route[0], route[1], cfg.route_shift_share)
+        preds, truths = [], []
+        acc = dict.fromkeys(
+            (
+                "patrol_hours",
+                "officer_hours",
+                "true_crossings",
+                "expected_crossings",
+                "recorded",
+                "patrol_detections",
+                "expected_patrol_detections",
+            ),
+            0.0,
+        )
+        ents = []
+        for day in range(7):
+            d = d0 + week * 7 + day
+            w0 = d * K
+            risk = learner.predict_neutral(w0, K)
+            truth = world.intensity()
+            rng = _stream(seed, _S_POLICY, pol.code, d)
+            effort = np.zeros((K, S))
+            for k in range(K):
+                pick, c = pol.decide(k, risk[k], truth[k], rng)
+                effort[k, pick] = cfg.officers_per_unit * world.hours[d, k]
+                ents.append(normalised_entropy(c))
+                checks_all.append(pick)
+            st = world.step_day(effort, crn=_stream(seed, _S_WORLD, d))
+            pers = _persons(st.recorded, p.mean_group_size, _stream(seed, _S_PERSONS, d))
+            learner.record(w0, st.recorded, pers, st.effort)
+            preds.append(risk)
+            truths.append(st.expected_crossings)
+            acc["patrol_hours"] += float((pol.U * world.hours[d]).sum())
+            acc["officer_hours"] += float(st.effort.sum())
+            acc["true_crossings"] += float(st.groups.sum())
+            acc["expected_crossings"] += float(st.expected_crossings.sum())
+            acc["recorded"] += float(st.recorded.sum())
+            acc["patrol_detections"] += float(st.patrol_recorded.sum())
+            acc["expected_patrol_detections"] += float(
+                (st.expected_recorded - p.p0 * st.expected_crossings).sum()
+            )
+        pred_w = np.concatenate(preds)
+        truth_w = np.concatenate(truths)
+        hr = float(hit_rate_curve(pred_w, truth_w, lengths, [HIT_FRACTION])[0])
+        ceiling = float(hit_rate_curve(truth_w, truth_w, lengths, [HIT_FRACTION])[0])
+        # How predictable the truth itself is: last week's true mean intensity as the map.
+        lag = truth_w.mean(axis=0) if prev_truth is None else prev_truth
+        persist = float(
+            hit_rate_curve(np.broadcast_to(lag, truth_w.shape), truth_w, lengths, [HIT_FRACTION])[0]
+        )
+        prev_truth = truth_w.mean(axis=0)
+        ent_all += ents
+        row = {"seed": seed, "policy": name, "week": week, **acc}
+        ph = max(acc["patrol_hours"], 1e-9)
+        tc = max(acc["true_crossings"], 1e-9)
+        row.update(
+            patrol_detections_per_patrol_hour=acc["patrol_detections"] / ph,
+            expected_patrol_detections_per_patrol_hour=acc["expected_patrol_detections"] / ph,
+            recorded_per_patrol_hour=acc["recorded"] / ph,
+            share_recorded=acc["recorded"] / tc,
+            share_patrol_detected=acc["patrol_detections"] / tc,
+            hit_rate_10=hr,
+            hit_rate_10_ceiling=ceiling,
+            hit_rate_10_truth_last_week=persist if week > 0 else None,
+            entropy=float(np.mean(ents)),
+            route_shifted=shifted,
+            model_fits=learner.fits,
+        )
+        rows.append(row)
+        if (week + 1) % cfg.retrain_weeks == 0 and week + 1 < cfg.weeks:
+            learner.fit((d0 + (week + 1) * 7) * K)
+    weekly = pd.DataFrame(rows, columns=list(WEEKLY_COLUMNS))
+    return PolicyRun(weekly, _totals(weekly, np.array(checks_all), ent_all, cfg, K))
+
+
+def _totals(
+    weekly: pd.DataFrame, checks: np.ndarray, ents: list[float], cfg: TrialConfig, K: int
+) -> dict[str, Any]:
+    """Whole-trial outcomes of one policy run."""
+    s = weekly[
+        [
+            "patrol_hours",
+            "officer_hours",
+            "true_crossings",
+            "expected_crossings",
+            "recorded",
+            "patrol_detections",
+            "expected_patrol_detections",
+        ]
+    ].sum()
+    hr = weekly["hit_rate_10"].to_numpy()
+    n4 = min(4, len(hr))
+    start = float(hr[:n4].mean())
+    end = float(hr[-n4:].mean())
+    out: dict[str, Any] = {k: float(v) for k, v in s.items()}
+    out.update(
+        patrol_detections_per_patrol_hour=s["patrol_detections"] / max(s["patrol_hours"], 1e-9),
+        expected_patrol_detections_per_patrol_hour=s["expected_patrol_detections"]
+        / max(s["patrol_hours"], 1e-9),
+        recorded_per_patrol_hour=s["recorded"] / max(s["patrol_hours"], 1e-9),
+        share_recorded=s["recorded"] / max(s["true_crossings"], 1e-9),
+        share_patrol_detected=s["patrol_detections"] / max(s["true_crossings"], 1e-9),
+        hit_rate_10_mean=float(hr.mean()),
+        hit_rate_10_start=start,
+        hit_rate_10_end=end,
+        hit_rate_10_last=float(hr[-1]),
+        hit_rate_10_end_vs_start=end / start if start > 0 else None,
+        hit_rate_10_ceiling_mean=float(weekly["hit_rate_10_ceiling"].mean()),
+        entropy_mean=float(np.mean(ents)),
+    )
+    # Legal side: largest share of shifts a segment was checked, whole trial and worst window.
+    n = checks.shape[0]
+    out["max_share_of_shifts"] = float(checks.sum(axis=0).max() / max(n, 1))
+    # Share of the calendar shifts of a window (as the cap counts it), also for short trials.
+    window = cfg.share_window_days * K
+    span = min(window, n)
+    cum = np.vstack([np.zeros((1, checks.shape[1])), np.cumsum(checks, axis=0)])
+    out["max_share_of_shifts_30d"] = float((cum[span:] - cum[:-span]).max() / window)
+    out["segments_ever_checked"] = int((checks.sum(axis=0) > 0).sum())
+    # Recovery after the route shift.
+    if cfg.route_shift:
+        w = cfg.shift_week
+        pre = float(hr[max(0, w - 4) : w].mean()) if w > 0 else float(hr[0])
+        after = hr[w:]
+        ok = np.flatnonzero(after >= (1 - RECOVERY_TOLERANCE) * pre)
+        out.update(
+            hit_rate_10_pre_shift=pre,
+            hit_rate_10_min_after_shift=float(after.min()),
+            dip_vs_pre_shift=float(after.min() / pre) if pre > 0 else None,
+            recovery_weeks=int(ok[0]) if ok.size else None,
+            recovered=bool(ok.size),
+        )
+    return out
+
+
+def _seed_world(
+    geo: Geography, cfg: TrialConfig, seed: int, shifts: str, tz: str, spec: FeatureSpec
+) -> tuple[World, _Learner, dict[str, Any], tuple[np.ndarray, np.ndarray] | None, np.ndarray]:
+    """Burn-in world, first model, route shift and week-1 risk shared by every policy."""
+    start = dt.date.fromisoformat(cfg.start)
+    first = start - dt.timedelta(days=cfg.burn_in_days)
+    last = start + dt.timedelta(days=7 * cfg.weeks - 1)
+    params = ScenarioParams(
+        **{
+            **cfg.scenario,
+            "seed": seed,
+            "start": first.isoformat(),
+            "end": last.isoformat(),
+            "units_per_shift": (cfg.units,),
+            "officers_per_unit": cfg.officers_per_unit,
+        }
+    )
+    world = World(geo, params, shifts, tz)
+    S, K = world.n_segments, world.n_shifts
+    if cfg.units > S * cfg.per_shift_cap:
+        raise ConfigError(
+            f"{cfg.units} units cannot be placed on {S} segments with a per-shift cap of "
+            f"{cfg.per_shift_cap}",
+            where="--units",
+            fix="use fewer units or a higher per-shift cap",
+        )
+    W = world.n_days * K
+    windows = world.windows.sort_values(["date", "shift_idx"]).reset_index(drop=True)
+    panel = Panel(
+        windows,
+        geo.segments,
+        np.zeros((W, S), np.float32),
+        np.zeros((W, S), np.float32),
+        np.zeros((W, S), np.float32),
+        K,
+    )
+    learner = _Learner(panel, static_features(geo, spec), spec, cfg, seed)
+    # Burn-in: the simulator's own police patrol; the same CRN streams as the trial days.
+    for d in range(cfg.burn_in_days):
+        st = world.step_day(None, crn=_stream(seed, _S_WORLD, d))
+        pers = _persons(st.recorded, params.mean_group_size, _stream(seed, _S_PERSONS, d))
+        learner.record(d * K, st.recorded, pers, st.effort)
+    learner.fit(cfg.burn_in_days * K)
+    # The static plan's risk: the whole first week, from the data at the trial start.
+    wk1 = learner.predict_neutral(cfg.burn_in_days * K, 7 * K)
+    static_risk = wk1.reshape(7, K, S).mean(axis=0)
+    route = None
+    info: dict[str, Any] = {"enabled": False}
+    if cfg.route_shift:
+        seg_km = geo.segments["length_m"].to_numpy(float) / 1000.0
+        src, tgt = _route_stretches(
+            world.base, seg_km, cfg.route_km, 3 * params.displacement_km, seed
+        )
+        route = (src, tgt)
+        ids = geo.segments["segment_id"].astype(str).to_numpy()
+        moved = float(world.base[src].sum() * cfg.route_shift_share / world.base.sum())
+        info = {
+            "enabled": True,
+            "week": cfg.shift_week,
+            "date": (start + dt.timedelta(days=7 * cfg.shift_week)).isoformat(),
+            "share_of_source_moved": cfg.route_shift_share,
+            "share_of_total_moved": round(moved, 6),
+            "source": [ids[src][0], ids[src][-1]],
+            "target": [ids[tgt][0], ids[tgt][-1]],
+        }
+    return world, learner, info, route, static_risk
+
+
+def run_trial(
+    geo: Geography,
+    config: TrialConfig | None = None,
+    *,
+    shifts: str = DEFAULT_SHIFTS,
+    tz: str = "Europe/Ljubljana",
+    spec: FeatureSpec | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrialResult:
+    """Run the closed-loop trial of every policy on every world seed.
+
+    Parameters
+    ----------
+    geo : Geography
+        Border segments (the bundled SI-HR geography or a synthetic one).
+    config : TrialConfig, optional
+        Trial parameters (defaults: 26 weeks, 16 units, randomised/top-k/uniform, 1 seed).
+    shifts : str
+        Shift definitions (``name=HH:MM-HH:MM,...``).
+    tz : str
+        Local time zone.
+    spec : FeatureSpec, optional
+        Feature set (default: the bundled one).
+    progress : callable, optional
+        Called with a one-line message after each policy run.
+
+    Returns
+    -------
+    TrialResult
+        Deterministic for ``config.seed`` (and the rest of the configuration).
+    """
+    cfg = config or TrialConfig()
+    spec = spec or FeatureSpec.load()
+    t0 = time.perf_counter()
+    lengths = geo.segments["length_m"].to_numpy(float)
+    runs: dict[int, dict[str, PolicyRun]] = {}
+    routes: dict[int, dict[str, Any]] = {}
+    timing: dict[str, float] = {}
+    for i in range(cfg.seeds):
+        seed = cfg.seed + i
+        ts = time.perf_counter()
+        world, learner, info, route, static_risk = _seed_world(geo, cfg, seed, shifts, tz, spec)
+        timing[f"burn_in_seed_{seed}"] = round(time.perf_counter() - ts, 2)
+        routes[seed] = info
+        runs[seed] = {}
+        for name in cfg.policies:
+            ts = time.perf_counter()
+            runs[seed][name] = _run_policy(
+                name,
+                copy.deepcopy(world),
+                learner.fork(),
+                cfg,
+                seed,
+                route,
+                lengths,
+                static_risk,
+            )
+            timing[f"{name}_seed_{seed}"] = round(time.perf_counter() - ts, 2)
+            if progress is not None:
+                tot = runs[seed][name].totals
+                progress(
+                    f"seed {seed} {name}: {tot['patrol_detections_per_patrol_hour']:.4f} patrol "
+                    f"detections per patrol-hour, hit rate@10% {tot['hit_rate_10_start']:.3f} -> "
+                    f"{tot['hit_rate_10_end']:.3f} ({timing[f'{name}_seed_{seed}']:.0f} s)"
+                )
+    summary = {
+        pol: {
+            m: _ci([runs[s][pol].totals.get(m) for s in runs])
+            for m in runs[cfg.seed][pol].totals
+            if m != "recovered"
+        }
+        for pol in cfg.policies
+    }
+    for pol in cfg.policies:
+        summary[pol]["recovered_share"] = _ci(
+            [float(bool(runs[s][pol].totals.get("recovered"))) for s in runs]
+        )
+    meta = {
+        "segments": int(len(geo.segments)),
+        "border_km": round(float(lengths.sum()) / 1000, 1),
+        "geography": str(getattr(geo, "border_path", "")),
+        "shifts": shifts,
+        "timezone": tz,
+        "feature_spec_sha256": spec.sha256,
+        "runtime_s": round(time.perf_counter() - t0, 1),
+        "timing_s": timing,
+    }
+    return TrialResult(cfg, runs, _json_safe(summary), routes, meta)
+
+
+# ----------------------------------------------------------------------------- report
+
+_TABLE = (
+    ("patrol_detections_per_patrol_hour", "patrol detections / patrol-h", 4),
+    ("expected_patrol_detections_per_patrol_hour", "  expected (no Poisson noise)", 4),
+    ("recorded_per_patrol_hour", "recorded / patrol-h", 3),
+    ("share_recorded", "share of true crossings recorded", 3),
+    ("share_patrol_detected", "share detected by patrols", 3),
+    ("hit_rate_10_start", "HR@10% vs truth, weeks 1-4", 3),
+    ("hit_rate_10_end", "HR@10% vs truth, last 4 weeks", 3),
+    ("hit_rate_10_end_vs_start", "end / start", 3),
+    ("dip_vs_pre_shift", "lowest after shift / pre-shift", 3),
+    ("recovery_weeks", "weeks to recover (<=10 %)", 1),
+    ("entropy_mean", "coverage entropy", 3),
+    ("max_share_of_shifts", "max share of shifts (trial)", 3),
+    ("max_share_of_shifts_30d", "max share of shifts (30 d)", 3),
+)
+
+
+def _fmt(stat: dict[str, float | None], digits: int) -> str:
+    m = stat.get("mean")
+    if m is None:
+        return "n/a"
+    txt = f"{m:.{digits}f}"
+    if stat.get("ci_low") is not None:
+        half = (stat["ci_high"] - stat["ci_low"]) / 2
+        txt += f" ± {half:.{digits}f}"
+    return txt
+
+
+def _verdict(res: TrialResult) -> list[str]:
+    """Plain statements of who won what, computed from the numbers (whichever way they go)."""
+    s = res.summary
+    pols = list(res.config.policies)
+    lines = []
+
+    def mean(pol: str, m: str) -> float:
+        v = s[pol].get(m, {}).get("mean")
+        return float("nan") if v is None else float(v)
+
+    def overlap(a: str, b: str, m: str) -> bool:
+        x, y = s[a].get(m, {}), s[b].get(m, {})
+        if x.get("ci_low") is None or y.get("ci_low") is None:
+            return True
+        return not (x["ci_high"] < y["ci_low"] or y["ci_high"] < x["ci_low"])
+
+    m = "patrol_detections_per_patrol_hour"
+    ranked = sorted(pols, key=lambda p: -mean(p, m))
+    best = ranked[0]
+    lines.append(
+        "Patrol detections per patrol-hour, best to worst: "
+        + ", ".join(f"{p} {mean(p, m):.4f}" for p in ranked)
+        + "."
+    )
+    for other in ranked[1:]:
+        if overlap(best, other, m):
+            lines.append(
+                f"{best} vs {other}: the intervals overlap"
+                + (" (one seed: no interval)" if res.config.seeds == 1 else "")
+                + f"; ratio {mean(best, m) / max(mean(other, m), 1e-12):.2f}."
+            )
+    if "randomised" in pols and "top-k" in pols:
+        r, t = mean("randomised", m), mean("top-k", m)
+        lines.append(
+            f"randomised / top-k patrol detections per patrol-hour: {r / max(t, 1e-12):.2f} "
+            f"({'randomised' if r > t else 'top-k'} detects more per patrol-hour)."
+        )
+    hm = "hit_rate_10_end_vs_start"
+    for p in pols:
+        ev = mean(p, hm)
+        rec = s[p].get("recovery_weeks", {}).get("mean")
+        lines.append(
+            f"{p}: map hit rate @10 % vs truth {mean(p, 'hit_rate_10_start'):.3f} -> "
+            f"{mean(p, 'hit_rate_10_end'):.3f} (end/start {ev:.2f}; "
+            + ("held within 10 %" if ev >= 1 - RECOVERY_TOLERANCE else "dropped by more than 10 %")
+            + (
+                f"; after the route shift recovered in {rec:.1f} weeks"
+                if rec is not None
+                else ("; did not recover after the route shift" if res.config.route_shift else "")
+            )
+            + f"); max share of shifts a segment was checked {mean(p, 'max_share_of_shifts'):.2f}."
+        )
+    return lines
+
+
+def markdown_report(res: TrialResult) -> str:
+    """The Markdown report (``trial.md``)."""
+    cfg = res.config
+    pols = list(cfg.policies)
+    seeds = sorted(res.runs)
+    head = ["outcome"] + pols
+    lines = [
+        "# Closed-loop policy trial (simulated world)",
+        "",
+        f"{cfg.weeks} weeks from {cfg.start} after a {cfg.burn_in_days}-day burn-in; "
+        f"{cfg.units} patrols of {cfg.officers_per_unit} officers per shift; "
+        f"{res.meta['segments']} segments ({res.meta['border_km']} km); retrain every "
+        f"{cfg.retrain_weeks} weeks; world seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}). "
+        + (
+            "Values: mean ± half-width of the 95 % t-interval over seeds."
+            if len(seeds) > 1
+            else "One seed: no interval (use --seeds 3 or more)."
+        ),
+        "",
+    ]
+    r0 = res.route.get(seeds[0], {})
+    if r0.get("enabled"):
+        lines += [
+            f"Route shift at the start of week {r0['week'] + 1} ({r0['date']}, seed {seeds[0]}): "
+            f"{r0['share_of_source_moved']:.0%} of the attraction of "
+            f"{r0['source'][0]}..{r0['source'][1]} moved to {r0['target'][0]}..{r0['target'][1]} "
+            f"({r0['share_of_total_moved']:.1%} of all crossings).",
+            "",
+        ]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, label, digits in _TABLE:
+        if key not in res.summary[pols[0]]:
+            continue
+        lines.append(
+            "| " + " | ".join([label] + [_fmt(res.summary[p][key], digits) for p in pols]) + " |"
+        )
+    lines += ["", "## Findings", ""] + [f"- {x}" for x in _verdict(res)]
+    lines += [
+        "",
+        "## Definitions",
+        "",
+        "- *patrol detections*: recorded groups that would not have been recorded without the "
+        "patrol (baseline detection p0 removed, counterfactual on common random numbers); "
+        "*patrol-hour*: one patrol for one hour.",
+        "- *HR@10% vs truth*: share of the true expected crossings on the 10 % of border length "
+        "the model's effort-neutral prediction ranks highest, pooled over the week's shifts; "
+        "start = mean of weeks 1-4, end = mean of the last 4 weeks.",
+        "- *recovery*: weeks from the route shift until the weekly hit rate is back within 10 % "
+        "of its mean over the 4 weeks before the shift (0 = never dropped below).",
+        "- *coverage entropy*: planning.normalised_entropy of the shift's inclusion "
+        "probabilities (1 = uniform, 0 = deterministic).",
+        "- *max share of shifts*: the largest share of shifts in which any one segment was "
+        "checked, over the whole trial and over the worst 30 days.",
+        "",
+        f"Runtime {res.meta['runtime_s']} s. riskmodel {__version__}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _figure(width: float, height: float) -> Any:
+    # Figure + Agg canvas directly: no pyplot global state.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_png(fig: Any, path: Path) -> Path:
+    # No Software/date metadata, so identical results give byte-identical PNGs.
+    return atomic_write_with(
+        path, lambda p: fig.savefig(p, format="png", metadata={"Software": None})
+    )
+
+
+def _plot_weekly(res: TrialResult, column: str, ylabel: str, title: str, path: Path) -> Path:
+    wk = res.weekly()
+    fig = _figure(8.0, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, pol in enumerate(res.config.policies):
+        g = wk[wk["policy"] == pol].groupby("week")[column]
+        x = np.arange(res.config.weeks) + 1
+        mean = g.mean().to_numpy()
+        style = {"color": "black", "linestyle": "--"} if pol == "oracle" else {"color": f"C{i}"}
+        ax.plot(x, mean, label=pol, linewidth=1.6, **style)
+        if res.config.seeds > 1:
+            ax.fill_between(x, g.min().to_numpy(), g.max().to_numpy(), alpha=0.15, **style)
+    if column == "hit_rate_10":
+        ceil = wk.groupby("week")["hit_rate_10_ceiling"].mean().to_numpy()
+        ax.plot(np.arange(res.config.weeks) + 1, ceil, color="grey", linestyle=":", label="truth")
+    if res.config.route_shift:
+        ax.axvline(res.config.shift_week + 1, color="grey", linestyle="-.", linewidth=1)
+        ax.text(res.config.shift_week + 1.1, ax.get_ylim()[1], " route shift", va="top", fontsize=8)
+    ax.set_xlabel("week of the trial")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + (" (band: min-max over seeds)" if res.config.seeds > 1 else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def _plot_legal(res: TrialResult, path: Path) -> Path:
+    fig = _figure(6.0, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, pol in enumerate(res.config.policies):
+        s = res.summary[pol]
+        x = s["max_share_of_shifts_30d"]["mean"]
+        y = s["patrol_detections_per_patrol_hour"]["mean"]
+        ax.scatter([x], [y], color="black" if pol == "oracle" else f"C{i}", s=50, label=pol)
+    if res.config.max_share_of_shifts is not None:
+        ax.axvline(res.config.max_share_of_shifts, color="grey", linestyle=":", label="share cap")
+    ax.set_xlabel("largest share of shifts one segment was checked (worst 30 days)")
+    ax.set_ylabel("patrol detections per patrol-hour")
+    ax.set_title("Detections vs intensity of checks")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def write_report(res: TrialResult, out: str | Path) -> dict[str, Path]:
+    """Write ``trial.md``, ``trial.json``, ``trial_weekly.csv`` and three PNGs atomically.
+
+    Parameters
+    ----------
+    res : TrialResult
+    out : path-like
+        Output folder (created if missing).
+
+    Returns
+    -------
+    dict of str to Path
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    wk = res.weekly()
+    paths = {
+        "weekly": atomic_write_text(
+            out / "trial_weekly.csv",
+            wk.to_csv(index=False, lineterminator="\n", float_format="%.6g"),
+        ),
+        "hit_rate_png": _plot_weekly(
+            res,
+            "hit_rate_10",
+            "hit rate @10 % of border length vs truth",
+            "Model map vs true crossings",
+            out / "trial_hit_rate.png",
+        ),
+        "detections_png": _plot_weekly(
+            res,
+            "patrol_detections_per_patrol_hour",
+            "patrol detections per patrol-hour",
+            "Detections attributable to patrols",
+            out / "trial_detections.png",
+        ),
+        "legal_png": _plot_legal(res, out / "trial_legal.png"),
+    }
+    doc = res.as_dict()
+    doc["files"] = {k: v.name for k, v in paths.items()}
+    paths["json"] = atomic_write_json(out / "trial.json", doc)
+    paths["markdown"] = atomic_write_text(out / "trial.md", markdown_report(res))
+    return paths

@@ -1,0 +1,117 @@
+"""End-to-end on the bundled border: simulate -> train -> score (twice, in two processes) -> plan.
+
+Checks reproducibility (byte-identical outputs across processes), the one-step-ahead forecast
+range, provenance, and that a changed or mismatched bundle is refused.
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args, cwd=None, check=True):
+    p = subprocess.run([sys.executable, "-m", "riskmodel", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    if check and p.returncode != 0:
+        raise AssertionError(f"riskmodel {' '.join(map(str, args))} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("e2e")
+    run("simulate", "--out", d / "sim", "--seed", 3, "--start", "2025-01-01", "--end", "2025-06-30")
+    run("train", "--events", d / "sim" / "events.csv", "--effort", d / "sim" / "effort.csv", "--until", "2025-06-20",
+        "--models-root", d / "models", "--param", "n_estimators=25", "--param", "learning_rate=0.3")
+    return d
+
+
+def _digest(folder: Path, pattern: str) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob(pattern))}
+
+
+def test_score_reproducible_across_processes(world):
+    d = world
+    env_args = ["--events", d / "sim" / "events.csv", "--date", "2025-06-21", "--to", "2025-06-23", "--no-png"]
+    for out in ("a", "b"):
+        p = run("score", *env_args, "--out", d / out, cwd=d)  # models/ found under cwd
+        assert "model rm-" in p.stdout
+    a, b = d / "a", d / "b"
+    for pat in ("*.geojson", "*.csv", "*.qml", "*.html"):
+        da, db = _digest(a, pat), _digest(b, pat)
+        assert da and da == db, pat
+    # GeoPackage: same content (GDAL stamps times into metadata tables)
+    import geopandas as gpd
+
+    for layer in ("morning", "afternoon", "night"):
+        ga = gpd.read_file(a / "risk_2025-06-21.gpkg", layer=layer)
+        gb = gpd.read_file(b / "risk_2025-06-21.gpkg", layer=layer)
+        pd.testing.assert_frame_equal(ga, gb)
+    fc = pd.read_csv(a / "forecast.csv")
+    assert set(fc["shift"]) == {"morning", "afternoon", "night"}
+    assert fc["shift_start"].str.contains(r"\+0[12]:00").all()
+    assert len(fc) == 3 * 3 * fc["segment_id"].nunique()
+    prov = json.loads((a / "provenance.json").read_text())
+    assert prov["model_id"].startswith("rm-") and prov["inputs"]["events"]["sha256"]
+    risk = pd.read_csv(a / "risk_2025-06-21.csv")
+    assert risk["rank"].min() == 1 and set(risk["risk_class"]) == {1, 2, 3, 4, 5}
+    assert risk["reason_1"].str.len().gt(0).all()
+    assert (risk["lower"] <= risk["expected"] + 1e-9).all() and (risk["upper"] + 1e-9 >= risk["lower"]).all()
+
+
+def test_score_is_one_step_ahead(world):
+    """Scoring a day with later events in the file gives the same risk as without them."""
+    d = world
+    ev = pd.read_csv(d / "sim" / "events.csv")
+    cut = ev[pd.to_datetime(ev["timestamp"], utc=True) < pd.Timestamp("2025-06-22T04:00:00Z")]
+    cut.to_csv(d / "cut.csv", index=False)
+    run("score", "--events", d / "sim" / "events.csv", "--date", "2025-06-22", "--shift", "morning", "--no-png",
+        "--no-html", "--out", d / "full", cwd=d)
+    run("score", "--events", d / "cut.csv", "--date", "2025-06-22", "--shift", "morning", "--no-png", "--no-html",
+        "--out", d / "cut", cwd=d)
+    a = pd.read_csv(d / "full" / "risk_2025-06-22.csv")
+    b = pd.read_csv(d / "cut" / "risk_2025-06-22.csv")
+    pd.testing.assert_series_equal(a["expected"], b["expected"])
+
+
+def test_plan_from_date_and_audit(world):
+    d = world
+    p = run("plan", "--date", "2025-06-21", "--events", d / "sim" / "events.csv", "--units", 5, "--seed", 11,
+            "--audit-log", d / "audit.jsonl", "--out", d / "plans", cwd=d)
+    assert p.stdout.count("checks") >= 3
+    checks = pd.read_csv(d / "plans" / "plan_2025-06-21_night.csv")
+    assert len(checks) == 5
+    entries = [json.loads(x) for x in (d / "audit.jsonl").read_text().splitlines()]
+    assert len(entries) == 3 and all(e["seed"] is not None for e in entries)
+    a = run("audit", "--from", "2025-06-21", "--to", "2025-06-21", "--audit-log", d / "audit.jsonl")
+    assert a.returncode == 0
+
+
+def test_tampered_bundle_refused_by_score(world, tmp_path):
+    import shutil
+
+    d = world
+    models = tmp_path / "models"
+    shutil.copytree(d / "models", models)
+    bundle = next(p for p in models.iterdir() if p.is_dir())
+    with open(bundle / "booster.ubj", "ab") as fh:
+        fh.write(b"x")
+    p = run("score", "--events", d / "sim" / "events.csv", "--date", "2025-06-21", "--out", tmp_path / "o",
+            cwd=tmp_path, check=False)
+    assert p.returncode == 4
+    assert "changed after training" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "o" / "risk_2025-06-21.csv").exists()
+
+
+def test_segment_mismatch_refused(world, tmp_path):
+    d = world
+    (d / "rm500.toml").write_text("segment_length_m = 500\n")
+    p = run("--config", d / "rm500.toml", "score", "--events", d / "sim" / "events.csv", "--date", "2025-06-21",
+            "--out", tmp_path / "o", cwd=d, check=False)
+    assert p.returncode == 4 and "segment set mismatch" in p.stderr
