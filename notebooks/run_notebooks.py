@@ -68,12 +68,19 @@ def run_one(path: Path, timeout: int, save_to: Path | None) -> tuple[bool, float
             resources={"metadata": {"path": cwd}},
             allow_errors=False,
         )
-        try:
-            client.execute()
-        except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
-            err = str(exc)
-        except Exception as exc:  # kernel start-up and the like: report, do not crash the run
-            err = f"{type(exc).__name__}: {exc}"
+        kernel_log = Path(cwd) / "kernel.log"
+        with open(kernel_log, "w", encoding="utf-8") as log:
+            try:
+                # The kernel's own stderr (start-up chatter) goes to a log, shown on failure.
+                client.execute(stderr=log)
+            except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+                err = str(exc)
+            except Exception as exc:  # kernel start-up and the like: report, do not crash
+                err = f"{type(exc).__name__}: {exc}"
+        if err:
+            chatter = kernel_log.read_text(encoding="utf-8", errors="replace").strip()
+            if chatter:
+                err += "\n--- kernel stderr ---\n" + chatter[-5000:]
     secs = time.perf_counter() - t0
     if save_to is not None:
         save_to.mkdir(parents=True, exist_ok=True)

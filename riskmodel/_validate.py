@@ -376,18 +376,25 @@ def load_table(path: Path, *, encoding: str | None, delimiter: str | None, kind:
         )
     if path.stat().st_size == 0:
         raise InputError("the file is empty (0 bytes)", where=where, fix="export the data again")
-    if fmt == "csv":
-        table = _read_csv(path, encoding, normalise_delimiter(delimiter))
-    elif fmt == "parquet":
-        table = _read_parquet(path)
-    else:
-        table = _read_vector(path, kind)
-    table.meta["format"] = fmt
-    if "sha256" not in table.meta:
-        table.meta["sha256"] = _sha256(path)
+    try:
+        if fmt == "csv":
+            table = _read_csv(path, encoding, normalise_delimiter(delimiter))
+        elif fmt == "parquet":
+            table = _read_parquet(path)
+        else:
+            table = _read_vector(path, kind)
+        table.meta["format"] = fmt
+        if "sha256" not in table.meta:
+            table.meta["sha256"] = _sha256(path)
+    except OSError as exc:  # permissions, vanished file, I/O error
+        raise InputError(
+            f"cannot read the file: {exc.strerror or exc}",
+            where=where,
+            fix="check the file's permissions and that it is fully copied",
+        ) from None
     if len(table.data) == 0:
         raise InputError(
-            "the file has a header but no data rows",
+            "the file has a header but no data rows" if fmt == "csv" else "the file holds no rows",
             where=where,
             fix="export the data again including the rows",
         )

@@ -89,6 +89,7 @@ _DEFAULT_SPEC: dict[str, Any] = {
         "trend_days": [28, 365],
         "area_windows_days": [7, 28],
         "max_days_since": 730,
+        "longrun_sigma_km": [1.0, 3.0],
     },
     "route": {"enabled": True, "settlement_radius_km": 10},
     "time": {"enabled": True, "holidays": ["SI", "HR"], "darkness": True},
@@ -257,6 +258,15 @@ def _band(chain_km: np.ndarray, km: float) -> sparse.csr_matrix:
         (np.ones(len(rows), np.float32), (order[rows], order[cols])), shape=(len(c), len(c))
     )
     return m
+
+
+def _gauss(chain_km: np.ndarray, sigma_km: float) -> sparse.csr_matrix:
+    """Sparse Gaussian kernel along the border (cut at 3 sigma), rows sum to ~1."""
+    band = _band(chain_km, 3 * sigma_km).tocoo()
+    d = chain_km[band.row] - chain_km[band.col]
+    w = np.exp(-0.5 * (d / sigma_km) ** 2)
+    m = sparse.csr_matrix((w, (band.row, band.col)), shape=band.shape)
+    return sparse.diags(1.0 / np.asarray(m.sum(axis=1)).ravel()) @ m
 
 
 def _radius(x: np.ndarray, y: np.ndarray, km: float) -> sparse.csr_matrix:
@@ -493,7 +503,13 @@ def build_features(
             put(f"area_n_{days}d", (lb @ A @ A.T))
             put(f"border_n_{days}d", np.repeat(lb.sum(axis=1, keepdims=True), S, axis=1))
         first_w = int(np.argmax(C.sum(axis=1) > 0)) if C.sum() > 0 else 0
-        put("history_days", np.repeat(np.clip((tg - first_w) / K, 0, None)[:, None], S, axis=1))
+        hist_days = np.clip((tg - first_w) / K, 0, None)
+        put("history_days", np.repeat(hist_days[:, None], S, axis=1))
+        # Long-run rate over the whole history, Gaussian-smoothed along the border (the
+        # background rate of a self-exciting model): events per day.
+        for sig in h["longrun_sigma_km"]:
+            g = _gauss(chain, float(sig))
+            put(f"longrun_{sig:g}km", (g @ cumC[tg].T).T / np.maximum(hist_days, 28.0)[:, None])
     if spec.enabled("effort"):
         e = spec.section("effort")
         now = panel.effort[tg] if effort_override is None else effort_override

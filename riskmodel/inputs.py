@@ -64,8 +64,29 @@ REASONS = V.REASONS
 EVENT_TYPES = ("apprehension", "detection", "smuggler_arrest")
 
 _COORD_ALIASES: dict[str, tuple[str, ...]] = {
-    "lat": ("lat", "latitude", "y_wgs", "lat_wgs84", "wgs84_lat"),
-    "lon": ("lon", "lng", "long", "longitude", "x_wgs", "lon_wgs84", "wgs84_lon"),
+    # Slovene: (geografska) sirina = latitude, dolzina = longitude (after ASCII folding).
+    "lat": (
+        "lat",
+        "latitude",
+        "y_wgs",
+        "lat_wgs84",
+        "wgs84_lat",
+        "sirina",
+        "geo_sirina",
+        "geografska_sirina",
+    ),
+    "lon": (
+        "lon",
+        "lng",
+        "long",
+        "longitude",
+        "x_wgs",
+        "lon_wgs84",
+        "wgs84_lon",
+        "dolzina",
+        "geo_dolzina",
+        "geografska_dolzina",
+    ),
     "x": ("x", "x_d96", "e", "easting", "x_d48"),
     "y": ("y", "y_d96", "n", "northing", "y_d48"),
 }

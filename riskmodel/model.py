@@ -37,6 +37,9 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         Share of the *latest* training windows held out for early stopping (time-ordered).
     zero_keep : float
         Share of rows with no event kept for training (weighted ``1 / zero_keep``); 1 keeps all.
+    n_bags : int
+        Boosters trained on different random subsets of the empty rows (and tree seeds) and
+        averaged: variance reduction for the rare-event subsampling.
     random_state : int
         Seed (the fit is deterministic for a seed).
     n_jobs : int
@@ -45,6 +48,9 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     booster_ : xgboost.Booster
+        The first booster (``boosters_`` holds all bags).
+    boosters_ : list of xgboost.Booster
+    best_iterations_ : list of int
     feature_names_in_ : ndarray of str
     n_features_in_ : int
     best_iteration_ : int
@@ -56,17 +62,18 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_estimators: int = 600,
-        learning_rate: float = 0.05,
-        max_depth: int = 6,
+        n_estimators: int = 1000,
+        learning_rate: float = 0.06,
+        max_depth: int = 5,
         min_child_weight: float = 2.0,
         subsample: float = 0.8,
-        colsample_bytree: float = 0.8,
+        colsample_bytree: float = 0.6,
         reg_lambda: float = 1.0,
-        max_bin: int = 128,
+        max_bin: int = 64,
         early_stopping_rounds: int = 40,
         validation_fraction: float = 0.12,
-        zero_keep: float = 0.15,
+        zero_keep: float = 0.05,
+        n_bags: int = 2,
         random_state: int = 0,
         n_jobs: int = 2,
     ) -> None:
@@ -81,11 +88,12 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         self.early_stopping_rounds = early_stopping_rounds
         self.validation_fraction = validation_fraction
         self.zero_keep = zero_keep
+        self.n_bags = n_bags
         self.random_state = random_state
         self.n_jobs = n_jobs
 
     # -- helpers ---------------------------------------------------------------------------
-    def _params(self, names: list[str]) -> dict[str, Any]:
+    def _params(self, names: list[str], seed: int | None = None) -> dict[str, Any]:
         mono = tuple(1 if n == EXPOSURE_FEATURE else 0 for n in names)
         return {
             "objective": "count:poisson",
@@ -100,7 +108,7 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
             "lambda": self.reg_lambda,
             "max_delta_step": 0.7,  # recommended for Poisson: keeps early steps stable
             "monotone_constraints": "(" + ",".join(map(str, mono)) + ")",
-            "seed": self.random_state,
+            "seed": self.random_state if seed is None else seed,
             "nthread": self.n_jobs,
             "verbosity": 0,
         }
@@ -152,33 +160,43 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         )
         is_val = t >= cut
         tr = ~is_val
-        # Rare-event subsampling: all rows with events, a share of the empty ones (weighted).
-        keep = tr & ((y > 0) | (rng.random(len(y)) < self.zero_keep))
         wk = np.where(y > 0, 1.0, 1.0 / self.zero_keep) * w
         Xv = X.to_numpy(np.float32)
-        dtrain = xgb.DMatrix(Xv[keep], label=y[keep], weight=wk[keep], feature_names=names)
-        evals = [(dtrain, "train")]
         dval = None
         if is_val.any():
             dval = xgb.DMatrix(Xv[is_val], label=y[is_val], weight=w[is_val], feature_names=names)
-            evals.append((dval, "valid"))
-        booster = xgb.train(
-            self._params(names),
-            dtrain,
-            num_boost_round=self.n_estimators,
-            evals=evals,
-            early_stopping_rounds=self.early_stopping_rounds if dval is not None else None,
-            verbose_eval=False,
-        )
-        self.best_iteration_ = int(getattr(booster, "best_iteration", self.n_estimators - 1))
-        self.booster_ = booster
+        boosters, best = [], []
+        kept = 0
+        for b in range(max(1, int(self.n_bags))):
+            # Rare-event subsampling: all rows with events, a share of the empty ones (weighted);
+            # each bag draws its own share.
+            keep = tr & ((y > 0) | (rng.random(len(y)) < self.zero_keep))
+            kept += int(keep.sum())
+            dtrain = xgb.DMatrix(Xv[keep], label=y[keep], weight=wk[keep], feature_names=names)
+            evals = [(dtrain, "train")] + ([(dval, "valid")] if dval is not None else [])
+            booster = xgb.train(
+                self._params(names, seed=self.random_state + 7919 * b),
+                dtrain,
+                num_boost_round=self.n_estimators,
+                evals=evals,
+                early_stopping_rounds=self.early_stopping_rounds if dval is not None else None,
+                verbose_eval=False,
+            )
+            boosters.append(booster)
+            best.append(int(getattr(booster, "best_iteration", self.n_estimators - 1)))
+        self.boosters_ = boosters
+        self.best_iterations_ = best
+        self.booster_ = boosters[0]
+        self.best_iteration_ = best[0]
         self.feature_names_in_ = np.array(names, dtype=object)
         self.n_features_in_ = len(names)
         self.dispersion_ = 0.0
         info: dict[str, Any] = {
             "rows": int(len(y)),
             "rows_train": int(tr.sum()),
-            "rows_kept": int(keep.sum()),
+            "rows_kept": kept // max(1, int(self.n_bags)),
+            "n_bags": len(boosters),
+            "best_iterations": best,
             "rows_valid": int(is_val.sum()),
             "zero_keep": self.zero_keep,
             "best_iteration": self.best_iteration_,

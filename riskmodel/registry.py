@@ -43,7 +43,7 @@ from ._io import (
 )
 from .model import RiskRegressor
 
-BUNDLE_FILES = ("booster.ubj", "preprocess.joblib", "MODEL_CARD.md")
+BUNDLE_FILES = ("booster.ubj", "preprocess.joblib", "MODEL_CARD.md")  # always present
 
 
 def versions() -> dict[str, str]:
@@ -121,13 +121,17 @@ def save_bundle(
     folder = Path(root) / model_id
     tmp = Path(root) / f".{model_id}.partial"
     tmp.mkdir(parents=True, exist_ok=True)
-    raw = model.booster_.save_raw(raw_format="ubj")
-    atomic_write_bytes(tmp / "booster.ubj", bytes(raw))
+    boosters = getattr(model, "boosters_", None) or [model.booster_]
+    names = ["booster.ubj"] + [f"booster_{i}.ubj" for i in range(1, len(boosters))]
+    for name, b in zip(names, boosters, strict=True):
+        atomic_write_bytes(tmp / name, bytes(b.save_raw(raw_format="ubj")))
     est_params = model.get_params()
     pre = dict(preprocess)
     pre["estimator"] = {
         "params": est_params,
         "best_iteration_": model.best_iteration_,
+        "best_iterations_": list(getattr(model, "best_iterations_", [model.best_iteration_])),
+        "booster_files": names,
         "feature_names_in_": list(model.feature_names_in_),
         "dispersion_": model.dispersion_,
         "fit_info_": model.fit_info_,
@@ -137,7 +141,7 @@ def save_bundle(
     man = dict(manifest)
     man["model_id"] = model_id
     man["versions"] = versions()
-    man["files"] = {n: sha256_file(tmp / n) for n in BUNDLE_FILES}
+    man["files"] = {n: sha256_file(tmp / n) for n in (*BUNDLE_FILES, *names[1:])}
     atomic_write_json(tmp / "manifest.json", man)
     key = _signing_key()
     if key:
@@ -203,7 +207,7 @@ def verify_bundle(
             "manifest.json is not valid JSON (tampered?)", where=where, fix="retrain"
         ) from None
     files = man.get("files", {})
-    for name in BUNDLE_FILES:
+    for name in sorted({*BUNDLE_FILES, *files}):
         f = p / name
         if name not in files or not f.is_file():
             raise BundleError(
@@ -227,10 +231,19 @@ def load_bundle(
     pre = joblib.load(p / "preprocess.joblib")  # safe: hash verified above
     est = pre.pop("estimator")
     model = RiskRegressor(**est["params"])
-    booster = xgb.Booster()
-    booster.load_model(bytearray((p / "booster.ubj").read_bytes()))
-    model.booster_ = booster
+    boosters = []
+    for name in est.get("booster_files", ["booster.ubj"]):
+        if name not in man["files"]:  # every file loaded must be covered by the verified manifest
+            raise BundleError(
+                f"bundle file {name} is not in the manifest", where=str(p), fix="retrain"
+            )
+        b = xgb.Booster()
+        b.load_model(bytearray((p / name).read_bytes()))
+        boosters.append(b)
+    model.booster_ = boosters[0]
+    model.boosters_ = boosters
     model.best_iteration_ = est["best_iteration_"]
+    model.best_iterations_ = est.get("best_iterations_", [est["best_iteration_"]])
     model.feature_names_in_ = np.array(est["feature_names_in_"], dtype=object)
     model.n_features_in_ = len(model.feature_names_in_)
     model.dispersion_ = est["dispersion_"]

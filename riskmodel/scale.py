@@ -48,6 +48,7 @@ from .features import (
     Panel,
     _band,
     _cum,
+    _gauss,
     _radius,
     _solar_elevation,
     build_features,
@@ -146,6 +147,9 @@ class FeatureContext:
             self.A_t = A.transpose()
             self.A_tt = self.A_t.transpose()
             self.first_w = int(np.argmax(C.sum(axis=1) > 0)) if C.sum() > 0 else 0
+            self.gauss = {
+                sig: _gauss(self.chain, float(sig)) for sig in h.get("longrun_sigma_km", ())
+            }
         if spec.enabled("effort"):
             e = spec.section("effort")
             self.effort_T = _T(panel.effort)
@@ -220,6 +224,7 @@ class FeatureContext:
             for days in h["area_windows_days"]:
                 cols += [f"area_n_{days}d", f"border_n_{days}d"]
             cols.append("history_days")
+            cols += [f"longrun_{sig:g}km" for sig in h.get("longrun_sigma_km", ())]
         if spec.enabled("effort"):
             e = spec.section("effort")
             cols.append(EXPOSURE_FEATURE)
@@ -312,7 +317,13 @@ class FeatureContext:
                 yield f"area_n_{days}d", sel(self.A_tt @ (self.A_t @ lb))
                 # integer-valued counts: the sum is exact in any order
                 yield f"border_n_{days}d", rep(lb.sum(axis=0))
-            yield "history_days", rep(np.clip((tg - self.first_w) / K, 0, None))
+            hist_days = np.clip((tg - self.first_w) / K, 0, None)
+            yield "history_days", rep(hist_days)
+            for sig in h.get("longrun_sigma_km", ()):
+                yield (
+                    f"longrun_{sig:g}km",
+                    nb(self.gauss[sig], cumC[:, tg]) / np.maximum(hist_days, 28.0)[None, :],
+                )
         if spec.enabled("effort"):
             e = spec.section("effort")
             now = self.effort_T[:, tg] if effort_now is None else np.asarray(effort_now).T

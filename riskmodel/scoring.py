@@ -109,6 +109,9 @@ def describe(feature: str, value: float, ctx: dict[str, Any]) -> str:
     if m:
         where = "within 3 km" if m.group(2) else "on this segment"
         return f"recent activity {where} (time-weighted count {v:.1f}, {m.group(1)}-day memory)"
+    m = re.fullmatch(r"longrun_(\d+(?:\.\d+)?)km", feature)
+    if m:
+        return f"long-run rate {v * 30:.1f} incidents a month within ~{m.group(1)} km"
     if feature == "near_repeat":
         return f"{v:.0f} incident{'s' if v != 1 else ''} within 3 km in the last 72 h (near-repeat)"
     if feature.startswith("persons_"):

@@ -25,10 +25,22 @@ def synthetic_geography(km: float = 60.0, length_m: float = 1000.0) -> Geography
     g.border_path = "synthetic"
     g.crs = "EPSG:3794"
     mid = line.interpolate(0.5, normalized=True)
-    left = gpd.GeoDataFrame({"name": ["West"]}, geometry=[line.buffer(30000).difference(
-        gpd.GeoSeries([mid], crs=3794).buffer(1).iloc[0]).intersection(
-        gpd.GeoSeries([Point(mid.x - 100000, mid.y)], crs=3794).buffer(100000 + 1).iloc[0])], crs=3794)
-    right = gpd.GeoDataFrame({"name": ["East"]}, geometry=[line.buffer(30000).difference(left.geometry.iloc[0])], crs=3794)
+    left = gpd.GeoDataFrame(
+        {"name": ["West"]},
+        geometry=[
+            line.buffer(30000)
+            .difference(gpd.GeoSeries([mid], crs=3794).buffer(1).iloc[0])
+            .intersection(
+                gpd.GeoSeries([Point(mid.x - 100000, mid.y)], crs=3794).buffer(100000 + 1).iloc[0]
+            )
+        ],
+        crs=3794,
+    )
+    right = gpd.GeoDataFrame(
+        {"name": ["East"]},
+        geometry=[line.buffer(30000).difference(left.geometry.iloc[0])],
+        crs=3794,
+    )
     g.areas = pd.concat([left, right], ignore_index=True)
     pts = [line.interpolate(d) for d in (5000, 20000, 40000)]
     g.crossings = gpd.GeoDataFrame({"name": ["Alpha", "Beta", "Gamma"]}, geometry=pts, crs=3794)
@@ -40,14 +52,20 @@ def synthetic_geography(km: float = 60.0, length_m: float = 1000.0) -> Geography
     sett = []
     for i, d in enumerate(np.linspace(2000, km * 1000 - 2000, 12)):
         p = line.interpolate(d)
-        sett.append(("SI-%d" % i, "SI", 2000 + 100 * i, Point(p.x - 3000, p.y + 3000)))
-        sett.append(("HR-%d" % i, "HR", 3000 + 500 * i, Point(p.x + 3000, p.y - 3000)))
+        sett.append((f"SI-{i}", "SI", 2000 + 100 * i, Point(p.x - 3000, p.y + 3000)))
+        sett.append((f"HR-{i}", "HR", 3000 + 500 * i, Point(p.x + 3000, p.y - 3000)))
     g.settlements = gpd.GeoDataFrame(
-        {"name": [s[0] for s in sett], "country": [s[1] for s in sett], "population": [s[2] for s in sett]},
+        {
+            "name": [s[0] for s in sett],
+            "country": [s[1] for s in sett],
+            "population": [s[2] for s in sett],
+        },
         geometry=[s[3] for s in sett],
         crs=3794,
     )
-    g.rivers = gpd.GeoDataFrame({"name": ["River"]}, geometry=[LineString(line.coords[:1000])], crs=3794)
+    g.rivers = gpd.GeoDataFrame(
+        {"name": ["River"]}, geometry=[LineString(line.coords[:1000])], crs=3794
+    )
     g.segment_length_m = length_m
     g.segments = make_segments(g.border, length_m, areas=g.areas, rivers=g.rivers)
     return g
@@ -67,8 +85,14 @@ def settings() -> Settings:
 def scenario(geo):
     from riskmodel.simulator import ScenarioParams, simulate
 
-    p = ScenarioParams(seed=1, start="2024-01-01", end="2024-12-31", persons_per_year=60000,
-                       area_shares={}, units_per_shift=(3, 3, 5))
+    p = ScenarioParams(
+        seed=1,
+        start="2024-01-01",
+        end="2024-12-31",
+        persons_per_year=60000,
+        area_shares={},
+        units_per_shift=(3, 3, 5),
+    )
     return simulate(geo, p, SHIFTS)
 
 

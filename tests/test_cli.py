@@ -14,7 +14,19 @@ def test_version_and_help():
     assert r.exit_code == 0 and __version__ in r.output
     r = CliRunner().invoke(main, ["-h"])
     assert r.exit_code == 0
-    for cmd in ("demo", "simulate", "segments", "train", "backtest", "score", "plan", "audit", "validate", "config", "models"):
+    for cmd in (
+        "demo",
+        "simulate",
+        "segments",
+        "train",
+        "backtest",
+        "score",
+        "plan",
+        "audit",
+        "validate",
+        "config",
+        "models",
+    ):
         assert cmd in r.output
 
 

@@ -17,9 +17,16 @@ pytestmark = pytest.mark.slow
 
 
 def run(*args, cwd=None, check=True):
-    p = subprocess.run([sys.executable, "-m", "riskmodel", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    p = subprocess.run(
+        [sys.executable, "-m", "riskmodel", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
     if check and p.returncode != 0:
-        raise AssertionError(f"riskmodel {' '.join(map(str, args))} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
+        raise AssertionError(
+            f"riskmodel {' '.join(map(str, args))} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
+        )
     return p
 
 
@@ -27,18 +34,41 @@ def run(*args, cwd=None, check=True):
 def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
     run("simulate", "--out", d / "sim", "--seed", 3, "--start", "2025-01-01", "--end", "2025-06-30")
-    run("train", "--events", d / "sim" / "events.csv", "--effort", d / "sim" / "effort.csv", "--until", "2025-06-20",
-        "--models-root", d / "models", "--param", "n_estimators=25", "--param", "learning_rate=0.3")
+    run(
+        "train",
+        "--events",
+        d / "sim" / "events.csv",
+        "--effort",
+        d / "sim" / "effort.csv",
+        "--until",
+        "2025-06-20",
+        "--models-root",
+        d / "models",
+        "--param",
+        "n_estimators=25",
+        "--param",
+        "learning_rate=0.3",
+    )
     return d
 
 
 def _digest(folder: Path, pattern: str) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob(pattern))}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob(pattern))
+    }
 
 
 def test_score_reproducible_across_processes(world):
     d = world
-    env_args = ["--events", d / "sim" / "events.csv", "--date", "2025-06-21", "--to", "2025-06-23", "--no-png"]
+    env_args = [
+        "--events",
+        d / "sim" / "events.csv",
+        "--date",
+        "2025-06-21",
+        "--to",
+        "2025-06-23",
+        "--no-png",
+    ]
     for out in ("a", "b"):
         p = run("score", *env_args, "--out", d / out, cwd=d)  # models/ found under cwd
         assert "model rm-" in p.stdout
@@ -62,7 +92,9 @@ def test_score_reproducible_across_processes(world):
     risk = pd.read_csv(a / "risk_2025-06-21.csv")
     assert risk["rank"].min() == 1 and set(risk["risk_class"]) == {1, 2, 3, 4, 5}
     assert risk["reason_1"].str.len().gt(0).all()
-    assert (risk["lower"] <= risk["expected"] + 1e-9).all() and (risk["upper"] + 1e-9 >= risk["lower"]).all()
+    assert (risk["lower"] <= risk["expected"] + 1e-9).all() and (
+        risk["upper"] + 1e-9 >= risk["lower"]
+    ).all()
 
 
 def test_score_is_one_step_ahead(world):
@@ -71,10 +103,34 @@ def test_score_is_one_step_ahead(world):
     ev = pd.read_csv(d / "sim" / "events.csv")
     cut = ev[pd.to_datetime(ev["timestamp"], utc=True) < pd.Timestamp("2025-06-22T04:00:00Z")]
     cut.to_csv(d / "cut.csv", index=False)
-    run("score", "--events", d / "sim" / "events.csv", "--date", "2025-06-22", "--shift", "morning", "--no-png",
-        "--no-html", "--out", d / "full", cwd=d)
-    run("score", "--events", d / "cut.csv", "--date", "2025-06-22", "--shift", "morning", "--no-png", "--no-html",
-        "--out", d / "cut", cwd=d)
+    run(
+        "score",
+        "--events",
+        d / "sim" / "events.csv",
+        "--date",
+        "2025-06-22",
+        "--shift",
+        "morning",
+        "--no-png",
+        "--no-html",
+        "--out",
+        d / "full",
+        cwd=d,
+    )
+    run(
+        "score",
+        "--events",
+        d / "cut.csv",
+        "--date",
+        "2025-06-22",
+        "--shift",
+        "morning",
+        "--no-png",
+        "--no-html",
+        "--out",
+        d / "cut",
+        cwd=d,
+    )
     a = pd.read_csv(d / "full" / "risk_2025-06-22.csv")
     b = pd.read_csv(d / "cut" / "risk_2025-06-22.csv")
     pd.testing.assert_series_equal(a["expected"], b["expected"])
@@ -82,8 +138,22 @@ def test_score_is_one_step_ahead(world):
 
 def test_plan_from_date_and_audit(world):
     d = world
-    p = run("plan", "--date", "2025-06-21", "--events", d / "sim" / "events.csv", "--units", 5, "--seed", 11,
-            "--audit-log", d / "audit.jsonl", "--out", d / "plans", cwd=d)
+    p = run(
+        "plan",
+        "--date",
+        "2025-06-21",
+        "--events",
+        d / "sim" / "events.csv",
+        "--units",
+        5,
+        "--seed",
+        11,
+        "--audit-log",
+        d / "audit.jsonl",
+        "--out",
+        d / "plans",
+        cwd=d,
+    )
     assert p.stdout.count("checks") >= 3
     checks = pd.read_csv(d / "plans" / "plan_2025-06-21_night.csv")
     assert len(checks) == 5
@@ -102,8 +172,17 @@ def test_tampered_bundle_refused_by_score(world, tmp_path):
     bundle = next(p for p in models.iterdir() if p.is_dir())
     with open(bundle / "booster.ubj", "ab") as fh:
         fh.write(b"x")
-    p = run("score", "--events", d / "sim" / "events.csv", "--date", "2025-06-21", "--out", tmp_path / "o",
-            cwd=tmp_path, check=False)
+    p = run(
+        "score",
+        "--events",
+        d / "sim" / "events.csv",
+        "--date",
+        "2025-06-21",
+        "--out",
+        tmp_path / "o",
+        cwd=tmp_path,
+        check=False,
+    )
     assert p.returncode == 4
     assert "changed after training" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "o" / "risk_2025-06-21.csv").exists()
@@ -112,6 +191,17 @@ def test_tampered_bundle_refused_by_score(world, tmp_path):
 def test_segment_mismatch_refused(world, tmp_path):
     d = world
     (d / "rm500.toml").write_text("segment_length_m = 500\n")
-    p = run("--config", d / "rm500.toml", "score", "--events", d / "sim" / "events.csv", "--date", "2025-06-21",
-            "--out", tmp_path / "o", cwd=d, check=False)
+    p = run(
+        "--config",
+        d / "rm500.toml",
+        "score",
+        "--events",
+        d / "sim" / "events.csv",
+        "--date",
+        "2025-06-21",
+        "--out",
+        tmp_path / "o",
+        cwd=d,
+        check=False,
+    )
     assert p.returncode == 4 and "segment set mismatch" in p.stderr

@@ -25,14 +25,18 @@ def test_no_leakage_events_at_or_after_window_start(dataset):
     moved.loc[later, "seq"] = (moved.loc[later, "seq"] + 7) % ds.n_segments
     burst = ev.iloc[:50].copy()
     burst["timestamp"] = start
-    changed = build_features(_panel(ds, pd.concat([moved, burst])), ds.static, ds.spec, np.array([target]))
+    changed = build_features(
+        _panel(ds, pd.concat([moved, burst])), ds.static, ds.spec, np.array([target])
+    )
     hist = [c for c in feature_columns(base) if not c.startswith("effort_window")]
     pd.testing.assert_frame_equal(base[hist], gone[hist])
     pd.testing.assert_frame_equal(base[hist], changed[hist])
     # ... while an event just before the start does change them
     before = ev.iloc[:1].copy()
     before["timestamp"] = start - pd.Timedelta(minutes=1)
-    moved2 = build_features(_panel(ds, pd.concat([ev, before])), ds.static, ds.spec, np.array([target]))
+    moved2 = build_features(
+        _panel(ds, pd.concat([ev, before])), ds.static, ds.spec, np.array([target])
+    )
     assert not base[hist].equals(moved2[hist])
 
 

@@ -8,15 +8,15 @@ Row-level cases exit 0 (rows quarantined, the rest used) and 3 with ``--strict``
 case                                   message / reason                                      exit  test
 =====================================  =====================================================  ====  ===========================================
 file not found                         ``<f>: file not found -- fix: check the path``         3     test_file_not_found
+file not readable (permissions, I/O)   ``cannot read the file: Permission denied``            3     test_unreadable_file
 unsupported extension (.xlsx)          ``unsupported file type '.xlsx' -- fix: use CSV, ...``  3     test_unsupported_extension
 empty file (0 bytes / blank lines)     ``the file is empty (0 bytes)`` / ``(only blank        3     test_empty_file
                                        lines)``
 header only (or header + blank lines)  ``the file has a header but no data rows``             3     test_header_only
+GeoJSON / Parquet without rows         ``the file holds no rows``                             3     test_empty_geojson
 missing required columns               ``missing required column(s): timestamp, lat; the      3     test_missing_columns_suggest_close_matches,
-                                                                                                    test_missing_location_columns,
-                                                                                                    test_effort_missing_columns
-                                       file has: ...; did you mean 'time_stamp' for
-                                       timestamp, 'latitud' for lat -- fix: ... --column``
+                                       file has: ...; did you mean 'time_stamp' for                 test_missing_location_columns,
+                                       timestamp, 'latitud' for lat -- fix: ... --column``          test_effort_missing_columns
 first line is data, no header          ``... -- fix: the first line looks like data: add a    3     test_headerless_file
                                        header line``
 --column names an absent column        ``column 'DATUM_X' given for timestamp is not in the   3     test_mapped_column_absent
@@ -76,16 +76,16 @@ effort end before start                ``end_before_start``                     
                                                                                                     test_dst_duration_in_utc
 effort unknown segment id              ``unknown_segment``                                    0     test_effort_unknown_segment
 effort by location / neither           coordinates kept / ``missing_location``                0     test_effort_by_location
-row with fewer fields than header      padded with blanks, then checked (e.g.                0     test_short_row_padded
+row with fewer fields than header      padded with blanks, then checked (e.g.                 0     test_short_row_padded
                                        ``missing_coordinates``)
-quoted newline inside a value          kept in the value                                     0     test_quoted_newline
-lon/lat and x/y columns both present   lon/lat used; x/y kept as extra columns, warning      0     test_lonlat_and_xy_both_present
-event type aliases / unknown types     normalised (prijetje -> apprehension) / kept, warning 0     test_types_normalised
-no event_id column / blank ids         generated ``<file-stem>-<row>``                       0     test_generated_event_ids
---delimiter tab                        used as given                                         0     test_delimiter_override
-validate: no --out                     writes no files                                       0     test_cli_validate_no_files_without_out
-validate: file-level error             one line on stderr, no traceback                      3     test_cli_validate_file_error
-validate: --effort and all flags       both files reported                                   0/3   test_cli_validate_effort_and_flags
+quoted newline inside a value          kept in the value                                      0     test_quoted_newline
+lon/lat and x/y columns both present   lon/lat used; x/y kept as extra columns, warning       0     test_lonlat_and_xy_both_present
+event type aliases / unknown types     normalised (prijetje -> apprehension) / kept, warning  0     test_types_normalised
+no event_id column / blank ids         generated ``<file-stem>-<row>``                        0     test_generated_event_ids
+--delimiter tab                        used as given                                          0     test_delimiter_override
+validate: no --out                     writes no files                                        0     test_cli_validate_no_files_without_out
+validate: file-level error             one line on stderr, no traceback                       3     test_cli_validate_file_error
+validate: --effort and all flags       both files reported                                    0/3   test_cli_validate_effort_and_flags
 --strict and a rejected row            ``<f>, row 3: the date/time cannot be read             3     test_strict_first_rejection,
                                        [bad_timestamp] (timestamp='garbage') -- fix: ...``          test_cli_validate_strict
 bad --assume-tz / --crs / --dst        ``unknown time zone 'Mars/Base'`` ...                  2     test_bad_arguments
@@ -265,6 +265,7 @@ def test_extra_columns_kept(tmp_path: Path) -> None:
             "2024-06-01T10:00:00Z,45.6,15.3,4,A-1",
         ),
         ("Datum čas,y_wgs,long,count,event_id", "2024-06-01T10:00:00Z,45.6,15.3,4,A-1"),
+        ("DATUM_CAS;GEO_ŠIRINA;GEO_DOLŽINA;Št. oseb;ID", "2024-06-01T10:00:00Z;45,6;15,3;4;A-1"),
     ],
 )
 def test_aliases_recognised(tmp_path: Path, header: str, values: str) -> None:
@@ -1120,3 +1121,19 @@ def test_lonlat_and_xy_both_present(tmp_path: Path) -> None:
     assert r.frame.loc[0, "X_D96"] == "60000"  # kept as an extra column
     assert "X_D96" in r.summary["extra_columns"] and "x" not in r.summary["columns"]
     assert r.frame.loc[0, "lon"] == pytest.approx(15.3)
+
+
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import riskmodel._validate as V
+
+    def denied(*a: object, **k: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(V, "detect_encoding", denied)  # root ignores chmod 0
+    with pytest.raises(InputError, match="cannot read the file: Permission denied"):
+        read_events(write(tmp_path, GOOD))
+
+
+def test_empty_geojson(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="holds no rows"):
+        ev(tmp_path, '{"type": "FeatureCollection", "features": []}', name="e.geojson")

@@ -453,6 +453,10 @@ def test_geojson_via_writers_or_skipped(tmp_path, monkeypatch, caplog) -> None:
     fake.write_geojson = write_geojson
     fake.qml_plan_style = lambda: "<qgis/>"
     monkeypatch.setitem(sys.modules, "riskmodel.writers", fake)
+    # `from . import writers` reads the package attribute first once writers was imported.
+    import riskmodel
+
+    monkeypatch.setattr(riskmodel, "writers", fake, raising=False)
     ((p, files),) = run_plan(
         validate_risk(risk), tmp_path / "g", tmp_path / "a.jsonl", 3, seed=5, segments=segs
     )
@@ -465,6 +469,7 @@ def test_geojson_via_writers_or_skipped(tmp_path, monkeypatch, caplog) -> None:
     html = (tmp_path / "g" / "briefing_2024-08-01_night.html").read_text()
     assert "<polyline" in html and "http" not in html
     monkeypatch.setitem(sys.modules, "riskmodel.writers", None)  # import now fails
+    monkeypatch.delattr(riskmodel, "writers", raising=False)
     with caplog.at_level(logging.WARNING, logger="riskmodel"):
         ((_, files2),) = run_plan(
             validate_risk(risk), tmp_path / "h", tmp_path / "a2.jsonl", 3, seed=5, segments=segs

@@ -27,7 +27,9 @@ def test_lengths_sum_and_stable_ids():
     # equal pieces: no stub at the end
     assert s1["length_m"].max() - s1["length_m"].min() < 1e-6
     assert abs(s1["length_m"].mean() - 1000) < 500
-    assert np.allclose(s1["chainage_to_km"].iloc[:-1].to_numpy(), s1["chainage_from_km"].iloc[1:].to_numpy())
+    assert np.allclose(
+        s1["chainage_to_km"].iloc[:-1].to_numpy(), s1["chainage_from_km"].iloc[1:].to_numpy()
+    )
 
 
 def test_multilinestring_any_crs_and_gap_bridged():
@@ -58,7 +60,8 @@ def test_utm_outside_slovenia():
         (gpd.GeoDataFrame(geometry=[], crs=3794), "no features"),
         (
             gpd.GeoDataFrame(
-                geometry=[MultiLineString([[(0, 0), (1000, 0)], [(50000, 0), (60000, 0)]])], crs=3794
+                geometry=[MultiLineString([[(0, 0), (1000, 0)], [(50000, 0), (60000, 0)]])],
+                crs=3794,
             ),
             "disconnected",
         ),
@@ -80,11 +83,13 @@ def test_cli_segments_ok_and_errors(tmp_path):
     src = tmp_path / "line.geojson"
     gpd.GeoDataFrame(geometry=[_line()], crs=3794).to_crs(4326).to_file(src)
     out = tmp_path / "seg.csv"
-    r = CliRunner().invoke(main, ["segments", "--border", str(src), "--length-m", "500", "--out", str(out)])
+    r = CliRunner().invoke(
+        main, ["segments", "--border", str(src), "--length-m", "500", "--out", str(out)]
+    )
     assert r.exit_code == 0, r.output
     assert "segments" in r.output and out.is_file()
     nocrs = tmp_path / "nocrs.csv"
-    nocrs.write_text("wkt\n\"LINESTRING (0 0, 1 1)\"\n")
+    nocrs.write_text('wkt\n"LINESTRING (0 0, 1 1)"\n')
     bad = tmp_path / "points.geojson"
     gpd.GeoDataFrame(geometry=[Point(15, 46)], crs=4326).to_file(bad)
     garbage = tmp_path / "garbage.geojson"

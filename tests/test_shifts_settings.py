@@ -10,7 +10,9 @@ SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
 
 def test_dst_nights_last_9_and_7_hours():
     oct_ = shift_windows("2025-10-25", "2025-10-26", SHIFTS)
-    night = oct_[(oct_["shift"] == "night")].set_index(oct_["date"].dt.strftime("%m-%d")[oct_["shift"] == "night"])
+    night = oct_[(oct_["shift"] == "night")].set_index(
+        oct_["date"].dt.strftime("%m-%d")[oct_["shift"] == "night"]
+    )
     assert night.loc["10-25", "hours"] == 9.0
     assert night.loc["10-26", "hours"] == 8.0
     mar = shift_windows("2025-03-29", "2025-03-29", SHIFTS)
@@ -22,7 +24,9 @@ def test_dst_nights_last_9_and_7_hours():
 
 def test_assign_shift_strictly_inside():
     w = shift_windows("2025-01-01", "2025-01-02", SHIFTS)
-    ts = pd.Series(pd.to_datetime(["2025-01-01T05:00:00Z", "2025-01-01T04:59:59Z", "2024-12-01T00:00:00Z"]))
+    ts = pd.Series(
+        pd.to_datetime(["2025-01-01T05:00:00Z", "2025-01-01T04:59:59Z", "2024-12-01T00:00:00Z"])
+    )
     got = assign_shift(ts, w).tolist()
     assert got[0] == w.loc[w["shift"] == "morning", "window"].iloc[0]
     assert got[1] == -1 or w.loc[got[1], "shift"] == "night"
@@ -38,7 +42,9 @@ def test_parse_shifts_errors():
 
 def test_settings_precedence(tmp_path):
     cfg = tmp_path / "riskmodel.toml"
-    cfg.write_text('segment_length_m = 500\nmodels_root = "m_file"\n[columns]\ntimestamp = "DATUM_CAS"\n')
+    cfg.write_text(
+        'segment_length_m = 500\nmodels_root = "m_file"\n[columns]\ntimestamp = "DATUM_CAS"\n'
+    )
     s = load_settings(cfg, env={"RISKMODEL_MODELS_ROOT": "m_env"})
     assert s.segment_length_m == 500.0 and s.sources["segment_length_m"] == f"file:{cfg}"
     assert s.models_root == "m_env" and s.sources["models_root"] == "env:RISKMODEL_MODELS_ROOT"

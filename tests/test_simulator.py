@@ -14,8 +14,12 @@ def test_deterministic_for_seed(geo, tmp_path):
     b = write_scenario(simulate(geo, p, SHIFTS), tmp_path / "b")
     for k in ("events", "effort"):
         assert a[k].read_bytes() == b[k].read_bytes()
-    c = simulate(geo, ScenarioParams(seed=8, start="2024-07-01", end="2024-08-31", area_shares={}), SHIFTS)
-    assert len(c.events) != len(pd.read_csv(a["events"])) or not c.events["lon"].equals(pd.read_csv(a["events"])["lon"])
+    c = simulate(
+        geo, ScenarioParams(seed=8, start="2024-07-01", end="2024-08-31", area_shares={}), SHIFTS
+    )
+    assert len(c.events) != len(pd.read_csv(a["events"])) or not c.events["lon"].equals(
+        pd.read_csv(a["events"])["lon"]
+    )
     meta = json.loads(a["scenario"].read_text())
     assert meta["params"]["seed"] == 7 and "sha256" in meta["files"]["events"]
 
@@ -51,8 +55,14 @@ def test_detection_bias_effort_raises_recording(scenario):
 
 
 def test_displacement_moves_flow(geo):
-    base = dict(start="2024-05-01", end="2024-06-30", area_shares={}, theta=0.0, units_per_shift=(10, 10, 10),
-                patrol_exploration=0.0)
+    base = dict(
+        start="2024-05-01",
+        end="2024-06-30",
+        area_shares={},
+        theta=0.0,
+        units_per_shift=(10, 10, 10),
+        patrol_exploration=0.0,
+    )
     calm = simulate(geo, ScenarioParams(seed=3, displacement_strength=0.0, **base), SHIFTS)
     adapt = simulate(geo, ScenarioParams(seed=3, displacement_strength=2.0, **base), SHIFTS)
 

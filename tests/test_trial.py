@@ -10,7 +10,7 @@ import pytest
 from conftest import SHIFTS, synthetic_geography
 
 from riskmodel._errors import ConfigError
-from riskmodel.features import FeatureSpec
+from riskmodel.features import FeatureSpec, build_features
 from riskmodel.simulator import ScenarioParams, World
 from riskmodel.trial import POLICIES, TrialConfig, _run_policy, _seed_world, run_trial, write_report
 
@@ -85,6 +85,18 @@ def test_checks_change_next_week_and_training_data(tiny_geo):
         tiny_geo, cfg, 0, SHIFTS, "Europe/Ljubljana", FeatureSpec.load()
     )
     lengths = tiny_geo.segments["length_m"].to_numpy(float)
+    # the in-place prediction equals the estimator's own (effort-neutral) prediction
+    w0 = cfg.burn_in_days * 3
+    X = build_features(
+        learner.panel,
+        learner.static,
+        learner.spec,
+        np.arange(w0, w0 + 3),
+        effort_override=np.zeros((3, lengths.size), np.float32),
+    )
+    np.testing.assert_allclose(
+        learner.predict_neutral(w0, 3).ravel(), learner.model.predict(X[learner.cols]), rtol=1e-6
+    )
     out = {}
     for pol in ("top-k", "uniform"):
         lr = learner.fork()

@@ -42,6 +42,13 @@ def _progress(msg: str) -> None:
     metavar="NAME=VALUE",
     help="Model parameter (repeatable), e.g. n_estimators=300.",
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS|local",
+    help="Build features and train on a Dask cluster (tcp://HOST:8786) or 'local' (in-process "
+    "cluster), in bounded memory; needs the 'dask' extra. Default: no Dask.",
+)
 def train_cmd(
     events: str,
     effort: str | None,
@@ -53,6 +60,7 @@ def train_cmd(
     until: str,
     models_root: str | None,
     params: tuple[str, ...],
+    scheduler: str | None,
 ) -> None:
     """Train a model on events up to --until and write a versioned bundle."""
     from ..api import train_bundle
@@ -70,7 +78,14 @@ def train_cmd(
         quarantine_dir=Path(s.models_root) / "_quarantine",
     )
     _progress("building features and training ...")
-    path, man = train_bundle(ds, until, settings=s, params=_params(params), root=s.models_root)
+    if scheduler:  # Dask is imported only here
+        from ..scale import train_bundle_scaled
+
+        path, man = train_bundle_scaled(
+            ds, until, settings=s, params=_params(params), root=s.models_root, scheduler=scheduler
+        )
+    else:
+        path, man = train_bundle(ds, until, settings=s, params=_params(params), root=s.models_root)
     fit = man["fit"]
     click.echo(f"model {man['model_id'] if 'model_id' in man else path.name} -> {path}")
     click.echo(
@@ -122,6 +137,13 @@ def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option(
     "--out", "out", type=click.Path(file_okay=False), required=True, help="Report folder."
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS|local",
+    help="Build features and train on a Dask cluster (tcp://HOST:8786) or 'local' (in-process "
+    "cluster), in bounded memory; needs the 'dask' extra. Default: no Dask.",
+)
 def backtest_cmd(
     events: str,
     effort: str | None,
@@ -137,6 +159,7 @@ def backtest_cmd(
     compare_exposure: bool,
     params: tuple[str, ...],
     out: str,
+    scheduler: str | None,
 ) -> None:
     """Rolling-origin backtest of the model against baselines (and the oracle)."""
     from ..backtest import run_backtest, short_table, write_report
@@ -154,15 +177,18 @@ def backtest_cmd(
         quarantine_dir=out,
     )
     tr = read_truth(truth) if truth else None
-    res = run_backtest(
-        ds,
-        start,
-        end,
-        step_days=step_days,
-        truth=tr,
-        params=_params(params),
-        compare_exposure=compare_exposure and tr is not None,
-    )
+    kw = {
+        "step_days": step_days,
+        "truth": tr,
+        "params": _params(params),
+        "compare_exposure": compare_exposure and tr is not None,
+    }
+    if scheduler:  # Dask is imported only here
+        from ..scale import run_backtest_scaled
+
+        res = run_backtest_scaled(ds, start, end, scheduler=scheduler, **kw)
+    else:
+        res = run_backtest(ds, start, end, **kw)
     paths = write_report(res, out)
     click.echo(short_table(res.table))
     if "exposure" in res.info:

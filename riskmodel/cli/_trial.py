@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from . import main
@@ -9,19 +11,17 @@ from ._common import get_settings, out_option, seed_option
 
 
 def _scenario_params(pairs: tuple[str, ...]) -> dict[str, object]:
-    """``NAME=VALUE`` scenario overrides (numbers where they parse)."""
+    """``NAME=VALUE`` scenario overrides; values are JSON where they parse (numbers, ``{}``,
+    ``[12, 14, 22]``), else strings."""
     out: dict[str, object] = {}
     for pair in pairs:
         if "=" not in pair:
             raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
         k, v = (x.strip() for x in pair.split("=", 1))
         try:
-            out[k] = int(v)
+            out[k] = json.loads(v)
         except ValueError:
-            try:
-                out[k] = float(v)
-            except ValueError:
-                out[k] = v
+            out[k] = v
     return out
 
 
@@ -156,7 +156,7 @@ def trial_cmd(
         click.echo(
             f"{p:>10}: {sm['patrol_detections_per_patrol_hour']['mean']:.4f} patrol detections "
             f"per patrol-hour, HR@10% vs truth {sm['hit_rate_10_start']['mean']:.3f} -> "
-            f"{sm['hit_rate_10_end']['mean']:.3f}, max share of shifts "
-            f"{sm['max_share_of_shifts']['mean']:.2f}"
+            f"{sm['hit_rate_10_end']['mean']:.3f}, max share of shifts in 30 days "
+            f"{sm['max_share_of_shifts_30d']['mean']:.2f}"
         )
     click.echo(f"report -> {paths['markdown']} ({res.meta['runtime_s']} s)")

@@ -33,8 +33,14 @@ from ._common import events_options, get_settings, log, out_option, parse_column
     "shift (read with the pre-change offset; ambiguous quarantined); "
     "earliest/latest occurrence; drop (quarantine).",
 )
-@click.option("--encoding", default=None, help="Text encoding of CSV files (default: detected).")
-@click.option("--delimiter", default=None, help="CSV delimiter: , ; tab | (default: sniffed).")
+@click.option(
+    "--encoding", default=None, help="Text encoding of the CSV inputs (default: detected)."
+)
+@click.option(
+    "--delimiter",
+    default=None,
+    help="Delimiter of the CSV inputs: , ; tab | (default: sniffed per file).",
+)
 @click.pass_context
 def validate(
     ctx: click.Context,

@@ -1,0 +1,776 @@
+"""Benchmark of the whole pipeline: time and peak memory per stage, per size tier.
+
+Stages: ``segments`` (cut the border), ``simulate`` (truth-known history), ``read`` (validate
+the events/effort files and bin them), ``features``, ``train``, ``score`` (one day, in the
+process: :func:`riskmodel.api.score_dates`, then the writers), ``score_cli`` (``riskmodel
+score`` from the command line with every output), ``plan`` (one day, every shift) and
+``backtest`` (one 28-day origin with the baselines and the oracle).
+
+Every run of a stage is a fresh subprocess: setup (loading the data the stage needs) is not
+timed, the peak-RSS high-water mark is reset (``/proc/self/clear_refs``) after the setup, and
+``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the stage is the stage's peak memory (it
+includes the inputs the stage holds, e.g. the binned panel). ``score_cli`` reports the child's
+``ru_maxrss``. Medians over ``--repeat`` runs.
+
+Tiers::
+
+    S        the demo: SI-HR border at 1 km (~640 segments) x 3 shifts x 3 years (~2.1 M rows)
+    M        250 m segments (~2,560) x 6 four-hour bands x 5 years (~28 M rows): bounded-memory
+             feature build (riskmodel.scale) and training with two empty-row shares
+    scaling  features and training at 640 / 1,280 / 2,560 segments x 3 shifts x 3 years, plus
+             the PNG scaling curve (bench/results/scaling.png)
+    eu       ~12,000 km of external land border at 1 km x 3 shifts x 3 years (~39 M rows) on
+             a synthetic line: as far as the machine allows
+
+Usage::
+
+    python bench/bench_pipeline.py --tier S [--repeat 3] [--reduced] [--workdir DIR]
+    python bench/bench_pipeline.py --tier S --reduced       # CI: 1 year, small model, 1 run
+
+Writes ``bench/results/<tier>.json`` (``S_reduced.json`` with ``--reduced``) and prints a
+table. XGBoost runs with ``OMP_WAIT_POLICY=PASSIVE`` unless ``--omp-active`` (on a busy
+2-core machine OpenMP spin-waiting makes 2-thread training 10-20x slower; see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+BANDS6 = ",".join(f"b{h:02d}=%02d:00-%02d:00" % (h, (h + 4) % 24) for h in range(0, 24, 4))
+SHIFTS3 = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
+SMALL_PARAMS = {"n_estimators": 150, "learning_rate": 0.15}
+
+TIERS: dict[str, dict[str, Any]] = {
+    "S": {
+        "length_m": 1000.0,
+        "shifts": SHIFTS3,
+        "start": "2023-01-01",
+        "end": "2025-12-31",
+        "engine": "full",
+        "stages": [
+            "segments",
+            "simulate",
+            "read",
+            "features",
+            "features_chunked",
+            "train",
+            "score",
+            "score_cli",
+            "plan",
+            "backtest",
+        ],
+    },
+    "M": {
+        "length_m": 250.0,
+        "shifts": BANDS6,
+        "start": "2021-01-01",
+        "end": "2025-12-31",
+        "engine": "chunked",
+        "zero_keeps": [0.15, 0.03],
+        "valid_keep": 0.25,
+        "stages": [
+            "segments",
+            "simulate",
+            "read",
+            "features",
+            "train",
+            "score",
+            "score_cli",
+            "plan",
+            "backtest",
+        ],
+        "heavy": ["simulate", "features", "train", "backtest", "score_cli"],
+    },
+    "eu": {
+        "geo": "synthetic",
+        "km": 12000.0,
+        "length_m": 1000.0,
+        "shifts": SHIFTS3,
+        "start": "2023-01-01",
+        "end": "2025-12-31",
+        "engine": "chunked",
+        "zero_keeps": [0.03],
+        "valid_keep": 0.1,
+        "train_rounds": 100,
+        "stages": ["segments", "simulate", "read", "features", "train"],
+        "heavy": ["simulate", "read", "features", "train"],
+    },
+}
+SCALING_SIZES = [1000.0, 500.0, 250.0]  # segment lengths: ~640, 1,280, 2,560 segments
+
+
+# ============================================================================ stage side
+def _rss_reset() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def synthetic_geography(km: float, length_m: float) -> Any:
+    """A wiggly synthetic border of ``km`` (EPSG:3794) with areas, crossings, a corridor and
+    settlements every ~50 km (as ``tests/conftest.py``, scaled): for the EU-size tier."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    from shapely.geometry import LineString, Point
+
+    from riskmodel.geodata import Geography
+    from riskmodel.segments import make_segments, read_border
+
+    n = max(4000, int(km * 8))
+    t = np.linspace(0, km, n)
+    line = LineString(np.c_[480000 + t * 900, 60000 + t * 300 + 2000 * np.sin(t / 4)])
+    g = object.__new__(Geography)
+    g.border = read_border(gpd.GeoDataFrame(geometry=[line], crs=3794))
+    g.border_path = "synthetic"
+    g.crs = "EPSG:3794"
+    cuts = np.linspace(0, line.length, 7)
+    polys = [
+        LineString([line.interpolate(d) for d in np.linspace(a, b, 200)]).buffer(30000)
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    ]
+    g.areas = gpd.GeoDataFrame({"name": [f"A{i}" for i in range(6)]}, geometry=polys, crs=3794)
+    g.crossings = gpd.GeoDataFrame(
+        {"name": [f"X{i}" for i in range(int(km // 25))]},
+        geometry=[line.interpolate(d) for d in np.linspace(5000, line.length - 5000, int(km // 25))],
+        crs=3794,
+    )
+    p = line.interpolate(20000)
+    g.corridors = gpd.GeoDataFrame(
+        {"name": ["Route A"], "kind": ["approach_route"], "weight": [1.0]},
+        geometry=[LineString([(p.x + 20000, p.y - 20000), (p.x, p.y)])],
+        crs=3794,
+    )
+    rows = []
+    for i, d in enumerate(np.linspace(2000, line.length - 2000, max(12, int(km // 50)))):
+        q = line.interpolate(d)
+        rows.append((f"SI-{i}", "SI", 2000 + 100 * (i % 50), Point(q.x - 3000, q.y + 3000)))
+        rows.append((f"HR-{i}", "HR", 3000 + 500 * (i % 50), Point(q.x + 3000, q.y - 3000)))
+    g.settlements = gpd.GeoDataFrame(
+        {"name": [r[0] for r in rows], "country": [r[1] for r in rows], "population": [r[2] for r in rows]},
+        geometry=[r[3] for r in rows],
+        crs=3794,
+    )
+    g.rivers = gpd.GeoDataFrame(geometry=[], crs=3794)
+    g.segment_length_m = length_m
+    g.segments = make_segments(g.border, length_m, areas=g.areas)
+    del pd
+    return g
+
+
+def _settings(cfg: dict[str, Any]) -> Any:
+    from riskmodel.settings import load_settings
+
+    return load_settings(cfg["config"])
+
+
+def _geo(cfg: dict[str, Any]) -> Any:
+    from riskmodel.geodata import Geography
+
+    if cfg.get("geo") == "synthetic":
+        return synthetic_geography(cfg["km"], cfg["length_m"])
+    return Geography(_settings(cfg))
+
+
+def _load_ds(cfg: dict[str, Any]) -> Any:
+    import pickle
+
+    with open(Path(cfg["work"]) / "ds.pkl", "rb") as f:
+        return pickle.load(f)
+
+
+def _params(cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    p = dict(SMALL_PARAMS) if cfg.get("reduced") else {}
+    if cfg.get("train_rounds"):
+        p.update(n_estimators=int(cfg["train_rounds"]), early_stopping_rounds=10_000)
+    p.update(extra)
+    return p
+
+
+def _score_day(cfg: dict[str, Any]) -> str:
+    import datetime as dt
+
+    return (dt.date.fromisoformat(cfg["end"]) + dt.timedelta(days=1)).isoformat()
+
+
+def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one branch per stage
+    """Run one stage in this (fresh) process; return its measurements."""
+    work = Path(cfg["work"])
+    out: dict[str, Any] = {}
+    first = cfg.get("run", 0) == 0
+
+    def measured(fn: Any) -> Any:
+        reset = _rss_reset()
+        c0, t0 = _cpu_s(), time.perf_counter()
+        res = fn()
+        out.update(
+            seconds=time.perf_counter() - t0,
+            cpu_seconds=_cpu_s() - c0,
+            peak_mb=_peak_mb(),
+            peak_is_stage_only=reset,
+        )
+        return res
+
+    if name == "segments":
+        from riskmodel.segments import make_segments
+
+        geo = _geo(cfg)
+        seg = measured(lambda: make_segments(geo.border, cfg["length_m"], areas=geo.areas))
+        out["segments"] = len(seg)
+    elif name == "simulate":
+        from riskmodel.simulator import ScenarioParams, simulate, write_scenario
+
+        geo = _geo(cfg)
+        p = ScenarioParams(seed=0, start=cfg["start"], end=cfg["end"])
+        if cfg.get("geo") == "synthetic":
+            p.area_shares = {}
+        sc = measured(lambda: simulate(geo, p, cfg["shifts"], "Europe/Ljubljana"))
+        out.update(events=len(sc.events), effort_rows=len(sc.effort))
+        if first:
+            t0 = time.perf_counter()
+            write_scenario(sc, work / "scenario")
+            out["write_seconds"] = time.perf_counter() - t0
+    elif name == "read":
+        import pickle
+
+        from riskmodel.pipeline import prepare_dataset, read_dataset
+
+        s = _settings(cfg)
+        sc = work / "scenario"
+        if cfg.get("geo") == "synthetic":  # no files for the synthetic layers: frames
+            import pandas as pd
+
+            geo = _geo(cfg)
+
+            def run() -> Any:
+                ev = pd.read_csv(sc / "events.csv")
+                ef = pd.read_csv(sc / "effort.csv")
+                return prepare_dataset(s, ev, ef, geo=geo, end=_score_day(cfg))
+
+            ds = measured(run)
+        else:
+            ds = measured(
+                lambda: read_dataset(
+                    s, sc / "events.csv", sc / "effort.csv", end=_score_day(cfg),
+                    quarantine_dir=work / "quarantine",
+                )
+            )
+        out.update(rows=int(ds.panel.counts.size), segments=ds.n_segments, windows=len(ds.windows))
+        if first:
+            with open(work / "ds.pkl", "wb") as f:
+                pickle.dump(ds, f, protocol=5)
+    elif name == "features":
+        ds = _load_ds(cfg)
+        if cfg["engine"] == "full":
+            X = measured(ds.features)
+            out.update(rows=len(X), columns=X.shape[1] - 2, frame_mb=X.memory_usage().sum() / 2**20)
+        else:
+            from riskmodel import scale
+
+            zk = cfg["zero_keeps"][0]
+            until = ds.window_of_date(cfg["end"], side="right")
+
+            def run() -> Any:
+                t0 = time.perf_counter()
+                ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)
+                t1 = time.perf_counter()
+                ctx.verify()
+                t2 = time.perf_counter()
+                smp = scale.training_sample(
+                    ctx, until, zero_keep=zk, valid_keep=cfg.get("valid_keep", 1.0)
+                )
+                out.update(
+                    context_seconds=t1 - t0,
+                    verify_seconds=t2 - t1,
+                    sample_seconds=smp.seconds,
+                    context_mb=ctx.nbytes / 2**20,
+                )
+                return smp
+
+            smp = measured(run)
+            out.update(
+                rows=int(ds.panel.counts[: smp.plan.until].size),
+                rows_in_training_range=int((smp.plan.until - smp.plan.start) * ds.n_segments),
+                kept_train=smp.n_train,
+                kept_valid=len(smp.y) - smp.n_train,
+                sample_mb=smp.nbytes / 2**20,
+                columns=len(smp.columns),
+                zero_keep=zk,
+                full_frame_mb_estimate=ds.panel.counts.size * (len(smp.columns) + 2) * 4 / 2**20,
+            )
+    elif name == "features_chunked":
+        from riskmodel import scale
+
+        ds = _load_ds(cfg)
+        until = ds.window_of_date(cfg["end"], side="right")
+
+        def run() -> Any:
+            ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)
+            return scale.training_sample(ctx, until)
+
+        smp = measured(run)
+        out.update(kept_rows=len(smp.y), sample_mb=smp.nbytes / 2**20)
+    elif name == "train":
+        ds = _load_ds(cfg)
+        zk = cfg.get("zero_keep")
+        if cfg["engine"] == "full":
+            from riskmodel.api import train_bundle
+
+            ds.features()  # features are their own stage
+            s = _settings(cfg)
+            path, man = measured(
+                lambda: train_bundle(ds, cfg["end"], settings=s, params=_params(cfg), root=s.models_root)
+            )
+            fit = man["fit"]
+            if first:
+                (work / "bundle.txt").write_text(str(path))
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+        else:
+            from riskmodel import scale
+
+            until = ds.window_of_date(cfg["end"], side="right")
+            ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)
+            smp = scale.training_sample(
+                ctx, until, zero_keep=zk, valid_keep=cfg.get("valid_keep", 1.0)
+            )
+            del ctx
+            model = measured(lambda: scale.fit_sample(smp, _params(cfg, zero_keep=zk)))
+            fit = model.fit_info_
+            if first and zk == cfg["zero_keeps"][0] and cfg.get("geo") != "synthetic":
+                # Write the bundle of this model for the score stage (api.train_bundle adds the
+                # validation metrics against the baselines; no second training).
+                from riskmodel import pipeline
+                from riskmodel.api import train_bundle
+
+                s = _settings(cfg)
+                del smp
+                t0 = time.perf_counter()
+                with scale.ScaledPipeline(ds, verify=False):
+                    pipeline.fit_model = lambda *a, **k: (model, list(model.feature_names_in_))
+                    path, _ = train_bundle(
+                        ds, cfg["end"], settings=s, params=_params(cfg, zero_keep=zk),
+                        root=s.models_root,
+                    )
+                out["bundle_seconds"] = time.perf_counter() - t0
+                (work / "bundle.txt").write_text(str(path))
+        out.update(
+            rows_train=fit["rows_train"],
+            rows_kept=fit["rows_kept"],
+            rows_valid=fit.get("rows_valid"),
+            trees=fit["best_iteration"] + 1,
+            fit_seconds=fit.get("train_seconds"),
+            zero_keep=fit.get("zero_keep"),
+            valid_deviance=fit.get("valid_poisson_deviance"),
+        )
+    elif name == "score":
+        from riskmodel.api import score_dates, write_score_outputs
+        from riskmodel.registry import load_bundle
+
+        ds = _load_ds(cfg)
+        s = _settings(cfg)
+        bundle = load_bundle(Path((work / "bundle.txt").read_text()), root=s.models_root)
+        day = _score_day(cfg)
+        scored = measured(lambda: score_dates(s, bundle, ds, day))
+        score_s, score_peak = out["seconds"], out["peak_mb"]
+        t0 = time.perf_counter()
+        files = write_score_outputs(s, scored, ds, bundle, work / "maps", date=day)
+        out.update(
+            write_seconds=time.perf_counter() - t0,
+            files=len(files),
+            rows=len(scored),
+            seconds=score_s,
+            peak_mb=score_peak,
+        )
+        if first:
+            scored.drop(columns=["window", "seq"]).to_pickle(work / "scored.pkl")
+    elif name == "plan":
+        import pandas as pd
+
+        from riskmodel import planning
+
+        risk = pd.read_pickle(work / "scored.pkl")
+        s = _settings(cfg)
+        geo = _geo(cfg)
+        caps = {"per_shift": 1.0, "max_per_segment_per_7d": 5, "max_per_segment_per_30d": 15}
+        run_dir = work / f"plans_{cfg.get('run', 0)}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        plans = measured(
+            lambda: planning.run_plan(
+                risk, run_dir, run_dir / "audit.jsonl", 12,
+                config=planning.PlanConfig(**caps), seed=None, segments=geo.segments,
+            )
+        )
+        out.update(plans=len(plans), rows=len(risk))
+    elif name == "backtest":
+        import datetime as dt
+
+        from riskmodel import scale
+        from riskmodel.backtest import run_backtest
+        from riskmodel.truth import read_truth
+
+        ds = _load_ds(cfg)
+        truth = read_truth(work / "scenario" / "truth.parquet")
+        days = int(cfg.get("backtest_days", 28))
+        end = dt.date.fromisoformat(cfg["end"])
+        b0 = (end - dt.timedelta(days=days - 1)).isoformat()
+        zk = cfg.get("zero_keep")
+        if cfg["engine"] == "full":
+            ds.features()
+            res = measured(
+                lambda: run_backtest(ds, b0, cfg["end"], step_days=days, truth=truth, params=_params(cfg))
+            )
+        else:
+            res = measured(
+                lambda: scale.run_backtest_scaled(
+                    ds, b0, cfg["end"], step_days=days, truth=truth,
+                    params=_params(cfg, zero_keep=zk),
+                    pipeline_kw={"valid_keep": cfg.get("valid_keep", 1.0)},
+                )
+            )
+        tab = res.table
+        out.update(
+            events=res.info["events_in_period"],
+            zero_keep=zk,
+            hr_10={m: float(tab.loc[m, "hr_10"]) for m in tab.index},
+            hr_5={m: float(tab.loc[m, "hr_5"]) for m in tab.index},
+            hr_20={m: float(tab.loc[m, "hr_20"]) for m in tab.index},
+            baseline_seconds=res.info.get("baseline_seconds"),
+            fit_seconds=[o.get("train_seconds") for o in res.info["origins"]],
+        )
+    else:
+        raise SystemExit(f"unknown stage {name}")
+    return out
+
+
+def _stage_main(argv: list[str]) -> None:
+    name, cfg_path = argv[0], argv[1]
+    cfg = json.loads(Path(cfg_path).read_text())
+    res = _stage(name, cfg)
+    print("BENCH-RESULT " + json.dumps(res, default=float))
+
+
+# ============================================================================ runner side
+def _score_cli(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``riskmodel score`` as a user runs it (all outputs); wall time and child peak RSS."""
+    work = Path(cfg["work"])
+    out_dir = work / f"maps_cli_{cfg.get('run', 0)}"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    exe = Path(sys.executable).with_name("riskmodel")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "riskmodel"]
+    cmd += [
+        "--config", cfg["config"], "score",
+        "--events", str(work / "scenario" / "events.csv"),
+        "--effort", str(work / "scenario" / "effort.csv"),
+        "--model", Path((work / "bundle.txt").read_text()).name,
+        "--date", _score_day(cfg), "--out", str(out_dir),
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=work, env=_env(cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, _, ru = os.wait4(p.pid, 0)
+    secs = time.perf_counter() - t0
+    err = p.stderr.read().decode() if p.stderr else ""
+    if p.stdout:
+        p.stdout.read()
+    files = sorted(x.name for x in out_dir.iterdir()) if out_dir.is_dir() else []
+    if not files:
+        raise RuntimeError(f"riskmodel score failed: {err[-1500:]}")
+    return {
+        "seconds": secs,
+        "cpu_seconds": ru.ru_utime + ru.ru_stime,
+        "peak_mb": ru.ru_maxrss / 1024.0,
+        "peak_is_stage_only": True,
+        "files": len(files),
+        "note": "whole command: interpreter start, imports, read+validate events, score, all writers",
+    }
+
+
+def _env(cfg: dict[str, Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    if not cfg.get("omp_active"):
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env
+
+
+def _run_stage(name: str, cfg: dict[str, Any], log: Any) -> dict[str, Any]:
+    cfg_path = Path(cfg["work"]) / f"cfg_{name}.json"
+    cfg_path.write_text(json.dumps(cfg))
+    load0 = os.getloadavg()[0]
+    if name == "score_cli":
+        res = _score_cli(cfg)
+    else:
+        p = subprocess.run(
+            [sys.executable, __file__, "--_stage", name, str(cfg_path)],
+            capture_output=True, text=True, env=_env(cfg), cwd=cfg["work"],
+        )  # fmt: skip
+        lines = [x for x in p.stdout.splitlines() if x.startswith("BENCH-RESULT ")]
+        if p.returncode != 0 or not lines:
+            log(p.stderr[-3000:])
+            raise RuntimeError(f"stage {name} failed (exit {p.returncode})")
+        res = json.loads(lines[-1][len("BENCH-RESULT ") :])
+    res["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
+    return res
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    secs = [r["seconds"] for r in runs]
+    peaks = [r["peak_mb"] for r in runs]
+    return {
+        "runs": len(runs),
+        "seconds_median": statistics.median(secs),
+        "seconds_min": min(secs),
+        "seconds_max": max(secs),
+        "cpu_seconds_median": statistics.median(r.get("cpu_seconds", 0.0) for r in runs),
+        "peak_mb_median": statistics.median(peaks),
+        "peak_mb_max": max(peaks),
+        "details": runs,
+    }
+
+
+def _prepare(cfg: dict[str, Any]) -> None:
+    work = Path(cfg["work"])
+    work.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"segment_length_m = {cfg['length_m']}",
+        f'shifts = "{cfg["shifts"]}"',
+        f'models_root = "{work / "models"}"',
+        f'audit_log = "{work / "plans" / "audit.jsonl"}"',
+    ]
+    Path(cfg["config"]).write_text("\n".join(lines) + "\n")
+
+
+def _table(stages: dict[str, Any]) -> str:
+    head = f"{'stage':<22}{'median s':>10}{'min s':>9}{'max s':>9}{'peak MB':>10}{'runs':>6}  notes"
+    rows = [head, "-" * len(head)]
+    for name, st in stages.items():
+        d = st["details"][0]
+        note = ""
+        for k in ("segments", "rows", "kept_train", "trees", "files", "events", "plans"):
+            if k in d:
+                note += f"{k}={d[k]} "
+        if "hr_10" in d:
+            note += f"HR10 model={d['hr_10'].get('model', float('nan')):.3f} "
+        if "zero_keep" in d and d["zero_keep"] is not None:
+            note += f"zero_keep={d['zero_keep']} "
+        rows.append(
+            f"{name:<22}{st['seconds_median']:>10.2f}{st['seconds_min']:>9.2f}"
+            f"{st['seconds_max']:>9.2f}{st['peak_mb_median']:>10.0f}{st['runs']:>6}  {note.strip()}"
+        )
+    return "\n".join(rows)
+
+
+def run_tier(
+    tier: str, cfg0: dict[str, Any], repeat: int, log: Any, only: list[str] | None = None
+) -> dict[str, Any]:
+    """Run every stage of a tier ``repeat`` times (heavy stages of big tiers once unless
+    ``--repeat-heavy``); return the result document."""
+    cfg = dict(cfg0)
+    _prepare(cfg)
+    stages: dict[str, Any] = {}
+    heavy = set(cfg.get("heavy", [])) if not cfg.get("repeat_heavy") else set()
+    for name in cfg["stages"]:
+        if only and name not in only:
+            continue
+        variants = [(name, {})]
+        if name in ("train", "backtest") and cfg.get("zero_keeps"):
+            variants = [(f"{name}_zk{zk:g}", {"zero_keep": zk}) for zk in cfg["zero_keeps"]]
+        for label, extra in variants:
+            n = 1 if name in heavy else repeat
+            runs = []
+            for i in range(n):
+                c = {**cfg, **extra, "run": i}
+                t0 = time.perf_counter()
+                r = _run_stage(name, c, log)
+                runs.append(r)
+                log(f"  {label:<20} run {i + 1}/{n}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
+                    f"[{time.perf_counter() - t0:.0f} s wall incl. setup, load {r['loadavg_1m']}]")
+            stages[label] = _summary(runs)
+    return stages
+
+
+def _meta(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import xgboost
+
+    import riskmodel
+
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "mem_total_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "versions": {"riskmodel": riskmodel.__version__, "xgboost": xgboost.__version__, "numpy": np.__version__},
+        "omp_wait_policy": "default (active)" if args.omp_active else os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        "repeat": args.repeat,
+        "reduced": args.reduced,
+        "method": "each run a fresh subprocess; setup untimed; peak = ru_maxrss after resetting the "
+        "high-water mark post-setup (includes the inputs held by the stage); medians over runs",
+    }
+
+
+def _scaling(args: argparse.Namespace, log: Any) -> dict[str, Any]:
+    """Features (bounded-memory and, where it fits, the full frame) and training (100 rounds)
+    at three segment counts; PNG curve."""
+    points = []
+    for L in SCALING_SIZES:
+        cfg = {
+            **TIERS["S"],
+            "length_m": L,
+            "tier": f"scaling_{int(L)}",
+            "work": str(Path(args.workdir) / f"scaling_{int(L)}"),
+            "stages": ["simulate", "read", "features", "train"],
+            "engine": "chunked",
+            "zero_keeps": [0.05],
+            "valid_keep": 0.25,
+            "train_rounds": 100,
+            "omp_active": args.omp_active,
+        }
+        cfg["config"] = str(Path(cfg["work"]) / "riskmodel.toml")
+        log(f"scaling: {L:g} m segments")
+        st = run_tier(cfg["tier"], cfg, args.repeat, log)
+        d = st["features"]["details"][0]
+        rows = d["rows"]
+        pt = {
+            "segment_length_m": L,
+            "segments": st["read"]["details"][0]["segments"] if "read" in st else None,
+            "rows": rows,
+            "features_chunked": {k: st["features"][k] for k in ("seconds_median", "peak_mb_median")},
+            "train_100_rounds": {k: st["train_zk0.05"][k] for k in ("seconds_median", "peak_mb_median")},
+            "kept_train": d["kept_train"],
+            "kept_valid": d["kept_valid"],
+            "stages": st,
+        }
+        if rows <= args.full_max_rows:
+            c2 = {**cfg, "engine": "full", "stages": ["features"]}
+            log(f"scaling: full build_features at {rows:,} rows")
+            st2 = run_tier(cfg["tier"], c2, args.repeat, log)
+            pt["features_full"] = {k: st2["features"][k] for k in ("seconds_median", "peak_mb_median")}
+        points.append(pt)
+    _plot_scaling(points, RESULTS / "scaling.png")
+    return {"points": points, "png": "scaling.png"}
+
+
+def _plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = np.array([p["rows"] for p in points]) / 1e6
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    series = [
+        ("features_chunked", "features (riskmodel.scale, sample)", "tab:blue"),
+        ("features_full", "features (build_features, full frame)", "tab:orange"),
+        ("train_100_rounds", "training (100 rounds, sample)", "tab:green"),
+    ]
+    for key, label, color in series:
+        have = [i for i, p in enumerate(points) if key in p]
+        if not have:
+            continue
+        x = rows[have]
+        t = np.array([points[i][key]["seconds_median"] for i in have])
+        m = np.array([points[i][key]["peak_mb_median"] for i in have]) / 1024
+        a.plot(x, t, "o-", color=color, label=label)
+        b.plot(x, m, "o-", color=color, label=label)
+    for ax, yl in ((a, "seconds (median)"), (b, "peak RSS (GB)")):
+        ax.set_xlabel("rows = segments x shift windows (millions)")
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.3)
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+    a.legend(fontsize=8)
+    fig.suptitle("riskmodel scaling: 640 / 1,280 / 2,560 segments x 3 shifts x 3 years (2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--_stage"]:
+        _stage_main(argv[1:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tier", choices=["S", "M", "scaling", "eu"], required=True)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per stage (median)")
+    ap.add_argument("--reduced", action="store_true", help="CI: 1 year, small model, 1 run")
+    ap.add_argument("--repeat-heavy", action="store_true", help="repeat heavy stages of M/eu too")
+    ap.add_argument("--stages", default="", help="comma-separated subset of stages")
+    ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--omp-active", action="store_true", help="leave OMP_WAIT_POLICY unset")
+    ap.add_argument("--full-max-rows", type=int, default=4_500_000, help="scaling: largest full build")
+    ap.add_argument("--out", default=None, help="result JSON (default bench/results/<tier>.json)")
+    args = ap.parse_args(argv)
+    import tempfile
+
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.mkdtemp(prefix="rm_bench_")
+        args.workdir = tmp
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    doc: dict[str, Any] = {"tier": args.tier, **_meta(args)}
+    if args.tier == "scaling":
+        doc["scaling"] = _scaling(args, log)
+        name = "scaling"
+    else:
+        cfg = {**TIERS[args.tier], "tier": args.tier, "omp_active": args.omp_active}
+        if args.reduced:
+            if args.tier != "S":
+                raise SystemExit("--reduced is for tier S")
+            args.repeat = 1
+            cfg.update(start="2025-01-01", reduced=True, backtest_days=14)
+            cfg["stages"] = [s for s in cfg["stages"] if s != "features_chunked"]
+        cfg["repeat_heavy"] = args.repeat_heavy
+        cfg["work"] = str(Path(args.workdir) / args.tier)
+        cfg["config"] = str(Path(cfg["work"]) / "riskmodel.toml")
+        doc["config"] = {k: v for k, v in cfg.items() if k not in ("work", "config")}
+        only = [s for s in args.stages.split(",") if s] or None
+        doc["stages"] = run_tier(args.tier, cfg, args.repeat, log, only)
+        name = args.tier + ("_reduced" if args.reduced else "")
+        print(_table(doc["stages"]))
+    doc["total_seconds"] = time.perf_counter() - t_all
+    out = Path(args.out) if args.out else RESULTS / f"{name}.json"
+    out.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    print(f"-> {out} ({doc['total_seconds']:.0f} s)")
+    if tmp and not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
