@@ -43,6 +43,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,9 @@ TIERS: dict[str, dict[str, Any]] = {
         "start": "2021-01-01",
         "end": "2025-12-31",
         "engine": "chunked",
-        "zero_keeps": [0.15, 0.03],
+        "zero_keeps": [0.05, 0.01],
         "valid_keep": 0.25,
+        "stage_timeout": {"score": 1800, "score_cli": 1800},
         "stages": [
             "segments",
             "simulate",
@@ -157,7 +159,9 @@ def synthetic_geography(km: float, length_m: float) -> Any:
     g.areas = gpd.GeoDataFrame({"name": [f"A{i}" for i in range(6)]}, geometry=polys, crs=3794)
     g.crossings = gpd.GeoDataFrame(
         {"name": [f"X{i}" for i in range(int(km // 25))]},
-        geometry=[line.interpolate(d) for d in np.linspace(5000, line.length - 5000, int(km // 25))],
+        geometry=[
+            line.interpolate(d) for d in np.linspace(5000, line.length - 5000, int(km // 25))
+        ],
         crs=3794,
     )
     p = line.interpolate(20000)
@@ -172,7 +176,11 @@ def synthetic_geography(km: float, length_m: float) -> Any:
         rows.append((f"SI-{i}", "SI", 2000 + 100 * (i % 50), Point(q.x - 3000, q.y + 3000)))
         rows.append((f"HR-{i}", "HR", 3000 + 500 * (i % 50), Point(q.x + 3000, q.y - 3000)))
     g.settlements = gpd.GeoDataFrame(
-        {"name": [r[0] for r in rows], "country": [r[1] for r in rows], "population": [r[2] for r in rows]},
+        {
+            "name": [r[0] for r in rows],
+            "country": [r[1] for r in rows],
+            "population": [r[2] for r in rows],
+        },
         geometry=[r[3] for r in rows],
         crs=3794,
     )
@@ -276,7 +284,10 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         else:
             ds = measured(
                 lambda: read_dataset(
-                    s, sc / "events.csv", sc / "effort.csv", end=_score_day(cfg),
+                    s,
+                    sc / "events.csv",
+                    sc / "effort.csv",
+                    end=_score_day(cfg),
                     quarantine_dir=work / "quarantine",
                 )
             )
@@ -313,15 +324,20 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 return smp
 
             smp = measured(run)
+            pl = smp.train.plan
             out.update(
-                rows=int(ds.panel.counts[: smp.plan.until].size),
-                rows_in_training_range=int((smp.plan.until - smp.plan.start) * ds.n_segments),
-                kept_train=smp.n_train,
-                kept_valid=len(smp.y) - smp.n_train,
+                rows=int(ds.panel.counts[: pl.until].size),
+                rows_in_training_range=int((pl.until - pl.start) * ds.n_segments),
+                kept_train=len(smp.train.y),
+                kept_valid=len(smp.valid.y),
                 sample_mb=smp.nbytes / 2**20,
-                columns=len(smp.columns),
+                columns=len(smp.train.columns),
                 zero_keep=zk,
-                full_frame_mb_estimate=ds.panel.counts.size * (len(smp.columns) + 2) * 4 / 2**20,
+                full_frame_mb_estimate=ds.panel.counts.size
+                * (len(smp.train.columns) + 2)
+                * 4
+                / 2**20,
+                note="context + verify (one build_features window) + one training draw + validation rows",
             )
     elif name == "features_chunked":
         from riskmodel import scale
@@ -334,7 +350,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             return scale.training_sample(ctx, until)
 
         smp = measured(run)
-        out.update(kept_rows=len(smp.y), sample_mb=smp.nbytes / 2**20)
+        out.update(kept_rows=len(smp.train.y) + len(smp.valid.y), sample_mb=smp.nbytes / 2**20)
     elif name == "train":
         ds = _load_ds(cfg)
         zk = cfg.get("zero_keep")
@@ -344,7 +360,9 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             ds.features()  # features are their own stage
             s = _settings(cfg)
             path, man = measured(
-                lambda: train_bundle(ds, cfg["end"], settings=s, params=_params(cfg), root=s.models_root)
+                lambda: train_bundle(
+                    ds, cfg["end"], settings=s, params=_params(cfg), root=s.models_root
+                )
             )
             fit = man["fit"]
             if first:
@@ -355,13 +373,19 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             from riskmodel import scale
 
             until = ds.window_of_date(cfg["end"], side="right")
-            ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)
-            smp = scale.training_sample(
-                ctx, until, zero_keep=zk, valid_keep=cfg.get("valid_keep", 1.0)
+            ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)  # setup (own stage)
+            model, _ = measured(
+                lambda: scale.fit_chunked(
+                    ctx,
+                    until,
+                    params=_params(cfg, zero_keep=zk),
+                    valid_keep=cfg.get("valid_keep", 1.0),
+                )
             )
             del ctx
-            model = measured(lambda: scale.fit_sample(smp, _params(cfg, zero_keep=zk)))
             fit = model.fit_info_
+            out["feature_seconds"] = fit.get("feature_seconds")
+            out["note"] = "fit_chunked: sample rows (features of kept rows) + XGBoost, all bags"
             if first and zk == cfg["zero_keeps"][0] and cfg.get("geo") != "synthetic":
                 # Write the bundle of this model for the score stage (api.train_bundle adds the
                 # validation metrics against the baselines; no second training).
@@ -369,12 +393,14 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 from riskmodel.api import train_bundle
 
                 s = _settings(cfg)
-                del smp
                 t0 = time.perf_counter()
                 with scale.ScaledPipeline(ds, verify=False):
                     pipeline.fit_model = lambda *a, **k: (model, list(model.feature_names_in_))
                     path, _ = train_bundle(
-                        ds, cfg["end"], settings=s, params=_params(cfg, zero_keep=zk),
+                        ds,
+                        cfg["end"],
+                        settings=s,
+                        params=_params(cfg, zero_keep=zk),
                         root=s.models_root,
                     )
                 out["bundle_seconds"] = time.perf_counter() - t0
@@ -384,6 +410,8 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             rows_kept=fit["rows_kept"],
             rows_valid=fit.get("rows_valid"),
             trees=fit["best_iteration"] + 1,
+            n_bags=fit.get("n_bags"),
+            best_iterations=fit.get("best_iterations"),
             fit_seconds=fit.get("train_seconds"),
             zero_keep=fit.get("zero_keep"),
             valid_deviance=fit.get("valid_poisson_deviance"),
@@ -422,8 +450,13 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         shutil.rmtree(run_dir, ignore_errors=True)
         plans = measured(
             lambda: planning.run_plan(
-                risk, run_dir, run_dir / "audit.jsonl", 12,
-                config=planning.PlanConfig(**caps), seed=None, segments=geo.segments,
+                risk,
+                run_dir,
+                run_dir / "audit.jsonl",
+                12,
+                config=planning.PlanConfig(**caps),
+                seed=None,
+                segments=geo.segments,
             )
         )
         out.update(plans=len(plans), rows=len(risk))
@@ -443,12 +476,18 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         if cfg["engine"] == "full":
             ds.features()
             res = measured(
-                lambda: run_backtest(ds, b0, cfg["end"], step_days=days, truth=truth, params=_params(cfg))
+                lambda: run_backtest(
+                    ds, b0, cfg["end"], step_days=days, truth=truth, params=_params(cfg)
+                )
             )
         else:
             res = measured(
                 lambda: scale.run_backtest_scaled(
-                    ds, b0, cfg["end"], step_days=days, truth=truth,
+                    ds,
+                    b0,
+                    cfg["end"],
+                    step_days=days,
+                    truth=truth,
                     params=_params(cfg, zero_keep=zk),
                     pipeline_kw={"valid_keep": cfg.get("valid_keep", 1.0)},
                 )
@@ -476,7 +515,7 @@ def _stage_main(argv: list[str]) -> None:
 
 
 # ============================================================================ runner side
-def _score_cli(cfg: dict[str, Any]) -> dict[str, Any]:
+def _score_cli(cfg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
     """``riskmodel score`` as a user runs it (all outputs); wall time and child peak RSS."""
     work = Path(cfg["work"])
     out_dir = work / f"maps_cli_{cfg.get('run', 0)}"
@@ -490,16 +529,23 @@ def _score_cli(cfg: dict[str, Any]) -> dict[str, Any]:
         "--model", Path((work / "bundle.txt").read_text()).name,
         "--date", _score_day(cfg), "--out", str(out_dir),
     ]  # fmt: skip
+    err_path = work / "score_cli.stderr"
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=work, env=_env(cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, _, ru = os.wait4(p.pid, 0)
+    with open(err_path, "wb") as err:
+        p = subprocess.Popen(cmd, cwd=work, env=_env(cfg), stdout=subprocess.DEVNULL, stderr=err)
+        killer = threading.Timer(timeout, p.kill) if timeout else None
+        if killer:
+            killer.start()
+        _, _, ru = os.wait4(p.pid, 0)
+        p.returncode = 0  # reaped by wait4
+        if killer:
+            killer.cancel()
     secs = time.perf_counter() - t0
-    err = p.stderr.read().decode() if p.stderr else ""
-    if p.stdout:
-        p.stdout.read()
+    if timeout and secs >= timeout:
+        return {"seconds": float(timeout), "peak_mb": ru.ru_maxrss / 1024.0, "timed_out": True}
     files = sorted(x.name for x in out_dir.iterdir()) if out_dir.is_dir() else []
     if not files:
-        raise RuntimeError(f"riskmodel score failed: {err[-1500:]}")
+        raise RuntimeError(f"riskmodel score failed: {err_path.read_text()[-1500:]}")
     return {
         "seconds": secs,
         "cpu_seconds": ru.ru_utime + ru.ru_stime,
@@ -522,18 +568,24 @@ def _run_stage(name: str, cfg: dict[str, Any], log: Any) -> dict[str, Any]:
     cfg_path = Path(cfg["work"]) / f"cfg_{name}.json"
     cfg_path.write_text(json.dumps(cfg))
     load0 = os.getloadavg()[0]
+    timeout = cfg.get("stage_timeout", {}).get(name)
     if name == "score_cli":
-        res = _score_cli(cfg)
+        res = _score_cli(cfg, timeout)
     else:
-        p = subprocess.run(
-            [sys.executable, __file__, "--_stage", name, str(cfg_path)],
-            capture_output=True, text=True, env=_env(cfg), cwd=cfg["work"],
-        )  # fmt: skip
-        lines = [x for x in p.stdout.splitlines() if x.startswith("BENCH-RESULT ")]
-        if p.returncode != 0 or not lines:
-            log(p.stderr[-3000:])
-            raise RuntimeError(f"stage {name} failed (exit {p.returncode})")
-        res = json.loads(lines[-1][len("BENCH-RESULT ") :])
+        try:
+            p = subprocess.run(
+                [sys.executable, __file__, "--_stage", name, str(cfg_path)],
+                capture_output=True, text=True, env=_env(cfg), cwd=cfg["work"], timeout=timeout,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            log(f"  {name}: killed after {timeout} s")
+            res = {"seconds": float(timeout), "peak_mb": float("nan"), "timed_out": True}
+        else:
+            lines = [x for x in p.stdout.splitlines() if x.startswith("BENCH-RESULT ")]
+            if p.returncode != 0 or not lines:
+                log(p.stderr[-3000:])
+                raise RuntimeError(f"stage {name} failed (exit {p.returncode})")
+            res = json.loads(lines[-1][len("BENCH-RESULT ") :])
     res["loadavg_1m"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     return res
 
@@ -574,6 +626,8 @@ def _table(stages: dict[str, Any]) -> str:
         for k in ("segments", "rows", "kept_train", "trees", "files", "events", "plans"):
             if k in d:
                 note += f"{k}={d[k]} "
+        if d.get("timed_out"):
+            note += "TIMED OUT "
         if "hr_10" in d:
             note += f"HR10 model={d['hr_10'].get('model', float('nan')):.3f} "
         if "zero_keep" in d and d["zero_keep"] is not None:
@@ -608,8 +662,10 @@ def run_tier(
                 t0 = time.perf_counter()
                 r = _run_stage(name, c, log)
                 runs.append(r)
-                log(f"  {label:<20} run {i + 1}/{n}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
-                    f"[{time.perf_counter() - t0:.0f} s wall incl. setup, load {r['loadavg_1m']}]")
+                log(
+                    f"  {label:<20} run {i + 1}/{n}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
+                    f"[{time.perf_counter() - t0:.0f} s wall incl. setup, load {r['loadavg_1m']}]"
+                )
             stages[label] = _summary(runs)
     return stages
 
@@ -626,11 +682,19 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "mem_total_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "mem_total_gb": round(
+                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+            ),
             "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         },
-        "versions": {"riskmodel": riskmodel.__version__, "xgboost": xgboost.__version__, "numpy": np.__version__},
-        "omp_wait_policy": "default (active)" if args.omp_active else os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        "versions": {
+            "riskmodel": riskmodel.__version__,
+            "xgboost": xgboost.__version__,
+            "numpy": np.__version__,
+        },
+        "omp_wait_policy": "default (active)"
+        if args.omp_active
+        else os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
         "repeat": args.repeat,
         "reduced": args.reduced,
         "method": "each run a fresh subprocess; setup untimed; peak = ru_maxrss after resetting the "
@@ -664,8 +728,12 @@ def _scaling(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             "segment_length_m": L,
             "segments": st["read"]["details"][0]["segments"] if "read" in st else None,
             "rows": rows,
-            "features_chunked": {k: st["features"][k] for k in ("seconds_median", "peak_mb_median")},
-            "train_100_rounds": {k: st["train_zk0.05"][k] for k in ("seconds_median", "peak_mb_median")},
+            "features_chunked": {
+                k: st["features"][k] for k in ("seconds_median", "peak_mb_median")
+            },
+            "train_100_rounds": {
+                k: st["train_zk0.05"][k] for k in ("seconds_median", "peak_mb_median")
+            },
             "kept_train": d["kept_train"],
             "kept_valid": d["kept_valid"],
             "stages": st,
@@ -674,7 +742,9 @@ def _scaling(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             c2 = {**cfg, "engine": "full", "stages": ["features"]}
             log(f"scaling: full build_features at {rows:,} rows")
             st2 = run_tier(cfg["tier"], c2, args.repeat, log)
-            pt["features_full"] = {k: st2["features"][k] for k in ("seconds_median", "peak_mb_median")}
+            pt["features_full"] = {
+                k: st2["features"][k] for k in ("seconds_median", "peak_mb_median")
+            }
         points.append(pt)
     _plot_scaling(points, RESULTS / "scaling.png")
     return {"points": points, "png": "scaling.png"}
@@ -720,7 +790,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["--_stage"]:
         _stage_main(argv[1:])
         return
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--tier", choices=["S", "M", "scaling", "eu"], required=True)
     ap.add_argument("--repeat", type=int, default=3, help="runs per stage (median)")
     ap.add_argument("--reduced", action="store_true", help="CI: 1 year, small model, 1 run")
@@ -729,7 +801,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--omp-active", action="store_true", help="leave OMP_WAIT_POLICY unset")
-    ap.add_argument("--full-max-rows", type=int, default=4_500_000, help="scaling: largest full build")
+    ap.add_argument(
+        "--full-max-rows", type=int, default=4_500_000, help="scaling: largest full build"
+    )
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/<tier>.json)")
     args = ap.parse_args(argv)
     import tempfile

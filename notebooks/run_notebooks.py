@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python notebooks/run_notebooks.py                 # every notebooks/*.ipynb, small scale
+    .venv/bin/python notebooks/run_notebooks.py          # every notebooks/*.ipynb, small scale
     .venv/bin/python notebooks/run_notebooks.py 02_train_and_evaluate.ipynb
     .venv/bin/python notebooks/run_notebooks.py --scale medium --save-to /tmp/executed
 
@@ -27,28 +27,41 @@ HERE = Path(__file__).resolve().parent
 KERNEL = "python3"
 
 
+def _runs_this_python(argv0: str) -> bool:
+    # jupyter_client replaces a bare "python" (or pythonX, pythonX.Y) by sys.executable.
+    bare = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    return argv0 in bare or os.path.abspath(argv0) == os.path.abspath(sys.executable)
+
+
 def ensure_kernel() -> str:
-    """Make sure a ``python3`` kernel that runs this interpreter exists; return its argv[0]."""
+    """Make sure the ``python3`` kernel runs this interpreter; return its argv[0].
+
+    This environment's kernel specs take precedence over user-wide ones (``JUPYTER_PATH``), and
+    the spec is registered with ``--sys-prefix`` when it is missing or points elsewhere.
+    """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+    data = os.path.join(sys.prefix, "share", "jupyter")
+    paths = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    if data not in paths:
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([data, *paths])  # inherited by kernels
     try:
         spec = KernelSpecManager().get_kernel_spec(KERNEL)
+        ok = _runs_this_python(spec.argv[0])
     except NoSuchKernel:
+        ok = False
+    if not ok:
         subprocess.run(
             [sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL],
             check=True,
             stdout=subprocess.DEVNULL,
         )
         spec = KernelSpecManager().get_kernel_spec(KERNEL)
-    exe = spec.argv[0]
-    # jupyter_client replaces a bare "python" by sys.executable; anything else must be us.
-    if exe not in ("python", "python3") and Path(exe).resolve() != Path(sys.executable).resolve():
-        print(
-            f"run_notebooks: warning: kernel {KERNEL!r} runs {exe}, not {sys.executable}; "
-            f"fix with: {sys.executable} -m ipykernel install --sys-prefix",
-            file=sys.stderr,
-        )
-    return exe
+        if not _runs_this_python(spec.argv[0]):
+            raise SystemExit(
+                f"run_notebooks: kernel {KERNEL!r} runs {spec.argv[0]}, not {sys.executable}"
+            )
+    return spec.argv[0]
 
 
 def run_one(path: Path, timeout: int, save_to: Path | None) -> tuple[bool, float, str]:
@@ -78,7 +91,11 @@ def run_one(path: Path, timeout: int, save_to: Path | None) -> tuple[bool, float
             except Exception as exc:  # kernel start-up and the like: report, do not crash
                 err = f"{type(exc).__name__}: {exc}"
         if err:
-            chatter = kernel_log.read_text(encoding="utf-8", errors="replace").strip()
+            chatter = "\n".join(
+                line
+                for line in kernel_log.read_text(encoding="utf-8", errors="replace").splitlines()
+                if "running over TCP without encryption" not in line  # ipykernel >= 7 notice
+            ).strip()
             if chatter:
                 err += "\n--- kernel stderr ---\n" + chatter[-5000:]
     secs = time.perf_counter() - t0

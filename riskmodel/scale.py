@@ -12,12 +12,13 @@ fine for the demo (~2 M rows, ~0.6 GB), too much for 250 m segments x 4-hour ban
   (asserted in ``tests/test_dask.py``; :meth:`FeatureContext.verify` re-checks one window
   against ``build_features`` at run time, so a change of the feature code that this module has
   not followed fails loudly instead of silently training on different features).
-* :func:`training_sample` keeps, per block, all rows with events plus a seeded random share
-  ``zero_keep`` of the empty rows (weight ``1 / zero_keep``), and all rows of the time-ordered
-  validation windows; the draw is a function of ``(seed, window)`` only, so the sample does not
-  depend on the blocking nor on the machine count.
-* :func:`fit_sample` trains the same Poisson XGBoost as :class:`riskmodel.model.RiskRegressor`
-  (same parameters, same early stopping and dispersion estimate) on a ``QuantileDMatrix`` and
+* :func:`plan_sample` / :func:`sample_rows` keep, per block, all rows with events plus a
+  seeded random share ``zero_keep`` of the empty rows (weight ``1 / zero_keep``), and the rows
+  of the time-ordered validation windows (all, or a weighted share ``valid_keep``); the draw
+  is a function of ``(seed, bag, window)`` only, so the sample does not depend on the blocking
+  nor on the number of machines.
+* :func:`fit_chunked` trains the same Poisson XGBoost as :class:`riskmodel.model.RiskRegressor`
+  (same parameters, bags, early stopping and dispersion estimate) on ``QuantileDMatrix`` and
   returns a ``RiskRegressor``, so :func:`riskmodel.registry.save_bundle` works unchanged.
 * With a Dask ``Client`` the blocks are tasks (time block x segment block) on the cluster and
   the model is trained with ``xgboost.dask``; the result is a plain ``xgboost.Booster`` wrapped
@@ -53,7 +54,7 @@ from .features import (
     _solar_elevation,
     build_features,
 )
-from .model import EXPOSURE_FEATURE, RiskRegressor, poisson_deviance
+from .model import EXPOSURE_FEATURE, RiskRegressor
 
 log = logging.getLogger("riskmodel")
 
@@ -491,12 +492,12 @@ def build_features_blocked(
 # ----------------------------------------------------------------------------- sampling
 
 
-def window_uniforms(seed: int, windows: np.ndarray, S: int) -> np.ndarray:
-    """(len(windows), S) uniforms, a pure function of ``(seed, window)``: the subsample does
+def window_uniforms(key: tuple[int, ...], windows: np.ndarray, S: int) -> np.ndarray:
+    """(len(windows), S) uniforms, a pure function of ``(key, window)``: the subsample does
     not depend on how windows are blocked or distributed."""
     out = np.empty((len(windows), S))
     for i, w in enumerate(np.asarray(windows, dtype=int)):
-        out[i] = np.random.default_rng([int(seed), int(w)]).random(S)
+        out[i] = np.random.default_rng([*map(int, key), int(w)]).random(S)
     return out
 
 
@@ -522,64 +523,71 @@ def validation_cut(start: int, until: int, validation_fraction: float) -> int:
 
 @dataclass
 class SamplePlan:
-    """Which rows of which blocks a training sample keeps (computed from the counts only).
+    """Which rows of which blocks a sample keeps (computed from the counts only).
 
     Attributes
     ----------
-    blocks : list of (kind, targets, segs, keep)
-        ``kind`` is ``"train"`` or ``"valid"``; ``keep`` a (T, R) boolean mask.
-    start, cut, until : int
-        Training windows ``[start, cut)``, validation windows ``[cut, until)``.
-    zero_keep, valid_keep : float
+    kind : str
+        ``"train"`` (windows ``[start, cut)``) or ``"valid"`` (``[cut, until)``).
+    blocks : list of (targets, segs, keep)
+        ``keep`` is a (T, R) boolean mask.
+    share : float
+        Share of the empty rows kept (their weight is ``1 / share``).
+    start, cut, until, S : int
     """
 
-    blocks: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+    kind: str
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    share: float
     start: int
     cut: int
     until: int
-    zero_keep: float
-    valid_keep: float
-    seed: int
     S: int
 
-    def n_rows(self, kind: str) -> int:
-        """Kept rows of one kind."""
-        return int(sum(k.sum() for kd, _, _, k in self.blocks if kd == kind))
+    @property
+    def n_rows(self) -> int:
+        """Kept rows."""
+        return int(sum(k.sum() for _, _, k in self.blocks))
+
+    @property
+    def n_windows(self) -> int:
+        """Windows covered."""
+        return (self.cut - self.start) if self.kind == "train" else (self.until - self.cut)
 
 
 def plan_sample(
     panel: Panel,
     until_window: int,
+    kind: str = "train",
     *,
-    zero_keep: float = 0.15,
-    valid_keep: float = 1.0,
+    share: float = 0.05,
     validation_fraction: float = 0.12,
     seed: int = 0,
+    bag: int = 0,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     seg_blocks: int = 1,
 ) -> SamplePlan:
-    """Decide the kept rows of every block: training windows keep all rows with events and a
-    seeded share ``zero_keep`` of the empty ones; validation windows keep a share
-    ``valid_keep`` of the empty ones (default all rows)."""
-    if not 0 < zero_keep <= 1 or not 0 < valid_keep <= 1:
+    """Kept rows of every block: all rows with events and a seeded share ``share`` of the
+    empty ones (``bag`` selects an independent draw of the training rows)."""
+    if not 0 < share <= 1:
         raise ConfigError(
-            f"zero_keep/valid_keep must be in (0, 1], got {zero_keep}/{valid_keep}",
-            fix="e.g. --param zero_keep=0.05",
+            f"share of empty rows must be in (0, 1], got {share}", fix="e.g. zero_keep=0.05"
         )
     start, until = train_window_range(panel, until_window)
     cut = validation_cut(start, until, validation_fraction)
     S = panel.counts.shape[1]
-    bw = block_windows_for(S, block_rows)
+    a, b = (start, cut) if kind == "train" else (cut, until)
+    key = (seed, 0, bag) if kind == "train" else (seed, 1)
     sblocks = segment_blocks(S, seg_blocks)
     blocks = []
-    for kind, a, b, share in (("train", start, cut, zero_keep), ("valid", cut, until, valid_keep)):
-        for tb in time_blocks(np.arange(a, b), bw):
-            y = panel.counts[tb]
-            keep = (y > 0) | (window_uniforms(seed, tb, S) < share) if share < 1 else None
-            for sb in sblocks:
-                k = np.ones((len(tb), len(sb)), bool) if keep is None else keep[:, sb]
-                blocks.append((kind, tb, sb, k))
-    return SamplePlan(blocks, start, cut, until, zero_keep, valid_keep, seed, S)
+    for tb in time_blocks(np.arange(a, b), block_windows_for(S, block_rows)):
+        keep = None
+        if share < 1:
+            keep = (panel.counts[tb] > 0) | (window_uniforms(key, tb, S) < share)
+        for sb in sblocks:
+            k = np.ones((len(tb), len(sb)), bool) if keep is None else keep[:, sb]
+            blocks.append((tb, sb, k))
+    return SamplePlan(kind, blocks, share, start, cut, until, S)
 
 
 def _sample_block(
@@ -589,44 +597,78 @@ def _sample_block(
     keep: np.ndarray,
     share: float,
     columns: list[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Kept rows of one block: features, label, weight, window (a Dask task)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kept rows of one block: features, label, weight (a Dask task)."""
     X, win, seq = ctx.block(targets, segs, keep=keep, columns=columns)
     y = ctx.panel.counts[win, seq].astype(np.float32)
     w = np.where(y > 0, 1.0, 1.0 / share).astype(np.float32)
-    return X, y, w, win
+    return X, y, w
 
 
 @dataclass
-class TrainingSample:
-    """A bounded training set: train rows first, then validation rows.
+class Rows:
+    """Sampled rows: ``X`` (n, F) float32 column-major, label, weight.
 
     Attributes
     ----------
     X : ndarray float32 (n, F)
-    columns : list of str
     y, weight : ndarray float32 (n,)
-    window : ndarray int32 (n,)
-    n_train : int
-        Rows ``[0, n_train)`` are training rows, the rest validation rows.
+    columns : list of str
     plan : SamplePlan
     seconds : float
-        Build time (context + blocks).
+        Build time.
     """
 
     X: np.ndarray
-    columns: list[str]
     y: np.ndarray
     weight: np.ndarray
-    window: np.ndarray
-    n_train: int
+    columns: list[str]
     plan: SamplePlan
     seconds: float = 0.0
 
     @property
     def nbytes(self) -> int:
         """Memory of the arrays."""
-        return int(self.X.nbytes + self.y.nbytes + self.weight.nbytes + self.window.nbytes)
+        return int(self.X.nbytes + self.y.nbytes + self.weight.nbytes)
+
+
+def sample_rows(ctx: FeatureContext, plan: SamplePlan, columns: list[str] | None = None) -> Rows:
+    """Build the kept rows of ``plan`` block by block into preallocated arrays (peak memory =
+    the rows + one block, besides the context)."""
+    t0 = time.perf_counter()
+    cols = ctx.columns if columns is None else list(columns)
+    n = plan.n_rows
+    X = np.empty((len(cols), n), np.float32).T  # column-major, like the blocks
+    y = np.empty(n, np.float32)
+    w = np.empty(n, np.float32)
+    at = 0
+    for tb, sb, keep in plan.blocks:
+        Xb, yb, wb = _sample_block(ctx, tb, sb, keep, plan.share, cols)
+        m = len(yb)
+        X[at : at + m], y[at : at + m], w[at : at + m] = Xb, yb, wb
+        at += m
+    return Rows(X, y, w, cols, plan, time.perf_counter() - t0)
+
+
+@dataclass
+class TrainingSample:
+    """The rows one booster is trained on: a training draw and the validation rows.
+
+    Attributes
+    ----------
+    train, valid : Rows
+    seconds : float
+        Build time of both.
+    """
+
+    train: Rows
+    valid: Rows
+    seconds: float = 0.0
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the arrays."""
+        return self.train.nbytes + self.valid.nbytes
 
 
 def training_sample(
@@ -634,39 +676,23 @@ def training_sample(
     until_window: int,
     *,
     columns: list[str] | None = None,
-    zero_keep: float = 0.15,
+    zero_keep: float = 0.05,
     valid_keep: float = 1.0,
     validation_fraction: float = 0.12,
     seed: int = 0,
+    bag: int = 0,
     block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> TrainingSample:
-    """Build the subsampled training set block by block into preallocated arrays (peak
-    memory = context + sample + one block)."""
+    """Training draw ``bag`` (events + a share ``zero_keep`` of the empty rows, weighted) and
+    the validation rows (a share ``valid_keep`` of the empty ones; 1 = all, as
+    :class:`RiskRegressor`) of the windows before ``until_window``."""
     t0 = time.perf_counter()
-    cols = ctx.columns if columns is None else list(columns)
-    plan = plan_sample(
-        ctx.panel,
-        until_window,
-        zero_keep=zero_keep,
-        valid_keep=valid_keep,
-        validation_fraction=validation_fraction,
-        seed=seed,
-        block_rows=block_rows,
+    kw = {"validation_fraction": validation_fraction, "seed": seed, "block_rows": block_rows}
+    tr = plan_sample(ctx.panel, until_window, "train", share=zero_keep, bag=bag, **kw)
+    va = plan_sample(ctx.panel, until_window, "valid", share=valid_keep, **kw)
+    return TrainingSample(
+        sample_rows(ctx, tr, columns), sample_rows(ctx, va, columns), time.perf_counter() - t0
     )
-    n_tr, n_va = plan.n_rows("train"), plan.n_rows("valid")
-    n = n_tr + n_va
-    X = np.empty((len(cols), n), np.float32).T  # column-major, like the blocks
-    y = np.empty(n, np.float32)
-    w = np.empty(n, np.float32)
-    win = np.empty(n, np.int32)
-    at = 0
-    for kind, tb, sb, keep in plan.blocks:
-        share = plan.zero_keep if kind == "train" else plan.valid_keep
-        Xb, yb, wb, wi = _sample_block(ctx, tb, sb, keep, share, cols)
-        m = len(yb)
-        X[at : at + m], y[at : at + m], w[at : at + m], win[at : at + m] = Xb, yb, wb, wi
-        at += m
-    return TrainingSample(X, cols, y, w, win, n_tr, plan, time.perf_counter() - t0)
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -674,109 +700,75 @@ def training_sample(
 
 def _finish(
     model: RiskRegressor,
-    booster: Any,
+    boosters: list[Any],
     names: list[str],
-    predict_valid: Any,
+    Xv: np.ndarray | None,
     yv: np.ndarray,
     wv: np.ndarray,
     info: dict[str, Any],
 ) -> RiskRegressor:
     """Set the fitted attributes of ``model`` as :meth:`RiskRegressor.fit` does."""
-    model.best_iteration_ = int(getattr(booster, "best_iteration", model.n_estimators - 1))
-    model.booster_ = booster
+    best = [int(getattr(b, "best_iteration", model.n_estimators - 1)) for b in boosters]
+    model.boosters_ = boosters
+    model.best_iterations_ = best
+    model.booster_ = boosters[0]
+    model.best_iteration_ = best[0]
     model.feature_names_in_ = np.array(names, dtype=object)
     model.n_features_in_ = len(names)
     model.dispersion_ = 0.0
-    info["best_iteration"] = model.best_iteration_
-    if len(yv):
-        mu = np.asarray(predict_valid(model), dtype=np.float64)
+    info.update(n_bags=len(boosters), best_iterations=best, best_iteration=best[0])
+    if Xv is not None and len(yv):
+        mu = np.asarray(model.predict(Xv), dtype=np.float64)
         yv = np.asarray(yv, np.float64)
         wv = np.asarray(wv, np.float64)
-        if np.all(wv == 1.0):
-            info["valid_poisson_deviance"] = float(poisson_deviance(yv, mu))
-            num = ((yv - mu) ** 2 - yv).sum()
-            den = (mu**2).sum()
-        else:  # subsampled validation rows: weighted (unbiased) estimates
-            m = np.maximum(mu, 1e-9)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                term = np.where(yv > 0, yv * np.log(yv / m), 0.0)
-            info["valid_poisson_deviance"] = float((wv * 2 * (term - (yv - m))).sum() / wv.sum())
-            num = (wv * ((yv - mu) ** 2 - yv)).sum()
-            den = (wv * mu**2).sum()
-        model.dispersion_ = float(max(num / max(den, 1e-12), 0.0))
+        m = np.maximum(mu, 1e-9)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(yv > 0, yv * np.log(yv / m), 0.0)
+        # weights are 1 unless the empty validation rows are subsampled (unbiased estimates)
+        info["valid_poisson_deviance"] = float((wv * 2 * (term - (yv - m))).sum() / wv.sum())
+        num = (wv * ((yv - mu) ** 2 - yv)).sum()  # NB2 moments: Var = mu + alpha mu^2
+        model.dispersion_ = float(max(num / max((wv * mu**2).sum(), 1e-12), 0.0))
     info["dispersion"] = model.dispersion_
     model.fit_info_ = info
     return model
 
 
-def _sample_info(plan: SamplePlan, n_kept: int, n_valid_rows: int) -> dict[str, Any]:
-    S = plan.S
+def _info(tr: SamplePlan, va: SamplePlan, kept: list[int]) -> dict[str, Any]:
+    S = tr.S
     return {
-        "rows": int((plan.until - plan.start) * S),
-        "rows_train": int((plan.cut - plan.start) * S),
-        "rows_kept": int(n_kept),
-        "rows_valid": int((plan.until - plan.cut) * S),
-        "rows_valid_kept": int(n_valid_rows),
-        "zero_keep": plan.zero_keep,
-        "valid_keep": plan.valid_keep,
+        "rows": int((tr.until - tr.start) * S),
+        "rows_train": int(tr.n_windows * S),
+        "rows_kept": int(sum(kept) // max(len(kept), 1)),
+        "rows_valid": int(va.n_windows * S),
+        "rows_valid_kept": int(va.n_rows),
+        "zero_keep": tr.share,
+        "valid_keep": va.share,
     }
 
 
-def fit_sample(sample: TrainingSample, params: dict[str, Any] | None = None) -> RiskRegressor:
-    """Fit a :class:`RiskRegressor` on a :class:`TrainingSample` (single machine).
-
-    Same objective, parameters, early stopping (time-ordered validation windows) and
-    dispersion estimate as :meth:`RiskRegressor.fit`; the empty rows are already subsampled,
-    and a ``QuantileDMatrix`` (1 byte per value) replaces the ``DMatrix`` copy.
-    """
+def _train_local(model: RiskRegressor, tr: Rows, va: Rows, seed: int) -> Any:
     import xgboost as xgb
 
-    model = RiskRegressor(**(params or {}))
-    names = list(sample.columns)
-    n = sample.n_train
-    t0 = time.perf_counter()
+    names = tr.columns
     dtrain = xgb.QuantileDMatrix(
-        sample.X[:n],
-        label=sample.y[:n],
-        weight=sample.weight[:n],
-        feature_names=names,
-        max_bin=model.max_bin,
-        nthread=model.n_jobs,
-    )
+        tr.X, label=tr.y, weight=tr.weight, feature_names=names,
+        max_bin=model.max_bin, nthread=model.n_jobs,
+    )  # fmt: skip
     evals = [(dtrain, "train")]
-    has_val = len(sample.y) > n
-    if has_val:
+    if len(va.y):
         dval = xgb.QuantileDMatrix(
-            sample.X[n:],
-            label=sample.y[n:],
-            weight=sample.weight[n:],
-            feature_names=names,
-            ref=dtrain,
-            max_bin=model.max_bin,
-            nthread=model.n_jobs,
-        )
+            va.X, label=va.y, weight=va.weight, feature_names=names, ref=dtrain,
+            max_bin=model.max_bin, nthread=model.n_jobs,
+        )  # fmt: skip
         evals.append((dval, "valid"))
-    booster = xgb.train(
-        model._params(names),
+    return xgb.train(
+        model._params(names, seed=seed),
         dtrain,
         num_boost_round=model.n_estimators,
         evals=evals,
-        early_stopping_rounds=model.early_stopping_rounds if has_val else None,
+        early_stopping_rounds=model.early_stopping_rounds if len(evals) > 1 else None,
         verbose_eval=False,
     )
-    info = _sample_info(sample.plan, n, len(sample.y) - n)
-    info.update(engine="chunked", feature_seconds=round(sample.seconds, 2))
-    _finish(
-        model,
-        booster,
-        names,
-        lambda m: m.predict(sample.X[n:]),
-        sample.y[n:],
-        sample.weight[n:],
-        info,
-    )
-    info["train_seconds"] = round(time.perf_counter() - t0, 2)
-    return model
 
 
 def model_columns(ctx: FeatureContext, drop: tuple[str, ...] = ()) -> list[str]:
@@ -793,34 +785,49 @@ def fit_chunked(
     valid_keep: float = 1.0,
     block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> tuple[RiskRegressor, list[str]]:
-    """Single-machine, bounded-memory counterpart of :func:`riskmodel.pipeline.fit_model`."""
-    proto = RiskRegressor(**(params or {}))
+    """Single-machine, bounded-memory counterpart of :func:`riskmodel.pipeline.fit_model`.
+
+    Same objective, parameters, bags, early stopping (time-ordered validation windows) and
+    dispersion estimate as :meth:`RiskRegressor.fit`; the empty rows are subsampled while the
+    features are built, and ``QuantileDMatrix`` (1 byte per value) replaces the ``DMatrix``
+    copy. Peak memory: context + validation rows + one training draw.
+    """
+    model = RiskRegressor(**(params or {}))
     cols = model_columns(ctx, drop)
-    sample = training_sample(
-        ctx,
-        until_window,
-        columns=cols,
-        zero_keep=proto.zero_keep,
-        valid_keep=valid_keep,
-        validation_fraction=proto.validation_fraction,
-        seed=proto.random_state,
-        block_rows=block_rows,
-    )
-    if sample.n_train == 0:
-        raise InputError(
-            "no training windows before the cut-off",
-            fix="choose a later --until or give more history",
-        )
-    model = fit_sample(sample, params)
+    kw = {
+        "validation_fraction": model.validation_fraction,
+        "seed": model.random_state,
+        "block_rows": block_rows,
+    }
+    t_feat = t_fit = 0.0
+    t0 = time.perf_counter()
+    va_plan = plan_sample(ctx.panel, until_window, "valid", share=valid_keep, **kw)
+    va = sample_rows(ctx, va_plan, cols)
+    t_feat += time.perf_counter() - t0
+    boosters, kept = [], []
+    for b in range(max(1, int(model.n_bags))):
+        t0 = time.perf_counter()
+        plan = plan_sample(ctx.panel, until_window, "train", share=model.zero_keep, bag=b, **kw)
+        if plan.n_rows == 0:
+            raise InputError(
+                "no training windows before the cut-off",
+                fix="choose a later --until or give more history",
+            )
+        tr = sample_rows(ctx, plan, cols)
+        t1 = time.perf_counter()
+        boosters.append(_train_local(model, tr, va, model.random_state + 7919 * b))
+        t_fit += time.perf_counter() - t1
+        t_feat += t1 - t0
+        kept.append(len(tr.y))
+        del tr
+    info = _info(plan, va_plan, kept)
+    info.update(engine="chunked", feature_seconds=round(t_feat, 2))
+    _finish(model, boosters, cols, va.X if len(va.y) else None, va.y, va.weight, info)
+    info["train_seconds"] = round(t_fit, 2)
     log.info(
-        "chunked fit: %d rows kept of %d (%.0f MB) in %.1f s + %.1f s, %d trees",
-        model.fit_info_["rows_kept"],
-        model.fit_info_["rows_train"],
-        sample.nbytes / 2**20,
-        sample.seconds,
-        model.fit_info_["train_seconds"],
-        model.best_iteration_ + 1,
-    )
+        "chunked fit: %d of %d rows kept, %d bag(s), features %.1f s, training %.1f s",
+        info["rows_kept"], info["rows_train"], len(boosters), t_feat, t_fit,
+    )  # fmt: skip
     return model, cols
 
 
@@ -873,6 +880,10 @@ def _frame_block(ctx: FeatureContext, targets: np.ndarray, segs: np.ndarray) -> 
     return ctx.block(targets, segs)[0]
 
 
+def _columns(ctx: FeatureContext) -> list[str]:
+    return list(ctx.columns)
+
+
 class DaskFeatures:
     """Feature context living on a Dask cluster; blocks are computed as tasks.
 
@@ -887,11 +898,10 @@ class DaskFeatures:
     def __init__(self, client: Any, panel: Panel, static: pd.DataFrame, spec: FeatureSpec) -> None:
         self.client = client
         self.panel = panel
-        self.S = panel.counts.shape[1]
-        self.W = panel.counts.shape[0]
+        self.W, self.S = panel.counts.shape
         panel_f = client.scatter(panel)
         self.ctx = client.submit(_make_context, panel_f, static, spec, pure=False)
-        self.columns: list[str] = client.submit(lambda c: c.columns, self.ctx).result()
+        self.columns: list[str] = client.submit(_columns, self.ctx).result()
 
     def frame(
         self,
@@ -922,25 +932,29 @@ class DaskFeatures:
         df.insert(0, "window", np.repeat(tg, S).astype(np.int32))
         return df
 
-    def _collections(
-        self, plan: SamplePlan, kind: str, cols: list[str]
-    ) -> tuple[Any, Any, Any] | None:
+    def collections(self, plan: SamplePlan, cols: list[str]) -> tuple[Any, Any, Any]:
+        """Dask arrays (X, y, weight) of a sample plan, one chunk per block task."""
         import dask
         import dask.array as da
 
-        share = plan.zero_keep if kind == "train" else plan.valid_keep
         xs, ys, ws = [], [], []
-        for kd, tb, sb, keep in plan.blocks:
+        for tb, sb, keep in plan.blocks:
             n = int(keep.sum())
-            if kd != kind or n == 0:
+            if n == 0:
                 continue
-            f = self.client.submit(_sample_block, self.ctx, tb, sb, keep, share, cols, pure=False)
+            f = self.client.submit(
+                _sample_block, self.ctx, tb, sb, keep, plan.share, cols, pure=False
+            )
             part = dask.delayed(f)
             xs.append(da.from_delayed(part[0], shape=(n, len(cols)), dtype=np.float32))
             ys.append(da.from_delayed(part[1], shape=(n,), dtype=np.float32))
             ws.append(da.from_delayed(part[2], shape=(n,), dtype=np.float32))
         if not xs:
-            return None
+            return (
+                da.zeros((0, len(cols)), np.float32),
+                da.zeros(0, np.float32),
+                da.zeros(0, np.float32),
+            )
         return da.concatenate(xs), da.concatenate(ys), da.concatenate(ws)
 
     def fit(
@@ -956,78 +970,71 @@ class DaskFeatures:
         """Distributed counterpart of :func:`riskmodel.pipeline.fit_model` (``xgboost.dask``)."""
         import xgboost.dask as dxgb
 
-        t0 = time.perf_counter()
         model = RiskRegressor(**(params or {}))
         cols = [c for c in self.columns if not c.startswith(drop)] if drop else list(self.columns)
-        plan = plan_sample(
-            self.panel,
-            until_window,
-            zero_keep=model.zero_keep,
-            valid_keep=valid_keep,
-            validation_fraction=model.validation_fraction,
-            seed=model.random_state,
-            block_rows=block_rows,
-            seg_blocks=seg_blocks,
-        )
-        tr = self._collections(plan, "train", cols)
-        if tr is None:
-            raise InputError(
-                "no training windows before the cut-off",
-                fix="choose a later --until or give more history",
+        kw = {
+            "validation_fraction": model.validation_fraction,
+            "seed": model.random_state,
+            "block_rows": block_rows,
+            "seg_blocks": seg_blocks,
+        }
+        t0 = time.perf_counter()
+        va_plan = plan_sample(self.panel, until_window, "valid", share=valid_keep, **kw)
+        va = self.client.persist(list(self.collections(va_plan, cols)))
+        t_feat = time.perf_counter() - t0
+        t_fit = 0.0
+        boosters, kept = [], []
+        for b in range(max(1, int(model.n_bags))):
+            plan = plan_sample(
+                self.panel, until_window, "train", share=model.zero_keep, bag=b, **kw
             )
-        va = self._collections(plan, "valid", cols)
-        xgb_params = model._params(cols)
-        xgb_params.pop("nthread", None)  # each worker uses its own thread count
-        dtrain = dxgb.DaskQuantileDMatrix(
-            self.client, tr[0], tr[1], weight=tr[2], feature_names=cols, max_bin=model.max_bin
-        )
-        evals = [(dtrain, "train")]
-        dval = None
-        if va is not None:
-            dval = dxgb.DaskQuantileDMatrix(
-                self.client,
-                va[0],
-                va[1],
-                weight=va[2],
-                feature_names=cols,
-                ref=dtrain,
+            if plan.n_rows == 0:
+                raise InputError(
+                    "no training windows before the cut-off",
+                    fix="choose a later --until or give more history",
+                )
+            t0 = time.perf_counter()
+            tr = self.collections(plan, cols)
+            dtrain = dxgb.DaskQuantileDMatrix(
+                self.client, tr[0], tr[1], weight=tr[2], feature_names=cols,
                 max_bin=model.max_bin,
-            )
-            evals.append((dval, "valid"))
-        t1 = time.perf_counter()
-        out = dxgb.train(
-            self.client,
-            xgb_params,
-            dtrain,
-            num_boost_round=model.n_estimators,
-            evals=evals,
-            early_stopping_rounds=model.early_stopping_rounds if dval is not None else None,
-            verbose_eval=False,
-        )
-        booster = out["booster"]
-        t2 = time.perf_counter()
-        n_valid = plan.n_rows("valid")
-        yv = va[1].compute() if va is not None else np.zeros(0, np.float32)
-        wv = va[2].compute() if va is not None else np.zeros(0, np.float32)
-
-        def predict_valid(m: RiskRegressor) -> np.ndarray:
-            return dxgb.predict(
+            )  # fmt: skip
+            evals = [(dtrain, "train")]
+            if va_plan.n_rows:
+                dval = dxgb.DaskQuantileDMatrix(
+                    self.client, va[0], va[1], weight=va[2], feature_names=cols, ref=dtrain,
+                    max_bin=model.max_bin,
+                )  # fmt: skip
+                evals.append((dval, "valid"))
+            t1 = time.perf_counter()
+            xgb_params = model._params(cols, seed=model.random_state + 7919 * b)
+            xgb_params.pop("nthread", None)  # each worker uses its own thread count
+            out = dxgb.train(
                 self.client,
-                booster,
-                va[0],
-                iteration_range=(0, m.best_iteration_ + 1),
-                validate_features=False,  # same columns in the same order, without names
-            ).compute()
-
-        info = _sample_info(plan, plan.n_rows("train"), n_valid)
+                xgb_params,
+                dtrain,
+                num_boost_round=model.n_estimators,
+                evals=evals,
+                early_stopping_rounds=model.early_stopping_rounds if len(evals) > 1 else None,
+                verbose_eval=False,
+            )
+            boosters.append(out["booster"])
+            kept.append(plan.n_rows)
+            t_fit += time.perf_counter() - t1
+            t_feat += t1 - t0
+            del dtrain, evals
+        info = _info(plan, va_plan, kept)
         info.update(
             engine="dask",
             scheduler=str(self.client.scheduler.address),
             workers=len(self.client.scheduler_info().get("workers", {})),
-            feature_seconds=round(t1 - t0, 2),
+            feature_seconds=round(t_feat, 2),
+            train_seconds=round(t_fit, 2),
         )
-        _finish(model, booster, cols, predict_valid, yv, wv, info)
-        info["train_seconds"] = round(t2 - t1, 2)
+        # The validation rows come back to the client once, for the dispersion estimate with
+        # the model's own predict (whatever it does with several bags).
+        Xv, yv, wv = (a.compute() for a in va) if va_plan.n_rows else (None, [], [])
+        _finish(model, boosters, cols, Xv, yv, wv, info)
         return model, cols
 
 

@@ -567,15 +567,17 @@ class World:
         return out
 
     def relocate(self, source: np.ndarray, target: np.ndarray, share: float) -> float:
-        """Move ``share`` of the static attraction of ``source`` segments evenly onto ``target``.
+        """Move ``share`` of the static attraction of ``source`` segments onto ``target``.
 
-        A route shift: a smuggling route closes on one stretch and opens on another. Only the
-        base intensity moves; excitation and displacement keep running.
+        A route shift: a smuggling route closes on one stretch and opens on another with the
+        same pattern (segment ``source[i]`` gives to ``target[i]``), so the new stretch is as
+        concentrated as the old one. Only the base intensity moves; excitation and
+        displacement keep running.
 
         Parameters
         ----------
-        source, target : ndarray of bool (S,)
-            Stretches to take from and give to (disjoint).
+        source, target : ndarray of int
+            Segment indices (equal length, disjoint), in matching order along the border.
         share : float
             Share of the source's attraction moved, in ``[0, 1]``.
 
@@ -584,17 +586,17 @@ class World:
         float
             Moved share of the total base intensity.
         """
-        source = np.asarray(source, bool)
-        target = np.asarray(target, bool)
+        source = np.asarray(source, dtype=np.int64)
+        target = np.asarray(target, dtype=np.int64)
         if not 0.0 <= share <= 1.0:
             raise ValueError("share must lie in [0, 1]")
-        if not target.any() or (source & target).any():
-            raise ValueError("target must be non-empty and disjoint from source")
+        if source.shape != target.shape or not target.size or np.intersect1d(source, target).size:
+            raise ValueError("source and target must be disjoint index arrays of equal length")
         moved = self.base[source] * share
         total = self.base.sum()
         self.base = self.base.copy()
         self.base[source] -= moved
-        self.base[target] += moved.sum() / target.sum()
+        self.base[target] += moved
         return float(moved.sum() / total)
 
 

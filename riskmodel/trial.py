@@ -345,7 +345,8 @@ def _ci(values: Sequence[float | None]) -> dict[str, float | None]:
 def _route_stretches(
     base: np.ndarray, seg_km: np.ndarray, route_km: float, min_gap_km: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Source (busiest ``route_km`` stretch) and target (a quiet stretch far from it)."""
+    """Segment indices of the source (busiest ``route_km`` stretch) and the target (a quiet
+    stretch of the same length at least ``min_gap_km`` away, drawn from the seed)."""
     S = base.size
     n = int(max(1, min(S // 3, round(route_km / max(float(np.median(seg_km)), 1e-6)))))
     starts = np.arange(S - n + 1)
@@ -361,11 +362,7 @@ def _route_stretches(
     quiet = far & (sums <= np.median(sums[far]))
     cand = starts[quiet] if quiet.any() else starts[far]
     tgt0 = int(_stream(seed, _S_ROUTE).choice(cand))
-    src = np.zeros(S, bool)
-    tgt = np.zeros(S, bool)
-    src[src0 : src0 + n] = True
-    tgt[tgt0 : tgt0 + n] = True
-    return src, tgt
+    return np.arange(src0, src0 + n), np.arange(tgt0, tgt0 + n)
 
 
 # ----------------------------------------------------------------------------- learner
@@ -460,7 +457,8 @@ class _Learner:
         model = RiskRegressor(
             n_estimators=self.cfg.n_estimators,
             learning_rate=self.cfg.learning_rate,
-            zero_keep=1.0,  # the cache is already subsampled and weighted
+            zero_keep=1.0,  # the cache is already subsampled and weighted ...
+            n_bags=1,  # ... so bags over empty-row subsamples would all see the same rows
             random_state=self.seed,
             n_jobs=self.cfg.n_jobs,
         )
@@ -477,11 +475,7 @@ class _Learner:
             np.arange(w0, w0 + n),
             effort_override=np.zeros((n, self.S), np.float32),
         )
-        # In-place prediction: no DMatrix (whose construction spins all cores), same numbers.
-        m = self.model
-        arr = X[self.cols].to_numpy(np.float32)
-        pred = m.booster_.inplace_predict(arr, iteration_range=(0, m.best_iteration_ + 1))
-        return np.asarray(pred, dtype=np.float64).reshape(n, self.S)
+        return np.asarray(self.model.predict(X[self.cols]), np.float64).reshape(n, self.S)
 
 
 # ----------------------------------------------------------------------------- policies
@@ -567,6 +561,7 @@ WEEKLY_COLUMNS = (
     "share_patrol_detected",
     "hit_rate_10",
     "hit_rate_10_ceiling",
+    "oracle_ratio_10",
     "hit_rate_10_truth_last_week",
     "entropy",
     "route_shifted",
@@ -580,6 +575,7 @@ _WEEKLY_MEAN = (
     "share_patrol_detected",
     "hit_rate_10",
     "hit_rate_10_ceiling",
+    "oracle_ratio_10",
     "entropy",
 )
 
@@ -681,6 +677,7 @@ def _run_policy(
             share_patrol_detected=acc["patrol_detections"] / tc,
             hit_rate_10=hr,
             hit_rate_10_ceiling=ceiling,
+            oracle_ratio_10=hr / ceiling if ceiling > 0 else np.nan,
             hit_rate_10_truth_last_week=persist if week > 0 else None,
             entropy=float(np.mean(ents)),
             route_shifted=shifted,
@@ -691,6 +688,36 @@ def _run_policy(
             learner.fit((d0 + (week + 1) * 7) * K)
     weekly = pd.DataFrame(rows, columns=list(WEEKLY_COLUMNS))
     return PolicyRun(weekly, _totals(weekly, np.array(checks_all), ent_all, cfg, K))
+
+
+def _trajectory(x: np.ndarray, cfg: TrialConfig, name: str) -> dict[str, Any]:
+    """Start/end and route-shift recovery of one weekly series (hit rate or oracle ratio)."""
+    n4 = min(4, len(x))
+    start = float(x[:n4].mean())
+    end = float(x[-n4:].mean())
+    out: dict[str, Any] = {
+        f"{name}_mean": float(x.mean()),
+        f"{name}_start": start,
+        f"{name}_end": end,
+        f"{name}_last": float(x[-1]),
+        f"{name}_end_vs_start": end / start if start > 0 else None,
+    }
+    if cfg.route_shift:
+        w = cfg.shift_week
+        pre = float(x[max(0, w - 4) : w].mean()) if w > 0 else float(x[0])
+        after = x[w:]
+        ok = np.flatnonzero(after >= (1 - RECOVERY_TOLERANCE) * pre)
+        out.update(
+            {
+                f"{name}_pre_shift": pre,
+                f"{name}_min_after_shift": float(after.min()),
+                f"{name}_dip_vs_pre_shift": float(after.min() / pre) if pre > 0 else None,
+                # None = not back within the tolerance before the trial ended
+                f"{name}_recovery_weeks": int(ok[0]) if ok.size else None,
+                f"{name}_recovered": bool(ok.size),
+            }
+        )
+    return out
 
 
 def _totals(
@@ -708,10 +735,6 @@ def _totals(
             "expected_patrol_detections",
         ]
     ].sum()
-    hr = weekly["hit_rate_10"].to_numpy()
-    n4 = min(4, len(hr))
-    start = float(hr[:n4].mean())
-    end = float(hr[-n4:].mean())
     out: dict[str, Any] = {k: float(v) for k, v in s.items()}
     out.update(
         patrol_detections_per_patrol_hour=s["patrol_detections"] / max(s["patrol_hours"], 1e-9),
@@ -720,14 +743,11 @@ def _totals(
         recorded_per_patrol_hour=s["recorded"] / max(s["patrol_hours"], 1e-9),
         share_recorded=s["recorded"] / max(s["true_crossings"], 1e-9),
         share_patrol_detected=s["patrol_detections"] / max(s["true_crossings"], 1e-9),
-        hit_rate_10_mean=float(hr.mean()),
-        hit_rate_10_start=start,
-        hit_rate_10_end=end,
-        hit_rate_10_last=float(hr[-1]),
-        hit_rate_10_end_vs_start=end / start if start > 0 else None,
         hit_rate_10_ceiling_mean=float(weekly["hit_rate_10_ceiling"].mean()),
         entropy_mean=float(np.mean(ents)),
     )
+    out.update(_trajectory(weekly["hit_rate_10"].to_numpy(float), cfg, "hit_rate_10"))
+    out.update(_trajectory(weekly["oracle_ratio_10"].to_numpy(float), cfg, "oracle_ratio_10"))
     # Legal side: largest share of shifts a segment was checked, whole trial and worst window.
     n = checks.shape[0]
     out["max_share_of_shifts"] = float(checks.sum(axis=0).max() / max(n, 1))
@@ -737,19 +757,6 @@ def _totals(
     cum = np.vstack([np.zeros((1, checks.shape[1])), np.cumsum(checks, axis=0)])
     out["max_share_of_shifts_30d"] = float((cum[span:] - cum[:-span]).max() / window)
     out["segments_ever_checked"] = int((checks.sum(axis=0) > 0).sum())
-    # Recovery after the route shift.
-    if cfg.route_shift:
-        w = cfg.shift_week
-        pre = float(hr[max(0, w - 4) : w].mean()) if w > 0 else float(hr[0])
-        after = hr[w:]
-        ok = np.flatnonzero(after >= (1 - RECOVERY_TOLERANCE) * pre)
-        out.update(
-            hit_rate_10_pre_shift=pre,
-            hit_rate_10_min_after_shift=float(after.min()),
-            dip_vs_pre_shift=float(after.min() / pre) if pre > 0 else None,
-            recovery_weeks=int(ok[0]) if ok.size else None,
-            recovered=bool(ok.size),
-        )
     return out
 
 
@@ -886,18 +893,17 @@ def run_trial(
                     f"detections per patrol-hour, hit rate@10% {tot['hit_rate_10_start']:.3f} -> "
                     f"{tot['hit_rate_10_end']:.3f} ({timing[f'{name}_seed_{seed}']:.0f} s)"
                 )
-    summary = {
-        pol: {
-            m: _ci([runs[s][pol].totals.get(m) for s in runs])
-            for m in runs[cfg.seed][pol].totals
-            if m != "recovered"
-        }
-        for pol in cfg.policies
-    }
+    summary: dict[str, dict[str, Any]] = {}
     for pol in cfg.policies:
-        summary[pol]["recovered_share"] = _ci(
-            [float(bool(runs[s][pol].totals.get("recovered"))) for s in runs]
-        )
+        tot = [runs[s][pol].totals for s in runs]
+        summary[pol] = {}
+        for m, v in tot[0].items():
+            if isinstance(v, bool):  # flags: share of seeds
+                summary[pol][m.replace("_recovered", "_recovered_share")] = _ci(
+                    [float(t[m]) for t in tot]
+                )
+            else:  # recovery weeks: over the seeds that recovered (see *_recovered_share)
+                summary[pol][m] = _ci([t.get(m) for t in tot])
     meta = {
         "segments": int(len(geo.segments)),
         "border_km": round(float(lengths.sum()) / 1000, 1),
@@ -915,23 +921,31 @@ def run_trial(
 
 _TABLE = (
     ("patrol_detections_per_patrol_hour", "patrol detections / patrol-h", 4),
-    ("expected_patrol_detections_per_patrol_hour", "  expected (no Poisson noise)", 4),
-    ("recorded_per_patrol_hour", "recorded / patrol-h", 3),
+    ("expected_patrol_detections_per_patrol_hour", "... expected (no Poisson noise)", 4),
+    ("recorded_per_patrol_hour", "all recorded / patrol-h", 3),
     ("share_recorded", "share of true crossings recorded", 3),
-    ("share_patrol_detected", "share detected by patrols", 3),
+    ("share_patrol_detected", "share detected thanks to patrols", 3),
     ("hit_rate_10_start", "HR@10% vs truth, weeks 1-4", 3),
     ("hit_rate_10_end", "HR@10% vs truth, last 4 weeks", 3),
-    ("hit_rate_10_end_vs_start", "end / start", 3),
-    ("dip_vs_pre_shift", "lowest after shift / pre-shift", 3),
-    ("recovery_weeks", "weeks to recover (<=10 %)", 1),
-    ("entropy_mean", "coverage entropy", 3),
-    ("max_share_of_shifts", "max share of shifts (trial)", 3),
-    ("max_share_of_shifts_30d", "max share of shifts (30 d)", 3),
+    ("hit_rate_10_end_vs_start", "HR end / start", 3),
+    ("oracle_ratio_10_start", "oracle ratio (HR / truth-ranked HR), weeks 1-4", 3),
+    ("oracle_ratio_10_end", "oracle ratio, last 4 weeks", 3),
+    ("oracle_ratio_10_end_vs_start", "oracle ratio end / start", 3),
+    ("hit_rate_10_dip_vs_pre_shift", "lowest HR after shift / pre-shift", 3),
+    ("hit_rate_10_recovery_weeks", "weeks until HR within 10 % of pre-shift", 1),
+    ("oracle_ratio_10_recovery_weeks", "weeks until oracle ratio within 10 %", 1),
+    ("entropy_mean", "coverage entropy (mean per shift)", 3),
+    ("max_share_of_shifts", "max share of shifts a segment checked (trial)", 3),
+    ("max_share_of_shifts_30d", "... worst 30 days", 3),
 )
 
 
-def _fmt(stat: dict[str, float | None], digits: int) -> str:
+def _fmt(stat: dict[str, float | None], digits: int, flag: dict[str, Any] | None = None) -> str:
     m = stat.get("mean")
+    if flag is not None:  # recovery weeks: only over the seeds that recovered
+        n = int(flag.get("n") or 0)
+        k = int(round((flag.get("mean") or 0.0) * n))
+        return ("not recovered" if m is None else f"{m:.{digits}f}") + f" ({k}/{n} seeds)"
     if m is None:
         return "n/a"
     txt = f"{m:.{digits}f}"
@@ -944,7 +958,8 @@ def _fmt(stat: dict[str, float | None], digits: int) -> str:
 def _verdict(res: TrialResult) -> list[str]:
     """Plain statements of who won what, computed from the numbers (whichever way they go)."""
     s = res.summary
-    pols = list(res.config.policies)
+    cfg = res.config
+    pols = list(cfg.policies)
     lines = []
 
     def mean(pol: str, m: str) -> float:
@@ -959,39 +974,41 @@ def _verdict(res: TrialResult) -> list[str]:
 
     m = "patrol_detections_per_patrol_hour"
     ranked = sorted(pols, key=lambda p: -mean(p, m))
-    best = ranked[0]
     lines.append(
         "Patrol detections per patrol-hour, best to worst: "
         + ", ".join(f"{p} {mean(p, m):.4f}" for p in ranked)
         + "."
     )
-    for other in ranked[1:]:
-        if overlap(best, other, m):
-            lines.append(
-                f"{best} vs {other}: the intervals overlap"
-                + (" (one seed: no interval)" if res.config.seeds == 1 else "")
-                + f"; ratio {mean(best, m) / max(mean(other, m), 1e-12):.2f}."
+    for a, b in zip(ranked, ranked[1:], strict=False):
+        lines.append(
+            f"{a} vs {b}: ratio {mean(a, m) / max(mean(b, m), 1e-12):.2f}, "
+            + (
+                "no interval (one seed)"
+                if cfg.seeds == 1
+                else ("95 % intervals overlap" if overlap(a, b, m) else "95 % intervals separate")
             )
+            + "."
+        )
     if "randomised" in pols and "top-k" in pols:
         r, t = mean("randomised", m), mean("top-k", m)
         lines.append(
             f"randomised / top-k patrol detections per patrol-hour: {r / max(t, 1e-12):.2f} "
-            f"({'randomised' if r > t else 'top-k'} detects more per patrol-hour)."
+            f"({'randomised' if r > t else 'top-k'} detects more per patrol-hour); top-k checks "
+            f"one segment in up to {mean('top-k', 'max_share_of_shifts_30d'):.0%} of the shifts "
+            f"of 30 days, randomised in {mean('randomised', 'max_share_of_shifts_30d'):.0%}."
         )
-    hm = "hit_rate_10_end_vs_start"
+    per_seed = {p: [res.runs[sd][p].totals for sd in sorted(res.runs)] for p in pols}
+    tol = 1 - RECOVERY_TOLERANCE
     for p in pols:
-        ev = mean(p, hm)
-        rec = s[p].get("recovery_weeks", {}).get("mean")
+        held = sum((t["hit_rate_10_end_vs_start"] or 0) >= tol for t in per_seed[p])
+        held_r = sum((t["oracle_ratio_10_end_vs_start"] or 0) >= tol for t in per_seed[p])
+        n = len(per_seed[p])
         lines.append(
-            f"{p}: map hit rate @10 % vs truth {mean(p, 'hit_rate_10_start'):.3f} -> "
-            f"{mean(p, 'hit_rate_10_end'):.3f} (end/start {ev:.2f}; "
-            + ("held within 10 %" if ev >= 1 - RECOVERY_TOLERANCE else "dropped by more than 10 %")
-            + (
-                f"; after the route shift recovered in {rec:.1f} weeks"
-                if rec is not None
-                else ("; did not recover after the route shift" if res.config.route_shift else "")
-            )
-            + f"); max share of shifts a segment was checked {mean(p, 'max_share_of_shifts'):.2f}."
+            f"{p}: map HR@10 % vs truth {mean(p, 'hit_rate_10_start'):.3f} -> "
+            f"{mean(p, 'hit_rate_10_end'):.3f} (end/start {mean(p, 'hit_rate_10_end_vs_start'):.2f}"
+            f"; within 10 % of the start in {held}/{n} seeds); oracle ratio "
+            f"{mean(p, 'oracle_ratio_10_start'):.3f} -> {mean(p, 'oracle_ratio_10_end'):.3f} "
+            f"(within 10 % in {held_r}/{n} seeds)."
         )
     return lines
 
@@ -1016,39 +1033,53 @@ def markdown_report(res: TrialResult) -> str:
         ),
         "",
     ]
-    r0 = res.route.get(seeds[0], {})
-    if r0.get("enabled"):
-        lines += [
-            f"Route shift at the start of week {r0['week'] + 1} ({r0['date']}, seed {seeds[0]}): "
-            f"{r0['share_of_source_moved']:.0%} of the attraction of "
-            f"{r0['source'][0]}..{r0['source'][1]} moved to {r0['target'][0]}..{r0['target'][1]} "
-            f"({r0['share_of_total_moved']:.1%} of all crossings).",
-            "",
-        ]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for sd in seeds:
+        r0 = res.route.get(sd, {})
+        if r0.get("enabled"):
+            lines.append(
+                f"- Route shift, seed {sd}, start of week {r0['week'] + 1} ({r0['date']}): "
+                f"{r0['share_of_source_moved']:.0%} of the attraction of "
+                f"{r0['source'][0]}..{r0['source'][1]} moved to "
+                f"{r0['target'][0]}..{r0['target'][1]} ({r0['share_of_total_moved']:.1%} of all "
+                "crossings)."
+            )
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, label, digits in _TABLE:
         if key not in res.summary[pols[0]]:
             continue
-        lines.append(
-            "| " + " | ".join([label] + [_fmt(res.summary[p][key], digits) for p in pols]) + " |"
-        )
+        flag_key = key.replace("_recovery_weeks", "_recovered_share")
+        cells = [
+            _fmt(
+                res.summary[p][key],
+                digits,
+                res.summary[p].get(flag_key) if flag_key != key else None,
+            )
+            for p in pols
+        ]
+        lines.append("| " + " | ".join([label] + cells) + " |")
     lines += ["", "## Findings", ""] + [f"- {x}" for x in _verdict(res)]
     lines += [
         "",
         "## Definitions",
         "",
         "- *patrol detections*: recorded groups that would not have been recorded without the "
-        "patrol (baseline detection p0 removed, counterfactual on common random numbers); "
+        "patrol (the baseline detection p0 removed; a counterfactual on common random numbers); "
         "*patrol-hour*: one patrol for one hour.",
         "- *HR@10% vs truth*: share of the true expected crossings on the 10 % of border length "
         "the model's effort-neutral prediction ranks highest, pooled over the week's shifts; "
-        "start = mean of weeks 1-4, end = mean of the last 4 weeks.",
-        "- *recovery*: weeks from the route shift until the weekly hit rate is back within 10 % "
-        "of its mean over the 4 weeks before the shift (0 = never dropped below).",
+        "start = mean of weeks 1-4, end = mean of the last 4 weeks. *oracle ratio*: HR divided "
+        "by the HR of the truth-ranked segments that week (removes changes in how concentrated "
+        "the crossings themselves are; BRIEF section 4).",
+        "- *recovery*: weeks from the route shift until the weekly value is back within 10 % "
+        "of its mean over the 4 weeks before the shift (0 = never dropped below); the mean is "
+        "over the seeds that recovered before the trial ended.",
         "- *coverage entropy*: planning.normalised_entropy of the shift's inclusion "
         "probabilities (1 = uniform, 0 = deterministic).",
         "- *max share of shifts*: the largest share of shifts in which any one segment was "
-        "checked, over the whole trial and over the worst 30 days.",
+        "checked, over the whole trial and over the worst 30 days (share of the 30 days' "
+        "shifts, as the cap counts it).",
+        "- The truth responds to each policy (displacement), so every policy is scored against "
+        "its own world; the worlds share the seed, burn-in and random numbers.",
         "",
         f"Runtime {res.meta['runtime_s']} s. riskmodel {__version__}.",
         "",
@@ -1073,29 +1104,38 @@ def _save_png(fig: Any, path: Path) -> Path:
     )
 
 
-def _plot_weekly(res: TrialResult, column: str, ylabel: str, title: str, path: Path) -> Path:
+def _plot_weekly(
+    res: TrialResult, panels: Sequence[tuple[str, str]], title: str, path: Path
+) -> Path:
+    """Weekly mean over seeds per policy (band: min-max over seeds), one panel per column."""
+    from matplotlib.ticker import MaxNLocator
+
     wk = res.weekly()
-    fig = _figure(8.0, 4.5)
-    ax = fig.add_subplot(1, 1, 1)
-    for i, pol in enumerate(res.config.policies):
-        g = wk[wk["policy"] == pol].groupby("week")[column]
-        x = np.arange(res.config.weeks) + 1
-        mean = g.mean().to_numpy()
-        style = {"color": "black", "linestyle": "--"} if pol == "oracle" else {"color": f"C{i}"}
-        ax.plot(x, mean, label=pol, linewidth=1.6, **style)
-        if res.config.seeds > 1:
-            ax.fill_between(x, g.min().to_numpy(), g.max().to_numpy(), alpha=0.15, **style)
-    if column == "hit_rate_10":
-        ceil = wk.groupby("week")["hit_rate_10_ceiling"].mean().to_numpy()
-        ax.plot(np.arange(res.config.weeks) + 1, ceil, color="grey", linestyle=":", label="truth")
-    if res.config.route_shift:
-        ax.axvline(res.config.shift_week + 1, color="grey", linestyle="-.", linewidth=1)
-        ax.text(res.config.shift_week + 1.1, ax.get_ylim()[1], " route shift", va="top", fontsize=8)
-    ax.set_xlabel("week of the trial")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title + (" (band: min-max over seeds)" if res.config.seeds > 1 else ""))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    cfg = res.config
+    x = np.arange(cfg.weeks) + 1
+    fig = _figure(8.0, 3.6 * len(panels))
+    for j, (column, ylabel) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, j + 1)
+        for i, pol in enumerate(cfg.policies):
+            g = wk[wk["policy"] == pol].groupby("week")[column]
+            style = {"color": "black", "linestyle": "--"} if pol == "oracle" else {"color": f"C{i}"}
+            ax.plot(x, g.mean().to_numpy(), label=pol, linewidth=1.6, **style)
+            if cfg.seeds > 1:
+                ax.fill_between(x, g.min().to_numpy(), g.max().to_numpy(), alpha=0.12, **style)
+        if column == "hit_rate_10":
+            ceil = wk.groupby("week")["hit_rate_10_ceiling"].mean().to_numpy()
+            ax.plot(x, ceil, color="grey", linestyle=":", label="truth-ranked (all policies)")
+        if cfg.route_shift:  # between the last week before and the first week after
+            ax.axvline(cfg.shift_week + 0.5, color="grey", linestyle="-.", linewidth=1)
+            ax.text(cfg.shift_week + 0.6, ax.get_ylim()[1], " route shift", va="top", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if j == 0:
+            ax.set_title(title + (" (band: min-max over seeds)" if cfg.seeds > 1 else ""))
+            ax.legend(fontsize=7, loc="best")
+        if j == len(panels) - 1:
+            ax.set_xlabel("week of the trial")
     fig.tight_layout()
     return _save_png(fig, path)
 
@@ -1103,16 +1143,30 @@ def _plot_weekly(res: TrialResult, column: str, ylabel: str, title: str, path: P
 def _plot_legal(res: TrialResult, path: Path) -> Path:
     fig = _figure(6.0, 4.5)
     ax = fig.add_subplot(1, 1, 1)
+
+    def half(stat: dict[str, Any]) -> float:
+        return 0.0 if stat.get("ci_low") is None else (stat["ci_high"] - stat["ci_low"]) / 2
+
     for i, pol in enumerate(res.config.policies):
-        s = res.summary[pol]
-        x = s["max_share_of_shifts_30d"]["mean"]
-        y = s["patrol_detections_per_patrol_hour"]["mean"]
-        ax.scatter([x], [y], color="black" if pol == "oracle" else f"C{i}", s=50, label=pol)
+        sx = res.summary[pol]["max_share_of_shifts_30d"]
+        sy = res.summary[pol]["patrol_detections_per_patrol_hour"]
+        ax.errorbar(
+            [sx["mean"]],
+            [sy["mean"]],
+            xerr=[half(sx)],
+            yerr=[half(sy)],
+            fmt="o",
+            capsize=3,
+            color="black" if pol == "oracle" else f"C{i}",
+            label=pol,
+        )
     if res.config.max_share_of_shifts is not None:
         ax.axvline(res.config.max_share_of_shifts, color="grey", linestyle=":", label="share cap")
     ax.set_xlabel("largest share of shifts one segment was checked (worst 30 days)")
     ax.set_ylabel("patrol detections per patrol-hour")
-    ax.set_title("Detections vs intensity of checks")
+    ax.set_title(
+        "Detections vs intensity of checks" + (" (95 % intervals)" if res.config.seeds > 1 else "")
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -1142,16 +1196,20 @@ def write_report(res: TrialResult, out: str | Path) -> dict[str, Path]:
         ),
         "hit_rate_png": _plot_weekly(
             res,
-            "hit_rate_10",
-            "hit rate @10 % of border length vs truth",
+            [
+                ("hit_rate_10", "HR @10 % of border vs truth"),
+                ("oracle_ratio_10", "oracle ratio (HR / truth-ranked HR)"),
+            ],
             "Model map vs true crossings",
             out / "trial_hit_rate.png",
         ),
         "detections_png": _plot_weekly(
             res,
-            "patrol_detections_per_patrol_hour",
-            "patrol detections per patrol-hour",
-            "Detections attributable to patrols",
+            [
+                ("patrol_detections_per_patrol_hour", "patrol detections / patrol-h"),
+                ("share_recorded", "share of true crossings recorded"),
+            ],
+            "Detections",
             out / "trial_detections.png",
         ),
         "legal_png": _plot_legal(res, out / "trial_legal.png"),

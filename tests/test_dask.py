@@ -69,30 +69,36 @@ def test_distributed_features_equal_single_machine(dataset, client):
 
 
 def test_sample_independent_of_blocking(dataset):
-    """The kept rows depend on (seed, window) only, not on the blocks."""
+    """The kept rows depend on (seed, bag, window) only, not on the blocks."""
     until = dataset.window_of_date("2024-09-01")
-    kw = {"zero_keep": 0.1, "seed": 3}
-    a = scale.plan_sample(dataset.panel, until, block_rows=2_000, seg_blocks=1, **kw)
-    b = scale.plan_sample(dataset.panel, until, block_rows=50_000, seg_blocks=4, **kw)
 
-    def rows(plan, kind):
+    def rows(plan):
         out = set()
-        for kd, tb, sb, keep in plan.blocks:
-            if kd == kind:
-                t, s = np.nonzero(keep)
-                out |= set(zip(tb[t].tolist(), sb[s].tolist(), strict=True))
+        for tb, sb, keep in plan.blocks:
+            t, s = np.nonzero(keep)
+            out |= set(zip(tb[t].tolist(), sb[s].tolist(), strict=True))
         return out
 
     for kind in ("train", "valid"):
-        assert rows(a, kind) == rows(b, kind)
+        kw = {"share": 0.1, "seed": 3}
+        a = scale.plan_sample(dataset.panel, until, kind, block_rows=2_000, **kw)
+        b = scale.plan_sample(dataset.panel, until, kind, block_rows=50_000, seg_blocks=4, **kw)
+        assert rows(a) == rows(b)
+    a0 = scale.plan_sample(dataset.panel, until, "train", share=0.1, seed=3)
+    a1 = scale.plan_sample(dataset.panel, until, "train", share=0.1, seed=3, bag=1)
+    tr = rows(a0)
+    assert rows(a1) != tr  # another bag, another draw
     y = dataset.panel.counts[a.start : a.cut]
-    tr = rows(a, "train")
     assert {(a.start + w, s) for w, s in zip(*np.nonzero(y > 0), strict=True)} <= tr
-    assert 0.05 < (len(tr) - (y > 0).sum()) / (y == 0).sum() < 0.15
+    assert 0.07 < (len(tr) - (y > 0).sum()) / (y == 0).sum() < 0.13
     ctx = scale.FeatureContext(dataset.panel, dataset.static, dataset.spec)
-    s = scale.training_sample(ctx, until, block_rows=3_000, **kw)
-    assert s.n_train == a.n_rows("train") and len(s.y) == s.n_train + a.n_rows("valid")
-    assert set(np.unique(s.weight[: s.n_train][s.y[: s.n_train] == 0])) == {np.float32(10.0)}
+    s = scale.training_sample(ctx, until, zero_keep=0.1, seed=3, block_rows=3_000)
+    assert len(s.train.y) == len(tr) and len(s.valid.y) == (
+        dataset.panel.counts[a.cut : until].size
+    )
+    empty_w = np.unique(s.train.weight[s.train.y == 0])
+    np.testing.assert_allclose(empty_w, [10.0])
+    assert set(np.unique(s.valid.weight)) == {np.float32(1.0)}
 
 
 def test_dask_backtest_matches_single_machine(dataset, client):

@@ -85,7 +85,7 @@ def test_checks_change_next_week_and_training_data(tiny_geo):
         tiny_geo, cfg, 0, SHIFTS, "Europe/Ljubljana", FeatureSpec.load()
     )
     lengths = tiny_geo.segments["length_m"].to_numpy(float)
-    # the in-place prediction equals the estimator's own (effort-neutral) prediction
+    # the learner predicts with the in-window effort set to zero (effort-neutral risk)
     w0 = cfg.burn_in_days * 3
     X = build_features(
         learner.panel,
