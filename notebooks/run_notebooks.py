@@ -8,7 +8,8 @@ Usage::
 
 Each notebook runs in a fresh ``python3`` kernel of *this* interpreter (ipykernel must be
 installed in the same environment; the kernel spec is registered with ``--sys-prefix`` if it is
-missing), in a temporary working folder, with a timeout per cell. The size is passed to the
+missing), in a temporary working folder (also its TMPDIR, so scratch files are removed), with a
+timeout per cell. The size is passed to the
 notebooks as ``RISKMODEL_NB_SCALE``. The repository files stay untouched: executed copies are
 written only with ``--save-to``. Exit status 0 when every notebook ran without error, 1 otherwise.
 """
@@ -82,10 +83,13 @@ def run_one(path: Path, timeout: int, save_to: Path | None) -> tuple[bool, float
             allow_errors=False,
         )
         kernel_log = Path(cwd) / "kernel.log"
+        scratch = Path(cwd) / "tmp"  # the notebooks' tempfile folders, removed afterwards
+        scratch.mkdir()
+        env = {**os.environ, "TMPDIR": str(scratch)}
         with open(kernel_log, "w", encoding="utf-8") as log:
             try:
                 # The kernel's own stderr (start-up chatter) goes to a log, shown on failure.
-                client.execute(stderr=log)
+                client.execute(stderr=log, env=env)
             except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
                 err = str(exc)
             except Exception as exc:  # kernel start-up and the like: report, do not crash

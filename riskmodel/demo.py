@@ -17,8 +17,8 @@ DEMO_CAPS = {
     "max_per_segment_per_30d": 15,
     "max_share_of_shifts": 0.2,
 }
-# The demo must finish in about two minutes on 2 cores: one bag and a faster learning rate
-# (the library default, two bags, is what `riskmodel train` and `backtest` use).
+# The demo must finish in about two minutes on 2 cores: a faster learning rate than the
+# library default that `riskmodel train` and `backtest` use.
 SMALL_PARAMS = {"n_estimators": 150, "learning_rate": 0.15, "n_bags": 1}
 DEFAULT_PARAMS: dict[str, Any] = {"learning_rate": 0.1, "n_bags": 1}
 

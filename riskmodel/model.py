@@ -73,7 +73,7 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         early_stopping_rounds: int = 40,
         validation_fraction: float = 0.12,
         zero_keep: float = 0.05,
-        n_bags: int = 2,
+        n_bags: int = 1,
         random_state: int = 0,
         n_jobs: int = 2,
     ) -> None:
@@ -226,18 +226,27 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
             arr = np.asarray(X, dtype=np.float32)
         return xgb.DMatrix(arr, feature_names=names)
 
+    def _bags(self) -> list[tuple[xgb.Booster, int]]:
+        boosters = getattr(self, "boosters_", None) or [self.booster_]
+        best = getattr(self, "best_iterations_", None) or [self.best_iteration_]
+        return list(zip(boosters, best, strict=True))
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Expected recorded events per row."""
+        """Expected recorded events per row (mean over the bags)."""
         dm = self._dmatrix(X)
-        return self.booster_.predict(dm, iteration_range=(0, self.best_iteration_ + 1))
+        preds = [b.predict(dm, iteration_range=(0, it + 1)) for b, it in self._bags()]
+        return np.mean(preds, axis=0)
 
     def predict_contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-feature contributions on the log scale (TreeSHAP); the last column is the bias."""
+        """Per-feature contributions on the log scale (TreeSHAP, mean over the bags); the last
+        column is the bias."""
         dm = self._dmatrix(X)
-        c = self.booster_.predict(
-            dm, pred_contribs=True, iteration_range=(0, self.best_iteration_ + 1)
+        cs = [
+            b.predict(dm, pred_contribs=True, iteration_range=(0, it + 1)) for b, it in self._bags()
+        ]
+        return pd.DataFrame(
+            np.mean(cs, axis=0), columns=[*self.feature_names_in_, "bias"], index=X.index
         )
-        return pd.DataFrame(c, columns=[*self.feature_names_in_, "bias"], index=X.index)
 
     def predict_interval(self, mu: np.ndarray, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """Predictive interval of the event count (negative binomial with ``dispersion_``)."""

@@ -1059,6 +1059,10 @@ def make_plans(
         Unknown override ids (with close matches), unknown shift, bad unit counts.
     """
     config = config or PlanConfig()
+    if "threat" in risk.columns and risk["threat"].notna().all():
+        # Plans follow the effort-neutral risk (where people cross), not expected *recorded*
+        # events, which rise wherever patrols already are (detection bias, PAWS/iWare-E).
+        risk = risk.assign(expected=risk["threat"])
     if not {"_shift_start_utc", "_shift_end_utc"} <= set(risk.columns):
         risk = validate_risk(risk)
     seed = secrets.randbits(64) if seed is None else int(seed)

@@ -181,9 +181,10 @@ def top_reasons(
     feats = [c for c in contrib.columns if c != "bias"]
     vals = contrib[feats].to_numpy()
     fam = np.array([_family(f) for f in feats])
-    order = np.argsort(-vals, axis=1, kind="stable")
+    order = np.argsort(-vals, axis=1, kind="stable")[:, :12]  # reasons come from the top few
+    xv = X[feats].to_numpy()
     out = []
-    for i in range(len(vals)):  # rows of one shift (~650): cheap
+    for i in range(len(vals)):  # rows of the scored shifts (~650 each): plain numpy access
         seen: set[str] = set()
         reasons: list[str] = []
         for j in order[i]:
@@ -192,7 +193,7 @@ def top_reasons(
             if fam[j] in seen:
                 continue
             seen.add(fam[j])
-            reasons.append(describe(feats[j], X.iloc[i][feats[j]], ctx_rows[i]))
+            reasons.append(describe(feats[j], xv[i, j], ctx_rows[i]))
             if len(reasons) == k:
                 break
         out.append(reasons + [""] * (k - len(reasons)))
@@ -283,26 +284,27 @@ def score_windows(
     if reasons:
         contrib = model.predict_contributions(X[cols])
         names = ds.static.attrs.get("names", {})
-        ctx_rows = []
         months = win["date"].dt.month.to_numpy()
-        for i in range(len(df)):
-            s = int(df["seq"].iat[i])
-            ctx = {k: v[s] for k, v in names.items()}
-            ctx.update(
-                shift=df["shift"].iat[i],
-                area=df["area"].iat[i],
-                month=int(months[i // S]),
-                dist_corridor_km=float(ds.static["dist_corridor_km"].iat[s])
-                if "dist_corridor_km" in ds.static
-                else 0.0,
-                dist_settlement_far_km=float(ds.static["dist_settlement_far_km"].iat[s])
-                if "dist_settlement_far_km" in ds.static
-                else 0.0,
-                dist_settlement_si_km=float(ds.static["dist_settlement_si_km"].iat[s])
-                if "dist_settlement_si_km" in ds.static
-                else 0.0,
-            )
-            ctx_rows.append(ctx)
+        st = ds.static
+
+        def col(name: str) -> np.ndarray:
+            return st[name].to_numpy(float) if name in st else np.zeros(S)
+
+        static_ctx = [
+            {k: v[s] for k, v in names.items()}
+            | {
+                "dist_corridor_km": float(col("dist_corridor_km")[s]),
+                "dist_settlement_far_km": float(col("dist_settlement_far_km")[s]),
+                "dist_settlement_si_km": float(col("dist_settlement_si_km")[s]),
+                "area": str(seg["area"].iat[s]),
+            }
+            for s in range(S)
+        ]
+        shifts = win["shift"].to_numpy()
+        ctx_rows = [
+            static_ctx[s] | {"shift": shifts[i // S], "month": int(months[i // S])}
+            for i, s in enumerate(df["seq"].to_numpy())
+        ]
         rs = top_reasons(contrib, X[cols].reset_index(drop=True), ctx_rows)
         for k in range(3):
             df[f"reason_{k + 1}"] = [r[k] for r in rs]
