@@ -287,17 +287,16 @@ def score_windows(
         months = win["date"].dt.month.to_numpy()
         st = ds.static
 
-        def col(name: str) -> np.ndarray:
-            return st[name].to_numpy(float) if name in st else np.zeros(S)
-
+        zeros = np.zeros(S)
+        dist = {
+            n: (st[n].to_numpy(float) if n in st else zeros)
+            for n in ("dist_corridor_km", "dist_settlement_far_km", "dist_settlement_si_km")
+        }
+        areas = seg["area"].astype(str).to_numpy()
         static_ctx = [
             {k: v[s] for k, v in names.items()}
-            | {
-                "dist_corridor_km": float(col("dist_corridor_km")[s]),
-                "dist_settlement_far_km": float(col("dist_settlement_far_km")[s]),
-                "dist_settlement_si_km": float(col("dist_settlement_si_km")[s]),
-                "area": str(seg["area"].iat[s]),
-            }
+            | {n: float(a[s]) for n, a in dist.items()}
+            | {"area": areas[s]}
             for s in range(S)
         ]
         shifts = win["shift"].to_numpy()
