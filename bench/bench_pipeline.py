@@ -83,6 +83,10 @@ TIERS: dict[str, dict[str, Any]] = {
         "zero_keeps": [0.05, 0.01],
         "valid_keep": 0.25,
         "stage_timeout": {"score": 1800, "score_cli": 1800},
+        # peak season of the last year, 2 origins: enough events to compare the two shares
+        "backtest_from": "2025-08-01",
+        "backtest_to": "2025-10-31",
+        "backtest_step": 46,
         "stages": [
             "segments",
             "simulate",
@@ -104,9 +108,10 @@ TIERS: dict[str, dict[str, Any]] = {
         "start": "2023-01-01",
         "end": "2025-12-31",
         "engine": "chunked",
-        "zero_keeps": [0.03],
+        "zero_keeps": [0.05],
         "valid_keep": 0.1,
         "train_rounds": 100,
+        "no_truth": True,
         "stages": ["segments", "simulate", "read", "features", "train"],
         "heavy": ["simulate", "read", "features", "train"],
     },
@@ -216,6 +221,8 @@ def _params(cfg: dict[str, Any], **extra: Any) -> dict[str, Any]:
     p = dict(SMALL_PARAMS) if cfg.get("reduced") else {}
     if cfg.get("train_rounds"):
         p.update(n_estimators=int(cfg["train_rounds"]), early_stopping_rounds=10_000)
+    if cfg.get("n_bags"):
+        p.update(n_bags=int(cfg["n_bags"]))
     p.update(extra)
     return p
 
@@ -261,6 +268,8 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         out.update(events=len(sc.events), effort_rows=len(sc.effort))
         if first:
             t0 = time.perf_counter()
+            if cfg.get("no_truth"):  # EU size: the 39 M-row truth table is not needed
+                sc.truth = sc.truth.iloc[:0]
             write_scenario(sc, work / "scenario")
             out["write_seconds"] = time.perf_counter() - t0
     elif name == "read":
@@ -470,23 +479,25 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         ds = _load_ds(cfg)
         truth = read_truth(work / "scenario" / "truth.parquet")
         days = int(cfg.get("backtest_days", 28))
-        end = dt.date.fromisoformat(cfg["end"])
-        b0 = (end - dt.timedelta(days=days - 1)).isoformat()
+        b1 = cfg.get("backtest_to", cfg["end"])
+        b0 = (
+            cfg.get("backtest_from")
+            or (dt.date.fromisoformat(b1) - dt.timedelta(days=days - 1)).isoformat()
+        )
+        step = int(cfg.get("backtest_step", days))
         zk = cfg.get("zero_keep")
         if cfg["engine"] == "full":
             ds.features()
             res = measured(
-                lambda: run_backtest(
-                    ds, b0, cfg["end"], step_days=days, truth=truth, params=_params(cfg)
-                )
+                lambda: run_backtest(ds, b0, b1, step_days=step, truth=truth, params=_params(cfg))
             )
         else:
             res = measured(
                 lambda: scale.run_backtest_scaled(
                     ds,
                     b0,
-                    cfg["end"],
-                    step_days=days,
+                    b1,
+                    step_days=step,
                     truth=truth,
                     params=_params(cfg, zero_keep=zk),
                     pipeline_kw={"valid_keep": cfg.get("valid_keep", 1.0)},
@@ -494,6 +505,8 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             )
         tab = res.table
         out.update(
+            period=[b0, b1],
+            origins=len(res.info["origins"]),
             events=res.info["events_in_period"],
             zero_keep=zk,
             hr_10={m: float(tab.loc[m, "hr_10"]) for m in tab.index},
@@ -717,6 +730,8 @@ def _scaling(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             "zero_keeps": [0.05],
             "valid_keep": 0.25,
             "train_rounds": 100,
+            "n_bags": 1,
+            "heavy": ["simulate", "read"],
             "omp_active": args.omp_active,
         }
         cfg["config"] = str(Path(cfg["work"]) / "riskmodel.toml")
@@ -762,7 +777,7 @@ def _plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
     series = [
         ("features_chunked", "features (riskmodel.scale, sample)", "tab:blue"),
         ("features_full", "features (build_features, full frame)", "tab:orange"),
-        ("train_100_rounds", "training (100 rounds, sample)", "tab:green"),
+        ("train_100_rounds", "training (1 booster x 100 rounds, sample)", "tab:green"),
     ]
     for key, label, color in series:
         have = [i for i, p in enumerate(points) if key in p]
@@ -805,6 +820,11 @@ def main(argv: list[str] | None = None) -> None:
         "--full-max-rows", type=int, default=4_500_000, help="scaling: largest full build"
     )
     ap.add_argument("--out", default=None, help="result JSON (default bench/results/<tier>.json)")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --stages: update only these stages in the existing result JSON",
+    )
     args = ap.parse_args(argv)
     import tempfile
 
@@ -840,6 +860,16 @@ def main(argv: list[str] | None = None) -> None:
         print(_table(doc["stages"]))
     doc["total_seconds"] = time.perf_counter() - t_all
     out = Path(args.out) if args.out else RESULTS / f"{name}.json"
+    if args.merge and out.is_file() and "stages" in doc:
+        old = json.loads(out.read_text())
+        stamp = {"created": doc["created"], "loadavg_at_start": doc["machine"]["loadavg_at_start"]}
+        for v in doc["stages"].values():
+            v["rerun"] = stamp
+        old.setdefault("stages", {}).update(doc["stages"])
+        old.setdefault("reruns", []).append({**stamp, "stages": list(doc["stages"])})
+        old["config"] = doc.get("config", old.get("config"))
+        doc = old
+        print(_table(doc["stages"]))
     out.write_text(json.dumps(doc, indent=1, default=float) + "\n")
     print(f"-> {out} ({doc['total_seconds']:.0f} s)")
     if tmp and not args.keep:

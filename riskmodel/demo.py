@@ -20,7 +20,7 @@ DEMO_CAPS = {
 # The demo must finish in about two minutes on 2 cores: a faster learning rate than the
 # library default that `riskmodel train` and `backtest` use.
 SMALL_PARAMS = {"n_estimators": 150, "learning_rate": 0.15, "n_bags": 1}
-DEFAULT_PARAMS: dict[str, Any] = {"learning_rate": 0.1, "n_bags": 1}
+DEFAULT_PARAMS: dict[str, Any] = {"learning_rate": 0.15, "n_bags": 1}
 
 
 def run_demo(
