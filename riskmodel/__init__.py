@@ -3,7 +3,13 @@
 Data flows one way: files -> validated frames -> features -> model -> scores -> plan -> writers.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# XGBoost's OpenMP threads spin-wait by default; on a busy 2-core machine that made training
+# 10-25x slower (bench/README.md). Passive waiting costs nothing measurable when idle. Must be
+# set before libgomp loads; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     __version__ = version("riskmodel")
