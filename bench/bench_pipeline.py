@@ -139,41 +139,49 @@ def _cpu_s() -> float:
 
 
 def synthetic_geography(km: float, length_m: float) -> Any:
-    """A wiggly synthetic border of ``km`` (EPSG:3794) with areas, crossings, a corridor and
-    settlements every ~50 km (as ``tests/conftest.py``, scaled): for the EU-size tier."""
+    """A synthetic border of ~``km`` for the EU-size tier: a serpentine of 12 east-west legs
+    60 km apart (wiggling +-1 km) over central Europe in EPSG:3035 (LAEA Europe, valid
+    everywhere on the line), with 6 areas, a crossing point every 25 km, one approach corridor
+    and a pair of settlements every ~50 km (like ``tests/conftest.py``, scaled)."""
     import geopandas as gpd
     import numpy as np
-    import pandas as pd
     from shapely.geometry import LineString, Point
 
     from riskmodel.geodata import Geography
     from riskmodel.segments import make_segments, read_border
 
-    n = max(4000, int(km * 8))
-    t = np.linspace(0, km, n)
-    line = LineString(np.c_[480000 + t * 900, 60000 + t * 300 + 2000 * np.sin(t / 4)])
+    legs, gap = 12, 60_000.0
+    leg = (km * 1000 - (legs - 1) * gap) / legs / 1.016  # wiggle adds ~1.6 %
+    x0, y0 = 4_000_000.0, 2_600_000.0
+    xs, ys = [], []
+    for i in range(legs):
+        t = np.linspace(0, leg, int(leg / 250) + 1)
+        x = x0 + (t if i % 2 == 0 else leg - t)
+        y = y0 + i * gap + 1000 * np.sin(t / 4000)
+        xs.append(x)
+        ys.append(y)
+    line = LineString(np.c_[np.concatenate(xs), np.concatenate(ys)])
     g = object.__new__(Geography)
-    g.border = read_border(gpd.GeoDataFrame(geometry=[line], crs=3794))
+    g.border = read_border(gpd.GeoDataFrame(geometry=[line], crs=3035), metric_crs="EPSG:3035")
     g.border_path = "synthetic"
-    g.crs = "EPSG:3794"
+    g.crs = "EPSG:3035"
     cuts = np.linspace(0, line.length, 7)
     polys = [
-        LineString([line.interpolate(d) for d in np.linspace(a, b, 200)]).buffer(30000)
+        LineString([line.interpolate(d) for d in np.linspace(a, b, 400)]).buffer(25_000)
         for a, b in zip(cuts[:-1], cuts[1:], strict=True)
     ]
-    g.areas = gpd.GeoDataFrame({"name": [f"A{i}" for i in range(6)]}, geometry=polys, crs=3794)
+    g.areas = gpd.GeoDataFrame({"name": [f"A{i}" for i in range(6)]}, geometry=polys, crs=3035)
+    n_x = int(km // 25)
     g.crossings = gpd.GeoDataFrame(
-        {"name": [f"X{i}" for i in range(int(km // 25))]},
-        geometry=[
-            line.interpolate(d) for d in np.linspace(5000, line.length - 5000, int(km // 25))
-        ],
-        crs=3794,
+        {"name": [f"X{i}" for i in range(n_x)]},
+        geometry=[line.interpolate(d) for d in np.linspace(5000, line.length - 5000, n_x)],
+        crs=3035,
     )
-    p = line.interpolate(20000)
+    p = line.interpolate(20_000)
     g.corridors = gpd.GeoDataFrame(
         {"name": ["Route A"], "kind": ["approach_route"], "weight": [1.0]},
-        geometry=[LineString([(p.x + 20000, p.y - 20000), (p.x, p.y)])],
-        crs=3794,
+        geometry=[LineString([(p.x + 20_000, p.y - 20_000), (p.x, p.y)])],
+        crs=3035,
     )
     rows = []
     for i, d in enumerate(np.linspace(2000, line.length - 2000, max(12, int(km // 50)))):
@@ -187,12 +195,11 @@ def synthetic_geography(km: float, length_m: float) -> Any:
             "population": [r[2] for r in rows],
         },
         geometry=[r[3] for r in rows],
-        crs=3794,
+        crs=3035,
     )
-    g.rivers = gpd.GeoDataFrame(geometry=[], crs=3794)
+    g.rivers = gpd.GeoDataFrame(geometry=[], crs=3035)
     g.segment_length_m = length_m
     g.segments = make_segments(g.border, length_m, areas=g.areas)
-    del pd
     return g
 
 
@@ -300,7 +307,12 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                     quarantine_dir=work / "quarantine",
                 )
             )
-        out.update(rows=int(ds.panel.counts.size), segments=ds.n_segments, windows=len(ds.windows))
+        out.update(
+            rows=int(ds.panel.counts.size),
+            segments=ds.n_segments,
+            windows=len(ds.windows),
+            events_on_border=int(ds.panel.counts.sum()),
+        )
         if first:
             with open(work / "ds.pkl", "wb") as f:
                 pickle.dump(ds, f, protocol=5)

@@ -1089,25 +1089,28 @@ class ScaledPipeline:
             client, self._cluster = connect(scheduler)
             self._own_client = True
         self.client = client
-        t0 = time.perf_counter()
-        if client is not None:
-            self.dask: DaskFeatures | None = DaskFeatures(client, ds.panel, ds.static, ds.spec)
-            self.ctx: FeatureContext | None = None
-            if verify:
-                w = ds.panel.counts.shape[0] - 1
-                ref = build_features(ds.panel, ds.static, ds.spec, np.array([w]))
-                got = self.dask.frame(np.array([w]))
-                if not ref.equals(got):
-                    raise RuntimeError(
-                        "riskmodel.scale is out of sync with features.build_features"
-                    )
-        else:
-            self.dask = None
-            self.ctx = FeatureContext(ds.panel, ds.static, ds.spec)
-            if verify:
-                self.ctx.verify()
-        self.context_seconds = time.perf_counter() - t0
         self._saved: list[tuple[Any, str, Any]] = []
+        self.dask: DaskFeatures | None = None
+        self.ctx: FeatureContext | None = None
+        t0 = time.perf_counter()
+        try:
+            if client is not None:
+                self.dask = DaskFeatures(client, ds.panel, ds.static, ds.spec)
+                if verify:
+                    w = ds.panel.counts.shape[0] - 1
+                    ref = build_features(ds.panel, ds.static, ds.spec, np.array([w]))
+                    if not ref.equals(self.dask.frame(np.array([w]))):
+                        raise RuntimeError(
+                            "riskmodel.scale is out of sync with features.build_features"
+                        )
+            else:
+                self.ctx = FeatureContext(ds.panel, ds.static, ds.spec)
+                if verify:
+                    self.ctx.verify()
+        except BaseException:
+            self.close()
+            raise
+        self.context_seconds = time.perf_counter() - t0
 
     # -- the two verbs ---------------------------------------------------------------------
     def fit_model(
