@@ -583,8 +583,11 @@ def _score_cli(cfg: dict[str, Any], timeout: float | None = None) -> dict[str, A
 
 def _env(cfg: dict[str, Any]) -> dict[str, str]:
     env = dict(os.environ)
-    if not cfg.get("omp_active"):
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # riskmodel defaults to PASSIVE itself (riskmodel/__init__.py); --omp-active measures the
+    # OpenMP default (spin-waiting) explicitly.
+    env["OMP_WAIT_POLICY"] = (
+        "ACTIVE" if cfg.get("omp_active") else env.get("OMP_WAIT_POLICY", "PASSIVE")
+    )
     env.setdefault("PYTHONHASHSEED", "0")
     return env
 
@@ -717,7 +720,7 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
             "xgboost": xgboost.__version__,
             "numpy": np.__version__,
         },
-        "omp_wait_policy": "default (active)"
+        "omp_wait_policy": "ACTIVE"
         if args.omp_active
         else os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
         "repeat": args.repeat,
@@ -777,6 +780,63 @@ def _scaling(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     return {"points": points, "png": "scaling.png"}
 
 
+def _replot() -> None:
+    """Redraw scaling.png (with the EU point if measured) and add the extrapolation to
+    scaling.json, from the stored results."""
+    f = RESULTS / "scaling.json"
+    doc = json.loads(f.read_text())
+    points = doc["scaling"]["points"]
+    eu = _eu_point()
+    if eu:
+        doc["scaling"]["extrapolation_to_eu_rows"] = {
+            "note": "least-squares line through the three measured points, evaluated at the "
+            "EU-size row count: an extrapolation, compare with the measured eu point",
+            **extrapolate(points, eu["rows"]),
+        }
+        doc["scaling"]["eu_measured"] = eu
+    f.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    _plot_scaling(points, RESULTS / "scaling.png")
+
+
+def _eu_point() -> dict[str, Any] | None:
+    """The measured EU-size point (results/eu.json), in the scaling-point shape."""
+    f = RESULTS / "eu.json"
+    if not f.is_file():
+        return None
+    st = json.loads(f.read_text()).get("stages", {})
+    if "features" not in st:
+        return None
+    pt: dict[str, Any] = {
+        "rows": st["features"]["details"][0]["rows"],
+        "features_chunked": {k: st["features"][k] for k in ("seconds_median", "peak_mb_median")},
+    }
+    tr = [v for k, v in st.items() if k.startswith("train")]
+    if tr:
+        pt["train_100_rounds"] = {k: tr[0][k] for k in ("seconds_median", "peak_mb_median")}
+    return pt
+
+
+def extrapolate(points: list[dict[str, Any]], rows: float) -> dict[str, Any]:
+    """Least-squares line through the measured scaling points, evaluated at ``rows``
+    (an extrapolation, labelled as such in the outputs)."""
+    import numpy as np
+
+    out: dict[str, Any] = {"rows": rows}
+    for key in ("features_chunked", "features_full", "train_100_rounds"):
+        have = [p for p in points if key in p]
+        if len(have) < 2:
+            continue
+        x = np.array([p["rows"] for p in have], float)
+        res = {}
+        for m in ("seconds_median", "peak_mb_median"):
+            y = np.array([p[key][m] for p in have], float)
+            slope, icpt = np.polyfit(x, y, 1)
+            res[m] = float(icpt + slope * rows)
+            res[m.replace("_median", "_per_million_rows")] = float(slope * 1e6)
+        out[key] = res
+    return out
+
+
 def _plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -784,13 +844,16 @@ def _plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    eu = _eu_point()
     rows = np.array([p["rows"] for p in points]) / 1e6
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11.5, 4.4))
     series = [
         ("features_chunked", "features (riskmodel.scale, sample)", "tab:blue"),
         ("features_full", "features (build_features, full frame)", "tab:orange"),
         ("train_100_rounds", "training (1 booster x 100 rounds, sample)", "tab:green"),
     ]
+    x_end = (eu["rows"] / 1e6) if eu else rows.max()
+    ext = extrapolate(points, x_end * 1e6)
     for key, label, color in series:
         have = [i for i, p in enumerate(points) if key in p]
         if not have:
@@ -800,14 +863,33 @@ def _plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
         m = np.array([points[i][key]["peak_mb_median"] for i in have]) / 1024
         a.plot(x, t, "o-", color=color, label=label)
         b.plot(x, m, "o-", color=color, label=label)
+        if eu and key in ext:
+            e = ext[key]
+            a.plot([x[-1], x_end], [t[-1], e["seconds_median"]], "--", color=color, alpha=0.6)
+            b.plot(
+                [x[-1], x_end], [m[-1], e["peak_mb_median"] / 1024], "--", color=color, alpha=0.6
+            )
+        if eu and key in eu:
+            a.plot(x_end, eu[key]["seconds_median"], "s", color=color, mfc="none", ms=9)
+            b.plot(x_end, eu[key]["peak_mb_median"] / 1024, "s", color=color, mfc="none", ms=9)
+    if eu:
+        b.axhline(23.5, color="grey", lw=0.8, ls=":")
+        b.text(0.5, 23.9, "RAM of this machine", fontsize=7, color="grey")
+        a.plot([], [], "k--", alpha=0.6, label="linear extrapolation of the 3 points")
+        a.plot([], [], "ks", mfc="none", label="measured: EU-size synthetic border")
     for ax, yl in ((a, "seconds (median)"), (b, "peak RSS (GB)")):
         ax.set_xlabel("rows = segments x shift windows (millions)")
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
-    a.legend(fontsize=8)
-    fig.suptitle("riskmodel scaling: 640 / 1,280 / 2,560 segments x 3 shifts x 3 years (2 cores)")
+    a.legend(fontsize=7)
+    fig.suptitle(
+        "riskmodel scaling, 3 shifts x 3 years: 640 / 1,280 / 2,561 segments (SI-HR)"
+        + (" and 11,993 (EU-size, synthetic)" if eu else "")
+        + ", 2 cores",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -820,14 +902,19 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--tier", choices=["S", "M", "scaling", "eu"], required=True)
+    ap.add_argument("--tier", choices=["S", "M", "scaling", "eu"])
+    ap.add_argument(
+        "--replot", action="store_true", help="redraw scaling.png from the stored results"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs per stage (median)")
     ap.add_argument("--reduced", action="store_true", help="CI: 1 year, small model, 1 run")
     ap.add_argument("--repeat-heavy", action="store_true", help="repeat heavy stages of M/eu too")
     ap.add_argument("--stages", default="", help="comma-separated subset of stages")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
-    ap.add_argument("--omp-active", action="store_true", help="leave OMP_WAIT_POLICY unset")
+    ap.add_argument(
+        "--omp-active", action="store_true", help="OMP_WAIT_POLICY=ACTIVE (OpenMP's spin-wait)"
+    )
     ap.add_argument(
         "--full-max-rows", type=int, default=4_500_000, help="scaling: largest full build"
     )
@@ -838,6 +925,11 @@ def main(argv: list[str] | None = None) -> None:
         help="with --stages: update only these stages in the existing result JSON",
     )
     args = ap.parse_args(argv)
+    if args.replot:
+        _replot()
+        return
+    if not args.tier:
+        ap.error("--tier is required")
     import tempfile
 
     tmp = None
