@@ -183,8 +183,8 @@ class FeatureContext:
         hours = win["hours"].to_numpy()
         out["shift_hours"] = hours
         out["local_hour"] = ((local.dt.hour + local.dt.minute / 60 + hours / 2) % 24).to_numpy()
-        out["weekday"] = date.dt.dayofweek.to_numpy()
-        doy = date.dt.dayofyear.to_numpy()
+        out["weekday"] = date.dt.day_of_week.to_numpy()
+        doy = date.dt.day_of_year.to_numpy()
         out["doy_sin"] = np.sin(2 * np.pi * doy / 365.25)
         out["doy_cos"] = np.cos(2 * np.pi * doy / 365.25)
         m = date.dt.month.to_numpy()
@@ -853,12 +853,16 @@ def connect(scheduler: str, **cluster_kwargs: Any) -> tuple[Any, Any]:
         ) from None
     import os
 
+    if log.getEffectiveLevel() > logging.INFO:  # Dask's INFO chatter only with riskmodel -v
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler == "local":
         kw = {
             "processes": False,
             "n_workers": 1,
             "threads_per_worker": os.cpu_count() or 1,
-            "dashboard_address": None,
+            # the diagnostics HTTP servers always start: keep them on localhost, any free port
+            "dashboard_address": "127.0.0.1:0",
+            "worker_dashboard_address": "127.0.0.1:0",
         }
         kw.update(cluster_kwargs)
         cluster = LocalCluster(**kw)
