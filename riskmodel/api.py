@@ -134,12 +134,7 @@ def run_simulation(
     return sc.summary
 
 
-def _ensure(cond: bool, what: str, fix: str) -> None:
-    if not cond:
-        raise InputError(what, fix=fix)
-
-
-__all__ = ["build_segments", "run_simulation", "scenario_params", "write_layer", "np"]
+__all__ = ["build_segments", "run_simulation", "scenario_params", "write_layer"]
 
 
 # ----------------------------------------------------------------------------- train

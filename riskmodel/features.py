@@ -26,7 +26,7 @@ import shapely
 from scipy import sparse
 from scipy.signal import lfilter
 
-from ._errors import ConfigError, InputError
+from ._errors import ConfigError
 from .geodata import bundled_dir
 
 # ----------------------------------------------------------------------------- spec
@@ -566,14 +566,3 @@ def build_features(
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """Model input columns of a feature frame (everything but the index columns)."""
     return [c for c in frame.columns if c not in ("window", "seq")]
-
-
-def check_spec_matches(bundle_spec_sha: str, spec: FeatureSpec, where: str) -> None:
-    """Refuse a model whose feature spec differs from the one in use."""
-    if bundle_spec_sha != spec.sha256:
-        raise InputError(
-            f"feature spec mismatch: model was trained with spec {bundle_spec_sha[:12]}, "
-            f"current spec {spec.source} is {spec.sha256[:12]}",
-            where=where,
-            fix="use the model's own spec (riskmodel models show) or retrain with riskmodel train",
-        )

@@ -251,13 +251,11 @@ def static_attraction(
     a = np.exp(logit + field_)
     areas = seg["area"].astype(str).to_numpy()
     if params.area_shares and set(areas) & set(params.area_shares):
-        target = np.array([params.area_shares.get(x, 0.0) for x in areas])
         uniq = np.unique(areas)
         for name in uniq:  # a handful of areas
             m = areas == name
             share = params.area_shares.get(name, 0.0)
             a[m] = a[m] / a[m].sum() * (share if share > 0 else 1e-3)
-        del target
     return a / a.mean()
 
 

@@ -71,15 +71,8 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config: str | None) -> N
 
 
 def _register() -> None:
-    # Each module adds its commands; keep this list in README order.
-    from . import _core  # noqa: F401  config, segments, simulate, demo
-
-    for mod in ("_model", "_score", "_plan", "_validate", "_trial"):
-        try:
-            __import__(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{mod}":
-                raise
+    # Each module adds its commands to ``main``.
+    from . import _core, _model, _plan, _score, _trial, _validate  # noqa: F401
 
 
 _register()
