@@ -11,9 +11,13 @@ The simulated world (documented in the README and METHODOLOGY):
 * **Near-repeat self-excitation**: every true crossing raises the intensity of the stretch
   around it (Hawkes kernel: branching ratio ``theta``, decay ``excitation_days``, spatial
   ``excitation_km``) - a smuggling group re-uses a stretch for days.
-* **Adaptive displacement**: crossers feel patrol pressure as an exponential moving average of
-  officer-hours (lag ``displacement_lag_days``); a deterred share of the flow moves to nearby
-  stretches (``displacement_km``) with less pressure.
+* **Adaptive displacement**: crossers learn, with a lag (an exponential moving average over
+  ``displacement_lag_days``), their chance of getting through each stretch relative to an
+  unpatrolled one, ``e = exp(-k * officer_hours)`` averaged over the day's crossings; a stretch
+  keeps the share ``e ** displacement_strength`` of its flow and the rest moves to nearby
+  stretches (``displacement_km``), preferring those that are checked less. With strength 1 the
+  flow on a stretch is proportional to its attraction times the chance of getting through - the
+  attacker model of Stackelberg security games.
 * **Patrols and detection bias**: each shift the police place ``units_per_shift`` patrols
   (two officers for the whole shift) on segments drawn from their recent *recorded* events
   plus exploration; a crossing is recorded with probability ``1 - (1 - p0) exp(-k * officer
@@ -116,8 +120,10 @@ class ScenarioParams:
     theta, excitation_days, excitation_km : float
         Near-repeat self-excitation: branching ratio, decay time, spatial scale.
     displacement_strength, displacement_lag_days, displacement_km : float
-        Adaptive displacement: deterrence per unit of (relative) patrol pressure, lag of the
-        pressure the crossers perceive, how far the displaced flow moves.
+        Adaptive displacement: exponent on the perceived chance of getting through a stretch
+        (0 = no displacement; 1 = flow proportional to that chance: a stretch checked every shift
+        keeps about 28 % of its flow, one checked in a quarter of the shifts about 82 %), lag of
+        that perception, how far the displaced flow moves.
     units_per_shift : tuple of int
         Patrols placed per shift (one entry per shift; the last is reused).
     officers_per_unit : int
@@ -144,7 +150,7 @@ class ScenarioParams:
     theta: float = 0.35
     excitation_days: float = 3.0
     excitation_km: float = 2.0
-    displacement_strength: float = 0.6
+    displacement_strength: float = 1.0
     displacement_lag_days: float = 14.0
     displacement_km: float = 6.0
     units_per_shift: tuple[int, ...] = (12, 14, 22)
@@ -406,7 +412,7 @@ class World:
         # Daily multipliers: season x weekday x trend x holidays.
         month = days.month.to_numpy() - 1
         season = MONTH_SHARE[month] / MONTH_SHARE.mean()
-        weekday = WEEKDAY_FACTOR[days.dayofweek.to_numpy()]
+        weekday = WEEKDAY_FACTOR[days.day_of_week.to_numpy()]
         years = (days - days[0]).days.to_numpy() / 365.25
         trend = np.exp(p.annual_trend * years)
         yrs = range(days[0].year, days[-1].year + 1)
@@ -435,11 +441,10 @@ class World:
         self.units = np.array(
             [p.units_per_shift[min(k, len(p.units_per_shift) - 1)] for k in range(K)]
         )
-        # officer-hours per segment-day
-        self.mean_pressure = p.officers_per_unit * 8.0 * self.units.sum() / S
-
         self.H = np.zeros(S)  # excitation (expected extra groups per day)
-        self.pressure = np.full(S, self.mean_pressure)  # EMA of officer-hours per day
+        # EMA of the chance to get through a stretch relative to an unpatrolled one,
+        # exp(-k officer_hours) averaged over the day's crossings (what crossers learn).
+        self.escape = np.ones(S)
         self.police_map = np.full(S, 1.0)  # EMA of recorded events (the police's hotspot map)
         self._decay_police = np.exp(-1.0 / 28.0) ** (1.0 / K)
         self.hours = win.sort_values(["date", "shift_idx"])["hours"].to_numpy().reshape(D, K)
@@ -453,7 +458,7 @@ class World:
     def intensity(self) -> np.ndarray:
         """Expected true groups per shift ``(K, S)`` of the next day, before any patrol of it.
 
-        Patrols act through yesterday's pressure (lag), so today's intensity is fixed before
+        Patrols act through what crossers learnt up to yesterday (lag), so today's intensity is fixed before
         today's patrols are placed: an oracle may look at it.
         """
         lam_day = self._mu_eff(self.day) + self.H
@@ -464,9 +469,10 @@ class World:
         p = self.params
         S = self.n_segments
         mu = self.base * self.daily[d]
-        # Displacement: the deterred share moves to nearby stretches, preferring low pressure:
+        # Displacement: the deterred share moves to nearby stretches, preferring little-checked
+        # ones (high escape chance):
         # mu_eff_j = mu_j deter_j + deter_j * sum_s K[s, j] moved_s / (K deter)_s
-        deter = np.exp(-p.displacement_strength * self.pressure / self.mean_pressure)
+        deter = self.escape**p.displacement_strength
         moved = mu * (1.0 - deter)
         denom = self._k_disp @ deter
         share = np.divide(moved, denom, out=np.zeros(S), where=denom > 0)
@@ -530,7 +536,7 @@ class World:
             patrol_recorded=np.zeros((K, S), dtype=np.int64) if crn is not None else None,
         )
         day_groups = np.zeros(S)
-        day_effort = np.zeros(S)
+        day_escape = np.zeros(S)
         for k in range(K):
             lam = lam_day * self.shift_share[k] * self.hours[d, k] / 8.0
             eff_k = self.police_effort(k) if effort is None else effort[k]
@@ -555,12 +561,12 @@ class World:
             out.groups[k] = groups
             out.recorded[k] = recorded
             day_groups += groups
-            day_effort += eff_k
+            day_escape += self.shift_share[k] * np.exp(-p.detect_per_officer_hour * eff_k)
             self.police_map = self.police_map * self._decay_police + recorded
         self.H = self._decay_exc * self.H + p.theta * (1 - self._decay_exc) * (
             self._k_exc @ day_groups
         )
-        self.pressure = self._decay_p * self.pressure + (1 - self._decay_p) * day_effort
+        self.escape = self._decay_p * self.escape + (1 - self._decay_p) * day_escape
         self.day = d + 1
         return out
 

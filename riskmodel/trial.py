@@ -2,11 +2,12 @@
 
 Each shift a *policy* decides where ``units`` patrols check; the simulator's detection depends
 on where the patrols actually are (``p = 1 - (1 - p0) exp(-k officer_hours)``); the crossers
-adapt to the patrol pressure they feel (displacement with a lag, :class:`~riskmodel.simulator.
+adapt to the checks they learn about (displacement with a lag, :class:`~riskmodel.simulator.
 World`); the model is retrained every ``retrain_weeks`` on what was *recorded* (events plus the
 effort actually spent: the detection-biased data a real deployment would have, PAWS/iWare-E);
-and so on for ``weeks``. Half-way a smuggling route moves (a share of the static attraction of
-the busiest stretch is moved to a quiet one) to see which policies notice.
+and so on for ``weeks``. Half-way a smuggling route moves (by default all the static attraction
+of the busiest 10 km, about a fifth of all crossings on the bundled geography, moves to a quiet
+stretch far away) to see which policies notice.
 
 Policies
     ``randomised``  the engine's plan: ORIGAMI coverage (:func:`~riskmodel.planning.
@@ -115,7 +116,8 @@ class TrialConfig:
     route_shift_week : int or None
         Week (0-based) at whose start the route moves; default ``weeks // 2``.
     route_shift_share : float
-        Share of the busiest stretch's static attraction that moves.
+        Share of the busiest stretch's static attraction that moves (1 = the whole route moves;
+        below 1 the route splits in two, which also makes the truth less concentrated).
     route_km : float
         Length of the stretches (busiest source, quiet target).
     per_shift_cap : float
@@ -146,7 +148,7 @@ class TrialConfig:
     officers_per_unit: int = 2
     route_shift: bool = True
     route_shift_week: int | None = None
-    route_shift_share: float = 0.6
+    route_shift_share: float = 1.0
     route_km: float = 10.0
     per_shift_cap: float = 0.5
     floor_factor: float = 0.2

@@ -22,11 +22,12 @@ pytest.importorskip("xgboost.dask")
 from riskmodel import pipeline, scale  # noqa: E402
 from riskmodel.features import build_features  # noqa: E402
 
-# The backtest comparison: 6,617 recorded events over 7 months, 3 origins. Seed-to-seed
-# spread of HR@10 of the single-machine model on this data is ~0.02 over one short period; over
-# three origins the Dask - single-machine difference was 0.007 (0.162 vs 0.168).
+# The backtest comparison: 7 months, 3 origins, on the small synthetic world. Measured over
+# random_state 0-4 (2026-11-23): single-machine HR@10 0.190-0.204, Dask-trained 0.169-0.199
+# (seeds 0-3; different row subsamples): the engines agree within their seed-to-seed spread,
+# whose range is ~0.03. The tolerance is that range plus a little.
 BT_FROM, BT_TO, BT_STEP = "2024-06-01", "2024-12-31", 71
-HR_TOL = 0.02
+HR_TOL = 0.035
 FAST = {"n_jobs": 1}  # single-threaded XGBoost: immune to OpenMP spin-waits on busy machines
 
 

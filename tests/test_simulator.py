@@ -85,3 +85,35 @@ def test_near_repeat_raises_intensity(geo):
     a = simulate(geo, ScenarioParams(seed=4, theta=0.0, **base), SHIFTS)
     b = simulate(geo, ScenarioParams(seed=4, theta=0.6, **base), SHIFTS)
     assert b.truth["expected_crossings"].sum() > 1.2 * a.truth["expected_crossings"].sum()
+
+
+def test_deterrence_follows_chance_of_getting_through(geo):
+    """A stretch checked every shift keeps exp(-k * officer-hours) of its flow (strength 1),
+    the rest goes to its neighbours; a stretch checked in a quarter of the shifts keeps more."""
+    from riskmodel.simulator import World
+
+    p = ScenarioParams(
+        seed=5, start="2024-05-01", end="2024-08-31", area_shares={}, theta=0.0, p0=0.5
+    )
+    world = World(geo, p, SHIFTS)
+    S, K = world.n_segments, world.n_shifts
+    always, quarter = 10, 40
+    for d in range(120):
+        eff = np.zeros((K, S))
+        eff[:, always] = 16.0
+        if d % 4 == 0:
+            eff[:, quarter] = 16.0
+        world.step_day(eff)
+    e = np.exp(-p.detect_per_officer_hour * 16.0)  # 0.28
+    assert abs(world.escape[always] - e) < 0.01
+    assert abs(world.escape[quarter] - (0.25 * e + 0.75)) < 0.05
+    mu = world.base * world.daily[world.day]
+    eff_mu = world._mu_eff(world.day)
+    # the checked stretch keeps about e of its own flow (plus a little displaced into it)
+    assert e * 0.95 < eff_mu[always] / mu[always] < e + 0.05
+    assert eff_mu[always] / mu[always] < eff_mu[quarter] / mu[quarter] < 1.0
+    # displaced, not destroyed: total flow unchanged, neighbours within ~6 km gain
+    assert abs(eff_mu.sum() - mu.sum()) < 1e-9 * mu.sum()
+    near = np.abs(world.chainage_km - world.chainage_km[always]) < 6
+    near[always] = False
+    assert (eff_mu[near] > mu[near]).all()

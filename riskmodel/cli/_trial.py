@@ -62,7 +62,7 @@ def _scenario_params(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option(
     "--route-shift-share",
     type=float,
-    default=0.6,
+    default=1.0,
     show_default=True,
     help="Share of the busiest stretch's attraction that moves.",
 )
