@@ -270,3 +270,49 @@ def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(y > 0, y * np.log(y / mu), 0.0)
     return float(np.mean(2 * (term - (y - mu))))
+
+
+def recent_residual_factor(
+    recorded: np.ndarray,
+    expected: np.ndarray,
+    pool: Any = None,
+    *,
+    prior: float = 20.0,
+) -> np.ndarray:
+    """Per-segment correction of a risk map by its recent residuals (Poisson-Gamma shrinkage).
+
+    A model trained on a mostly stable history trusts its long-run features; when a route moves
+    it keeps ranking the old stretch and is slow to rank the new one. Comparing what was recorded
+    with what the model itself forecast for the same windows (with the effort actually spent)
+    over the last weeks gives a factor ``f = (prior + y) / (prior + m)``: the posterior mean of a
+    multiplicative error with a Gamma prior of mean 1 worth ``prior`` expected events. With little
+    evidence ``f`` stays near 1; a stretch where far more (or fewer) events were recorded than
+    forecast moves towards ``y / m``.
+
+    Parameters
+    ----------
+    recorded : ndarray (windows, S)
+        Recorded events of the recent windows.
+    expected : ndarray (windows, S)
+        The model's out-of-sample forecasts of the same windows, made with the effort spent.
+    pool : sparse or dense matrix (S, S), optional
+        Pools the evidence of neighbouring segments (e.g. 1 within +-3 km along the border);
+        default: each segment on its own.
+    prior : float
+        Strength of the prior in expected events (larger = slower, steadier correction).
+
+    Returns
+    -------
+    ndarray (S,)
+        Factors to multiply the forecasts of the next windows with (1 = no change).
+    """
+    if prior <= 0:
+        raise ValueError("prior must be > 0")
+    y = np.asarray(recorded, float).reshape(-1, np.shape(recorded)[-1]).sum(axis=0)
+    m = np.asarray(expected, float).reshape(-1, np.shape(expected)[-1]).sum(axis=0)
+    if y.shape != m.shape:
+        raise ValueError(f"recorded has {y.size} segments, expected {m.size}")
+    if pool is not None:
+        y = np.asarray(pool @ y, float).ravel()
+        m = np.asarray(pool @ m, float).ravel()
+    return (prior + y) / (prior + m)

@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from . import __version__
 from ._errors import ConfigError
@@ -68,7 +69,7 @@ from .audit import share_cap_count
 from .evaluation import hit_rate_curve
 from .features import FeatureSpec, Panel, build_features, feature_columns, static_features
 from .geodata import Geography
-from .model import RiskRegressor
+from .model import RiskRegressor, recent_residual_factor
 from .planning import normalised_entropy, origami_coverage, systematic_sample, top_k
 from .settings import DEFAULT_SHIFTS
 from .simulator import ScenarioParams, World
@@ -129,6 +130,14 @@ class TrialConfig:
         checked (``randomised``, ``oracle``); None for no such cap.
     share_window_days : int
         Window of ``max_share_of_shifts``.
+    recalibrate_days : int
+        The engine in the loop corrects its map by its recent residuals over this many days
+        (:func:`~riskmodel.model.recent_residual_factor` on its own forecasts made with the
+        effort spent); 0 = off. Applies to every policy that uses the model.
+    recalibrate_prior : float
+        Prior strength of that correction, in expected events.
+    recalibrate_km : float
+        The correction pools the evidence of segments within +- this many km along the border.
     n_estimators, learning_rate, zero_keep : float
         Retraining model (kept cheap: few trees, a high learning rate, 5 % of empty rows).
     n_jobs : int
@@ -154,6 +163,9 @@ class TrialConfig:
     floor_factor: float = 0.2
     max_share_of_shifts: float | None = 0.25
     share_window_days: int = 30
+    recalibrate_days: int = 28
+    recalibrate_prior: float = 20.0
+    recalibrate_km: float = 3.0
     n_estimators: int = 150
     learning_rate: float = 0.15
     zero_keep: float = 0.05
@@ -206,6 +218,12 @@ class TrialConfig:
             raise bad("max_share_of_shifts", "in (0, 1]")
         if self.share_window_days < 1:
             raise bad("share_window_days", ">= 1")
+        if self.recalibrate_days < 0:
+            raise bad("recalibrate_days", ">= 0 (0 = off)")
+        if self.recalibrate_prior <= 0:
+            raise bad("recalibrate_prior", "> 0")
+        if self.recalibrate_km < 0:
+            raise bad("recalibrate_km", ">= 0")
         if not 0 < self.zero_keep <= 1:
             raise bad("zero_keep", "in (0, 1]")
         try:
@@ -398,6 +416,15 @@ class _Learner:
         self.cols: list[str] = []
         self.model: RiskRegressor | None = None
         self.fits = 0
+        # The engine's own forecasts of past windows with the effort spent (out of sample: made
+        # by the model of the day, after the window was recorded), for the residual correction.
+        W = panel.counts.shape[0]
+        self.forecast = np.zeros((W, self.S), np.float32)
+        self.has_forecast = np.zeros(W, bool)
+        seg = panel.segments
+        mid = (seg["chainage_from_km"].to_numpy(float) + seg["chainage_to_km"].to_numpy(float)) / 2
+        i, j = np.nonzero(np.abs(mid[:, None] - mid[None, :]) <= cfg.recalibrate_km + 1e-9)
+        self.pool = sparse.csr_matrix((np.ones(i.size), (i, j)), shape=(self.S, self.S))
 
     def fork(self) -> _Learner:
         """Independent copy (panel arrays copied; cached chunks are immutable and shared)."""
@@ -407,6 +434,8 @@ class _Learner:
             p.windows, p.segments, p.counts.copy(), p.persons.copy(), p.effort.copy(), p.n_shifts
         )
         new.chunks = list(self.chunks)
+        new.forecast = self.forecast.copy()
+        new.has_forecast = self.has_forecast.copy()
         return new
 
     def record(self, w0: int, counts: np.ndarray, persons: np.ndarray, effort: np.ndarray) -> None:
@@ -477,7 +506,35 @@ class _Learner:
             np.arange(w0, w0 + n),
             effort_override=np.zeros((n, self.S), np.float32),
         )
-        return np.asarray(self.model.predict(X[self.cols]), np.float64).reshape(n, self.S)
+        risk = np.asarray(self.model.predict(X[self.cols]), np.float64).reshape(n, self.S)
+        return risk * self.residual_factor(w0)[None, :]
+
+    def residual_factor(self, w0: int) -> np.ndarray:
+        """Correction ``(S,)`` from the recorded events and forecasts of the recent windows."""
+        days = self.cfg.recalibrate_days
+        if days <= 0:
+            return np.ones(self.S)
+        a = max(0, w0 - days * self.K)
+        have = self.has_forecast[a:w0]
+        if not have.any():
+            return np.ones(self.S)
+        return recent_residual_factor(
+            self.panel.counts[a:w0][have],
+            self.forecast[a:w0][have],
+            self.pool,
+            prior=self.cfg.recalibrate_prior,
+        )
+
+    def note_forecast(self, w0: int, n: int) -> None:
+        """Once windows ``w0 .. w0 + n`` are recorded: keep the model's forecast of them made
+        with the effort spent (the features see only data before each window)."""
+        if self.cfg.recalibrate_days <= 0:
+            return
+        assert self.model is not None
+        X = build_features(self._upto(w0 + n), self.static, self.spec, np.arange(w0, w0 + n))
+        pred = np.asarray(self.model.predict(X[self.cols]), np.float64).reshape(n, self.S)
+        self.forecast[w0 : w0 + n] = pred
+        self.has_forecast[w0 : w0 + n] = True
 
 
 # ----------------------------------------------------------------------------- policies
@@ -646,6 +703,7 @@ def _run_policy(
             st = world.step_day(effort, crn=_stream(seed, _S_WORLD, d))
             pers = _persons(st.recorded, p.mean_group_size, _stream(seed, _S_PERSONS, d))
             learner.record(w0, st.recorded, pers, st.effort)
+            learner.note_forecast(w0, K)
             preds.append(risk)
             truths.append(st.expected_crossings)
             acc["patrol_hours"] += float((pol.U * world.hours[d]).sum())

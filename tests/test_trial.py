@@ -176,3 +176,46 @@ def test_config_errors():
         TrialConfig(weeks=4, route_shift_week=9)
     with pytest.raises(ConfigError, match="scenario parameter"):
         TrialConfig(scenario={"nope": 1})
+    with pytest.raises(ConfigError, match="recalibrate_days"):
+        TrialConfig(recalibrate_days=-1)
+
+
+def test_recent_residual_factor_shrinks_and_pools():
+    from scipy import sparse
+
+    from riskmodel.model import recent_residual_factor
+
+    y = np.zeros((10, 3))
+    m = np.full((10, 3), 0.1)  # 1 expected event per segment over the windows
+    y[:, 0] = 1.0  # segment 0: 10 recorded where 1 was forecast
+    f = recent_residual_factor(y, m, prior=20.0)
+    assert f[0] == pytest.approx(30 / 21) and f[1] == pytest.approx(20 / 21)
+    assert recent_residual_factor(y, m, prior=1e6) == pytest.approx(np.ones(3), abs=1e-4)
+    assert recent_residual_factor(y, m, prior=1e-6)[0] == pytest.approx(10.0, rel=1e-4)
+    pool = sparse.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], float))
+    fp = recent_residual_factor(y, m, pool, prior=20.0)
+    assert fp[1] == pytest.approx(30 / 23) and fp[2] == pytest.approx(
+        20 / 22
+    )  # neighbours' evidence
+    with pytest.raises(ValueError):
+        recent_residual_factor(y, m, prior=0)
+
+
+def test_engine_corrects_its_map_by_recent_residuals(tiny_geo):
+    """The learner keeps its own forecasts of recorded windows and scales the next map by the
+    recorded/forecast ratio; with recalibrate_days=0 the map is the plain model."""
+    cfg = _cfg(weeks=1, route_shift=False)
+    spec = FeatureSpec.load()
+    world, learner, _, _, _ = _seed_world(tiny_geo, cfg, 0, SHIFTS, "Europe/Ljubljana", spec)
+    K = world.n_shifts
+    w0 = cfg.burn_in_days * K
+    assert np.allclose(learner.residual_factor(w0), 1.0)  # no forecasts yet
+    base = learner.predict_neutral(w0, K)
+    learner.note_forecast(w0 - 7 * K, 7 * K)  # the last recorded week
+    assert learner.has_forecast[w0 - 7 * K : w0].all()
+    f = learner.residual_factor(w0)
+    assert not np.allclose(f, 1.0)
+    np.testing.assert_allclose(learner.predict_neutral(w0, K), base * f[None, :], rtol=1e-6)
+    off = copy.copy(learner)
+    off.cfg = _cfg(weeks=1, route_shift=False, recalibrate_days=0)
+    np.testing.assert_allclose(off.predict_neutral(w0, K), base, rtol=1e-6)

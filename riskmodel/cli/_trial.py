@@ -81,6 +81,13 @@ def _scenario_params(pairs: tuple[str, ...]) -> dict[str, object]:
     show_default=True,
     help="Largest share of shifts in 30 days one segment is checked (randomised, oracle).",
 )
+@click.option(
+    "--recalibrate-days",
+    type=int,
+    default=28,
+    show_default=True,
+    help="Correct the map by its recorded-vs-forecast residuals of this many days (0 = off).",
+)
 @click.option("--border", type=click.Path(dir_okay=False), default=None, help="Border line file.")
 @click.option(
     "--param",
@@ -105,6 +112,7 @@ def trial_cmd(
     no_route_shift: bool,
     per_shift_cap: float,
     max_share_of_shifts: float,
+    recalibrate_days: int,
     border: str | None,
     params: tuple[str, ...],
     out: str | None,
@@ -136,6 +144,7 @@ def trial_cmd(
         route_shift_share=route_shift_share,
         per_shift_cap=per_shift_cap,
         max_share_of_shifts=max_share_of_shifts,
+        recalibrate_days=recalibrate_days,
         scenario=_scenario_params(params),
     )
     geo = Geography(s, border=border)
