@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument(
         "--subsampling", action="store_true", help="also compare zero_keep=1 vs default"
     )
+    ap.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="scenario parameter"
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     a = ap.parse_args()
     s = Settings()
@@ -46,7 +49,15 @@ def main() -> None:
     for seed in a.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            summ = run_simulation(s, out=Path(tmp), seed=seed, start="2023-11-23", end=END, geo=geo)
+            summ = run_simulation(
+                s,
+                out=Path(tmp),
+                seed=seed,
+                start="2023-11-23",
+                end=END,
+                geo=geo,
+                params=tuple(a.param),
+            )
             t_sim = time.perf_counter() - t0
             ds = read_dataset(s, Path(tmp) / "events.csv", Path(tmp) / "effort.csv", end=END)
             t0 = time.perf_counter()

@@ -124,6 +124,10 @@ class ScenarioParams:
         (0 = no displacement; 1 = flow proportional to that chance: a stretch checked every shift
         keeps about 28 % of its flow, one checked in a quarter of the shifts about 82 %), lag of
         that perception, how far the displaced flow moves.
+    drift_sd, drift_days, drift_km : float
+        Route drift: a log-intensity field along the border that wanders on its own
+        (Ornstein-Uhlenbeck in time with time constant ``drift_days``, correlated over
+        ``drift_km``, stationary standard deviation ``drift_sd``; 0 = static routes).
     units_per_shift : tuple of int
         Patrols placed per shift (one entry per shift; the last is reused).
     officers_per_unit : int
@@ -153,6 +157,9 @@ class ScenarioParams:
     displacement_strength: float = 1.0
     displacement_lag_days: float = 14.0
     displacement_km: float = 6.0
+    drift_sd: float = 0.0
+    drift_days: float = 60.0
+    drift_km: float = 5.0
     units_per_shift: tuple[int, ...] = (12, 14, 22)
     officers_per_unit: int = 2
     patrol_exploration: float = 0.3
@@ -442,6 +449,13 @@ class World:
             [p.units_per_shift[min(k, len(p.units_per_shift) - 1)] for k in range(K)]
         )
         self.H = np.zeros(S)  # excitation (expected extra groups per day)
+        # Route drift: its own stream (the same for every policy of a trial), started stationary.
+        self._drift_rng = np.random.default_rng([p.seed, 0xD1F7])
+        k_drift = _kernel_along(chain, max(p.drift_km, 1e-6))
+        k_drift /= np.sqrt((k_drift**2).sum(axis=1, keepdims=True))  # unit variance per segment
+        self._k_drift = sparse.csr_matrix(k_drift)
+        self._phi_drift = np.exp(-1.0 / max(p.drift_days, 1e-6))
+        self.drift = p.drift_sd * (self._k_drift @ self._drift_rng.standard_normal(S))
         # EMA of the chance to get through a stretch relative to an unpatrolled one,
         # exp(-k officer_hours) averaged over the day's crossings (what crossers learn).
         self.escape = np.ones(S)
@@ -469,6 +483,8 @@ class World:
         p = self.params
         S = self.n_segments
         mu = self.base * self.daily[d]
+        if p.drift_sd > 0:  # mean-preserving log-normal multiplier
+            mu = mu * np.exp(self.drift - 0.5 * p.drift_sd**2)
         # Displacement: the deterred share moves to nearby stretches, preferring little-checked
         # ones (high escape chance):
         # mu_eff_j = mu_j deter_j + deter_j * sum_s K[s, j] moved_s / (K deter)_s
@@ -567,6 +583,10 @@ class World:
             self._k_exc @ day_groups
         )
         self.escape = self._decay_p * self.escape + (1 - self._decay_p) * day_escape
+        innov = self._k_drift @ self._drift_rng.standard_normal(S)
+        self.drift = self._phi_drift * self.drift + np.sqrt(1 - self._phi_drift**2) * (
+            p.drift_sd * innov
+        )
         self.day = d + 1
         return out
 

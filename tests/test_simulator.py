@@ -117,3 +117,29 @@ def test_deterrence_follows_chance_of_getting_through(geo):
     near = np.abs(world.chainage_km - world.chainage_km[always]) < 6
     near[always] = False
     assert (eff_mu[near] > mu[near]).all()
+
+
+def test_route_drift_moves_intensity_over_time(geo):
+    """drift_sd > 0: stretches wax and wane (OU in time, smooth along the border) while the
+    total stays about the same; drift_sd = 0 leaves the static world unchanged."""
+    from riskmodel.simulator import World
+
+    kw = dict(seed=6, start="2024-01-01", end="2024-12-31", area_shares={}, theta=0.0)
+    still = World(geo, ScenarioParams(**kw), SHIFTS)
+    moving = World(geo, ScenarioParams(drift_sd=0.5, drift_days=30.0, **kw), SHIFTS)
+    shares_still, shares_moving, totals = [], [], []
+    for _ in range(240):
+        for w, out in ((still, shares_still), (moving, shares_moving)):
+            lam = w.intensity().sum(axis=0)
+            out.append(lam / lam.sum())
+            w.step_day(np.zeros((w.n_shifts, w.n_segments)))
+        totals.append(moving.intensity().sum() / still.intensity().sum())
+    a, b = np.array(shares_still), np.array(shares_moving)
+    assert np.allclose(a[0], a[-1])  # no patrols, no excitation: a static map
+    assert np.corrcoef(b[0], b[-1])[0, 1] < np.corrcoef(b[0], b[5])[0, 1]  # it wanders
+    assert 0.6 < np.mean(totals) < 1.4
+    # stationary sd ~ drift_sd (few independent stretches on a 60 km border: loose bounds)
+    assert 0.2 < moving.drift.std() < 0.8
+    # neighbours move together (correlated over ~drift_km), far stretches independently
+    d = moving.drift
+    assert np.corrcoef(d[:-1], d[1:])[0, 1] > 0.8
