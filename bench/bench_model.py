@@ -23,7 +23,7 @@ from riskmodel.api import run_simulation
 from riskmodel.backtest import run_backtest, short_table, truth_matrix
 from riskmodel.geodata import Geography
 from riskmodel.pipeline import fit_model, predict_windows, read_dataset
-from riskmodel.settings import Settings
+from riskmodel.settings import load_settings
 from riskmodel.truth import read_truth
 
 END = "2026-11-22"  # fixed so results are reproducible
@@ -43,7 +43,7 @@ def main() -> None:
     )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     a = ap.parse_args()
-    s = Settings()
+    s = load_settings()  # riskmodel.toml and RISKMODEL_* apply (e.g. RISKMODEL_FEATURE_SPEC)
     geo = Geography(s)
     start = str(np.datetime64(END) - np.timedelta64(int(a.months * 30.4), "D"))
     for seed in a.seeds:
