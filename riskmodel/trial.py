@@ -431,8 +431,14 @@ class _Learner:
         self.has_forecast = np.zeros(W, bool)
         seg = panel.segments
         mid = (seg["chainage_from_km"].to_numpy(float) + seg["chainage_to_km"].to_numpy(float)) / 2
-        i, j = np.nonzero(np.abs(mid[:, None] - mid[None, :]) <= cfg.recalibrate_km + 1e-9)
-        self.pool = sparse.csr_matrix((np.ones(i.size), (i, j)), shape=(self.S, self.S))
+        # Band of segments within +-recalibrate_km along the border, built without an S x S array.
+        order = np.argsort(mid, kind="stable")
+        ms = mid[order]
+        lo = np.searchsorted(ms, ms - cfg.recalibrate_km - 1e-9, side="left")
+        hi = np.searchsorted(ms, ms + cfg.recalibrate_km + 1e-9, side="right")
+        rows = np.repeat(order, hi - lo)
+        cols = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
+        self.pool = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(self.S, self.S))
 
     def fork(self) -> _Learner:
         """Independent copy (panel arrays copied; cached chunks are immutable and shared)."""
