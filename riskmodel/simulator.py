@@ -449,13 +449,16 @@ class World:
             [p.units_per_shift[min(k, len(p.units_per_shift) - 1)] for k in range(K)]
         )
         self.H = np.zeros(S)  # excitation (expected extra groups per day)
-        # Route drift: its own stream (the same for every policy of a trial), started stationary.
-        self._drift_rng = np.random.default_rng([p.seed, 0xD1F7])
-        k_drift = _kernel_along(chain, max(p.drift_km, 1e-6))
-        k_drift /= np.sqrt((k_drift**2).sum(axis=1, keepdims=True))  # unit variance per segment
-        self._k_drift = sparse.csr_matrix(k_drift)
-        self._phi_drift = np.exp(-1.0 / max(p.drift_days, 1e-6))
-        self.drift = p.drift_sd * (self._k_drift @ self._drift_rng.standard_normal(S))
+        # Route drift (off unless drift_sd > 0): its own stream, so the same for every policy of
+        # a trial and without effect on the other draws; started stationary.
+        self.drift = np.zeros(S)
+        if p.drift_sd > 0:
+            self._drift_rng = np.random.default_rng([p.seed, 0xD1F7])
+            k_drift = _kernel_along(chain, max(p.drift_km, 1e-6))
+            k_drift /= np.sqrt((k_drift**2).sum(axis=1, keepdims=True))  # unit variance
+            self._k_drift = sparse.csr_matrix(k_drift)
+            self._phi_drift = np.exp(-1.0 / max(p.drift_days, 1e-6))
+            self.drift = p.drift_sd * (self._k_drift @ self._drift_rng.standard_normal(S))
         # EMA of the chance to get through a stretch relative to an unpatrolled one,
         # exp(-k officer_hours) averaged over the day's crossings (what crossers learn).
         self.escape = np.ones(S)
@@ -472,8 +475,8 @@ class World:
     def intensity(self) -> np.ndarray:
         """Expected true groups per shift ``(K, S)`` of the next day, before any patrol of it.
 
-        Patrols act through what crossers learnt up to yesterday (lag), so today's intensity is fixed before
-        today's patrols are placed: an oracle may look at it.
+        Patrols act through what crossers learnt up to yesterday (lag), so today's intensity is
+        fixed before today's patrols are placed: an oracle may look at it.
         """
         lam_day = self._mu_eff(self.day) + self.H
         d = self.day
@@ -583,10 +586,11 @@ class World:
             self._k_exc @ day_groups
         )
         self.escape = self._decay_p * self.escape + (1 - self._decay_p) * day_escape
-        innov = self._k_drift @ self._drift_rng.standard_normal(S)
-        self.drift = self._phi_drift * self.drift + np.sqrt(1 - self._phi_drift**2) * (
-            p.drift_sd * innov
-        )
+        if p.drift_sd > 0:
+            innov = self._k_drift @ self._drift_rng.standard_normal(S)
+            self.drift = self._phi_drift * self.drift + np.sqrt(1 - self._phi_drift**2) * (
+                p.drift_sd * innov
+            )
         self.day = d + 1
         return out
 

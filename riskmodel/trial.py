@@ -68,14 +68,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from . import __version__
 from ._errors import ConfigError
 from ._io import atomic_write_json, atomic_write_text, atomic_write_with
 from .audit import share_cap_count
 from .evaluation import hit_rate_curve
-from .features import FeatureSpec, Panel, build_features, feature_columns, static_features
+from .features import (
+    FeatureSpec,
+    Panel,
+    _band,
+    build_features,
+    feature_columns,
+    static_features,
+)
 from .geodata import Geography
 from .model import RiskRegressor, recent_residual_factor
 from .planning import normalised_entropy, origami_coverage, systematic_sample, top_k
@@ -430,15 +436,8 @@ class _Learner:
         self.forecast = np.zeros((W, self.S), np.float32)
         self.has_forecast = np.zeros(W, bool)
         seg = panel.segments
-        mid = (seg["chainage_from_km"].to_numpy(float) + seg["chainage_to_km"].to_numpy(float)) / 2
-        # Band of segments within +-recalibrate_km along the border, built without an S x S array.
-        order = np.argsort(mid, kind="stable")
-        ms = mid[order]
-        lo = np.searchsorted(ms, ms - cfg.recalibrate_km - 1e-9, side="left")
-        hi = np.searchsorted(ms, ms + cfg.recalibrate_km + 1e-9, side="right")
-        rows = np.repeat(order, hi - lo)
-        cols = order[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
-        self.pool = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(self.S, self.S))
+        mid = ((seg["chainage_from_km"] + seg["chainage_to_km"]) / 2).to_numpy()
+        self.pool = _band(mid, cfg.recalibrate_km)  # segments within +-km along the border
 
     def fork(self) -> _Learner:
         """Independent copy (panel arrays copied; cached chunks are immutable and shared)."""
