@@ -418,8 +418,8 @@ def origami_coverage(
     Finds the residual level ``R`` such that ``c_i = clip(1 - R / r_i, lower_i, upper_i)`` sums
     to ``n_units``: the attacker's payoff ``r_i (1 - c_i)`` equals ``R`` on every segment strictly
     between its bounds, is below ``R`` on segments held at the floor and above it only where the
-    cap binds. Zero-risk segments (below ``1e-12`` of the largest risk) stay at their floor
-    unless every positive-risk segment is at its cap, then they are filled evenly.
+    cap binds. Zero-risk segments (below ``1e-12`` of the largest risk, or subnormal) stay at
+    their floor unless every positive-risk segment is at its cap, then they are filled evenly.
 
     Parameters
     ----------
@@ -447,8 +447,9 @@ def origami_coverage(
         raise ValueError("lower bound above upper bound")
     if n_units < lo.sum() - 1e-7 or n_units > hi.sum() + 1e-7:
         raise ValueError(f"n_units {n_units} outside [{lo.sum()}, {hi.sum()}]")
-    # Risks below 1e-12 of the largest are zero for the attacker (and keep 1/r finite).
-    pos = r > 1e-12 * max(float(r.max(initial=0.0)), 1e-300)
+    # Risks below 1e-12 of the largest, or subnormal (1/r would overflow to inf), are zero for
+    # the attacker: this keeps 1/r finite.
+    pos = (r > 1e-12 * max(float(r.max(initial=0.0)), 1e-300)) & (r >= np.finfo(float).tiny)
     inv = np.zeros_like(r)
     inv[pos] = 1.0 / r[pos]
 
