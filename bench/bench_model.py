@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from riskmodel import evaluation as ev
 from riskmodel.api import run_simulation
-from riskmodel.backtest import run_backtest, short_table, truth_matrix
-from riskmodel.geodata import Geography
-from riskmodel.pipeline import fit_model, predict_windows, read_dataset
-from riskmodel.settings import load_settings
-from riskmodel.truth import read_truth
+from riskmodel.config.settings import load_settings
+from riskmodel.evaluation import metrics as ev
+from riskmodel.evaluation.backtest import run_backtest, short_table, truth_matrix
+from riskmodel.geo.geodata import Geography
+from riskmodel.io.read.truth import read_truth
+from riskmodel.model.pipeline import fit_model, predict_windows, read_dataset
 
 END = "2026-11-22"  # fixed so results are reproducible
 

@@ -16,7 +16,7 @@ Tiers::
 
     S        the demo: SI-HR border at 1 km (~640 segments) x 3 shifts x 3 years (~2.1 M rows)
     M        250 m segments (~2,560) x 6 four-hour bands x 5 years (~28 M rows): bounded-memory
-             feature build (riskmodel.scale) and training with two empty-row shares
+             feature build (riskmodel.model.scale) and training with two empty-row shares
     scaling  features and training at 640 / 1,280 / 2,560 segments x 3 shifts x 3 years, plus
              the PNG scaling curve (bench/results/scaling.png)
     eu       ~12,000 km of external land border at 1 km x 3 shifts x 3 years (~39 M rows) on
@@ -147,8 +147,8 @@ def synthetic_geography(km: float, length_m: float) -> Any:
     import numpy as np
     from shapely.geometry import LineString, Point
 
-    from riskmodel.geodata import Geography
-    from riskmodel.segments import make_segments, read_border
+    from riskmodel.geo.geodata import Geography
+    from riskmodel.geo.segments import make_segments, read_border
 
     legs, gap = 12, 60_000.0
     leg = (km * 1000 - (legs - 1) * gap) / legs / 1.016  # wiggle adds ~1.6 %
@@ -204,13 +204,13 @@ def synthetic_geography(km: float, length_m: float) -> Any:
 
 
 def _settings(cfg: dict[str, Any]) -> Any:
-    from riskmodel.settings import load_settings
+    from riskmodel.config.settings import load_settings
 
     return load_settings(cfg["config"])
 
 
 def _geo(cfg: dict[str, Any]) -> Any:
-    from riskmodel.geodata import Geography
+    from riskmodel.geo.geodata import Geography
 
     if cfg.get("geo") == "synthetic":
         return synthetic_geography(cfg["km"], cfg["length_m"])
@@ -259,13 +259,13 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         return res
 
     if name == "segments":
-        from riskmodel.segments import make_segments
+        from riskmodel.geo.segments import make_segments
 
         geo = _geo(cfg)
         seg = measured(lambda: make_segments(geo.border, cfg["length_m"], areas=geo.areas))
         out["segments"] = len(seg)
     elif name == "simulate":
-        from riskmodel.simulator import ScenarioParams, simulate, write_scenario
+        from riskmodel.sim.world import ScenarioParams, simulate, write_scenario
 
         geo = _geo(cfg)
         p = ScenarioParams(seed=0, start=cfg["start"], end=cfg["end"])
@@ -282,7 +282,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
     elif name == "read":
         import pickle
 
-        from riskmodel.pipeline import prepare_dataset, read_dataset
+        from riskmodel.model.pipeline import prepare_dataset, read_dataset
 
         s = _settings(cfg)
         sc = work / "scenario"
@@ -322,7 +322,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             X = measured(ds.features)
             out.update(rows=len(X), columns=X.shape[1] - 2, frame_mb=X.memory_usage().sum() / 2**20)
         else:
-            from riskmodel import scale
+            from riskmodel.model import scale as scale
 
             zk = cfg["zero_keeps"][0]
             until = ds.window_of_date(cfg["end"], side="right")
@@ -361,7 +361,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 note="context + verify (one build_features window) + one training draw + validation rows",
             )
     elif name == "features_chunked":
-        from riskmodel import scale
+        from riskmodel.model import scale as scale
 
         ds = _load_ds(cfg)
         until = ds.window_of_date(cfg["end"], side="right")
@@ -391,7 +391,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             else:
                 shutil.rmtree(path, ignore_errors=True)
         else:
-            from riskmodel import scale
+            from riskmodel.model import scale as scale
 
             until = ds.window_of_date(cfg["end"], side="right")
             ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)  # setup (own stage)
@@ -410,8 +410,8 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             if first and zk == cfg["zero_keeps"][0] and cfg.get("geo") != "synthetic":
                 # Write the bundle of this model for the score stage (api.train_bundle adds the
                 # validation metrics against the baselines; no second training).
-                from riskmodel import pipeline
                 from riskmodel.api import train_bundle
+                from riskmodel.model import pipeline as pipeline
 
                 s = _settings(cfg)
                 t0 = time.perf_counter()
@@ -439,7 +439,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         )
     elif name == "score":
         from riskmodel.api import score_dates, write_score_outputs
-        from riskmodel.registry import load_bundle
+        from riskmodel.model.bundle import load_bundle
 
         ds = _load_ds(cfg)
         s = _settings(cfg)
@@ -461,7 +461,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
     elif name == "plan":
         import pandas as pd
 
-        from riskmodel import planning
+        from riskmodel.planning import plan as planning
 
         risk = pd.read_pickle(work / "scored.pkl")
         s = _settings(cfg)
@@ -484,9 +484,9 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
     elif name == "backtest":
         import datetime as dt
 
-        from riskmodel import scale
-        from riskmodel.backtest import run_backtest
-        from riskmodel.truth import read_truth
+        from riskmodel.evaluation.backtest import run_backtest
+        from riskmodel.io.read.truth import read_truth
+        from riskmodel.model import scale as scale
 
         ds = _load_ds(cfg)
         truth = read_truth(work / "scenario" / "truth.parquet")
@@ -848,7 +848,7 @@ def _plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
     rows = np.array([p["rows"] for p in points]) / 1e6
     fig, (a, b) = plt.subplots(1, 2, figsize=(11.5, 4.4))
     series = [
-        ("features_chunked", "features (riskmodel.scale, sample)", "tab:blue"),
+        ("features_chunked", "features (riskmodel.model.scale, sample)", "tab:blue"),
         ("features_full", "features (build_features, full frame)", "tab:orange"),
         ("train_100_rounds", "training (1 booster x 100 rounds, sample)", "tab:green"),
     ]

@@ -1,7 +1,7 @@
 """Benchmark: validate a 5 M-row events CSV (time and peak memory).
 
 Generates a realistic export in a temporary folder (a child process, so its memory does not
-count), then runs :func:`riskmodel.inputs.read_events` with the border distance check in this
+count), then runs :func:`riskmodel.io.read.events.read_events` with the border distance check in this
 process and reports wall time and peak RSS (``resource.getrusage``). ~1 % of rows are broken
 on purpose (bad / naive / DST-gap times, empty or swapped coordinates, far points, duplicates).
 
@@ -143,9 +143,9 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {gen_s:.1f} s")
 
-        from riskmodel import geodata
-        from riskmodel._errors import InputError
-        from riskmodel.inputs import read_events
+        from riskmodel.errors import InputError
+        from riskmodel.geo import geodata as geodata
+        from riskmodel.io.read.events import read_events
 
         try:
             border = geodata.load_layer("border")

@@ -1,6 +1,6 @@
 """``python -m riskmodel`` runs the CLI."""
 
-from .cli import main
+from riskmodel.cli import main
 
 if __name__ == "__main__":
     main()

@@ -16,11 +16,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError, InputError
-from ._io import atomic_write_with
-from .geodata import Geography
-from .segments import segment_summary
-from .settings import Settings
+from riskmodel.config.settings import Settings
+from riskmodel.errors import ConfigError, InputError
+from riskmodel.geo.geodata import Geography
+from riskmodel.geo.segments import segment_summary
+from riskmodel.io.atomic import atomic_write_with
 
 log = logging.getLogger("riskmodel")
 
@@ -31,7 +31,7 @@ def write_layer(gdf: gpd.GeoDataFrame, out: str | os.PathLike[str]) -> Path:
     out = Path(out)
     ext = out.suffix.lower()
     if ext in (".geojson", ".json"):
-        from .writers import write_geojson
+        from riskmodel.io.write.maps import write_geojson
 
         return write_geojson(gdf, out)
     if ext == ".gpkg":
@@ -57,9 +57,9 @@ def build_segments(
     Returns
     -------
     dict
-        Count, lengths and CRS (see :func:`riskmodel.segments.segment_summary`).
+        Count, lengths and CRS (see :func:`riskmodel.geo.segments.segment_summary`).
     """
-    from .segments import make_segments, read_border
+    from riskmodel.geo.segments import make_segments, read_border
 
     if border is None:
         geo = Geography(settings)
@@ -82,8 +82,8 @@ def scenario_params(
     persons_per_year: float | None,
     params: tuple[str, ...] | dict[str, Any] = (),
 ) -> Any:
-    """Build :class:`~riskmodel.simulator.ScenarioParams` from flags (``NAME=VALUE`` pairs)."""
-    from .simulator import ScenarioParams
+    """Build :class:`~riskmodel.sim.world.ScenarioParams` from flags (``NAME=VALUE`` pairs)."""
+    from riskmodel.sim.world import ScenarioParams
 
     p = ScenarioParams(seed=seed, start=start or "", end=end or "")
     if persons_per_year is not None:
@@ -125,7 +125,7 @@ def run_simulation(
     geo: Geography | None = None,
 ) -> dict[str, Any]:
     """Simulate and write a scenario; return its summary."""
-    from .simulator import simulate, write_scenario
+    from riskmodel.sim.world import simulate, write_scenario
 
     p = scenario_params(seed, start, end, persons_per_year, params)
     geo = geo or Geography(settings)
@@ -161,10 +161,10 @@ def train_bundle(
     """
     import datetime as _dt
 
-    from . import evaluation as ev
-    from .baselines import compute_baselines
-    from .pipeline import fit_model, predict_windows
-    from .registry import save_bundle, segment_hash
+    from riskmodel.evaluation import metrics as ev
+    from riskmodel.evaluation.baselines import compute_baselines
+    from riskmodel.model.bundle import save_bundle, segment_hash
+    from riskmodel.model.pipeline import fit_model, predict_windows
 
     w_end = ds.window_of_date(pd.Timestamp(until) + pd.Timedelta(days=1))
     if w_end <= 0:
@@ -218,7 +218,7 @@ def train_bundle(
         "metrics": metrics,
     }
     preprocess = {"feature_columns": cols, "static_columns": list(ds.static.columns)}
-    from .registry import manifest_digest
+    from riskmodel.model.bundle import manifest_digest
 
     model_id = f"rm-{str(until).replace('-', '')}-{manifest_digest({k: v for k, v in manifest.items() if k != 'created'})}"
     card = model_card(model_id, manifest)
@@ -312,7 +312,7 @@ RISK_COLUMNS = [
 
 def load_model(settings: Settings, model: str | None, *, trust: bool = False) -> Any:
     """Load a verified bundle: ``model`` path or id, else the newest in the models root."""
-    from .registry import load_bundle, newest_bundle
+    from riskmodel.model.bundle import load_bundle, newest_bundle
 
     root = Path(settings.models_root)
     if model is None:
@@ -326,8 +326,8 @@ def load_model(settings: Settings, model: str | None, *, trust: bool = False) ->
 
 def check_bundle_matches(bundle: Any, ds: Any) -> None:
     """Refuse a bundle whose feature spec, segments or shifts differ from the data in use."""
-    from ._errors import BundleError
-    from .registry import segment_hash
+    from riskmodel.errors import BundleError
+    from riskmodel.model.bundle import segment_hash
 
     man = bundle.manifest
     where = str(bundle.path)
@@ -367,7 +367,7 @@ def score_dates(
     reasons: bool = True,
 ) -> pd.DataFrame:
     """Score every shift of local dates ``date .. to`` (one-step-ahead), optionally one shift."""
-    from .scoring import score_windows
+    from riskmodel.scoring.score import score_windows
 
     check_bundle_matches(bundle, ds)
     w0 = ds.window_of_date(date)
@@ -399,7 +399,7 @@ def write_score_outputs(
 ) -> list[Path]:
     """Write risk_<date>_<shift>.geojson(+.qml), risk_<date>.gpkg/.html/.png/.csv, forecast.csv,
     provenance.json for the shifts of ``date`` (the range goes to ``forecast.csv``)."""
-    from . import writers as wr
+    from riskmodel.io.write import maps as wr
 
     out = Path(out)
     seg = ds.geo.segments
@@ -465,7 +465,7 @@ def write_score_outputs(
 def provenance(bundle: Any, ds: Any) -> dict[str, Any]:
     """Provenance recorded in every output: model id, input hashes, versions (no wall-clock
     time here, so outputs are byte-identical for identical inputs; ``provenance.json`` adds it)."""
-    from .registry import versions
+    from riskmodel.model.bundle import versions
 
     return {
         "model_id": bundle.model_id,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from riskmodel.config.settings import Settings
 
 DEMO_CAPS = {
     "per_shift": 1.0,
@@ -35,14 +35,14 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the demo and return its headline figures (see module doc)."""
-    from . import planning
-    from .api import run_simulation, score_dates, train_bundle, write_score_outputs
-    from .backtest import run_backtest, short_table, write_report
-    from .geodata import Geography
-    from .pipeline import read_dataset
-    from .registry import load_bundle
-    from .segments import segment_summary
-    from .truth import read_truth
+    from riskmodel.api import run_simulation, score_dates, train_bundle, write_score_outputs
+    from riskmodel.evaluation.backtest import run_backtest, short_table, write_report
+    from riskmodel.geo.geodata import Geography
+    from riskmodel.geo.segments import segment_summary
+    from riskmodel.io.read.truth import read_truth
+    from riskmodel.model.bundle import load_bundle
+    from riskmodel.model.pipeline import read_dataset
+    from riskmodel.planning import plan as planning
 
     t_all = time.perf_counter()
     if small:

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from shapely.geometry import LineString, Point
 
-from riskmodel.geodata import Geography
-from riskmodel.segments import make_segments, read_border
-from riskmodel.settings import Settings
+from riskmodel.config.settings import Settings
+from riskmodel.geo.geodata import Geography
+from riskmodel.geo.segments import make_segments, read_border
 
 SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
 
@@ -83,7 +83,7 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def scenario(geo):
-    from riskmodel.simulator import ScenarioParams, simulate
+    from riskmodel.sim.world import ScenarioParams, simulate
 
     p = ScenarioParams(
         seed=1,
@@ -98,6 +98,6 @@ def scenario(geo):
 
 @pytest.fixture(scope="session")
 def dataset(geo, scenario, settings):
-    from riskmodel.pipeline import prepare_dataset
+    from riskmodel.model.pipeline import prepare_dataset
 
     return prepare_dataset(settings, scenario.events, scenario.effort, geo=geo, end="2024-12-31")

@@ -1,4 +1,4 @@
-"""Tests of riskmodel.audit and ``riskmodel audit`` on hand-made logs."""
+"""Tests of riskmodel.audit.log and ``riskmodel audit`` on hand-made logs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from riskmodel.audit import (
+from riskmodel.audit.log import (
     AuditLog,
     append_entry,
     checks_history,
@@ -257,7 +257,7 @@ def test_append_is_locked_and_preserves_bytes(tmp_path) -> None:
     before = path.read_bytes()
     with AuditLog(path) as log_:
         log_.append({"type": "note", "x": 2})
-        from riskmodel._errors import OutputError
+        from riskmodel.errors import OutputError
 
         with pytest.raises(OutputError, match="locked"):
             AuditLog(path, timeout=0.1).__enter__()

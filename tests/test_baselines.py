@@ -1,4 +1,4 @@
-"""Tests of riskmodel.baselines: exact small cases, leakage, ETAS recovery, runtime."""
+"""Tests of riskmodel.evaluation.baselines: exact small cases, leakage, ETAS recovery, runtime."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel import baselines as bl
-from riskmodel import evaluation as ev
+from riskmodel.evaluation import baselines as bl
+from riskmodel.evaluation import metrics as ev
 
 DAY = pd.Timedelta(days=1)
 

@@ -1,4 +1,4 @@
-"""Bounded-memory and Dask paths (riskmodel.scale): identical features, equivalent models.
+"""Bounded-memory and Dask paths (riskmodel.model.scale): identical features, equivalent models.
 
 Skipped when Dask is not installed (``pip install 'riskmodel[dask]'``). Runs on an in-process
 ``LocalCluster(processes=False, n_workers=1, threads_per_worker=2)``.
@@ -19,8 +19,9 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 
-from riskmodel import pipeline, scale  # noqa: E402
-from riskmodel.features import build_features  # noqa: E402
+from riskmodel.features.build import build_features  # noqa: E402
+from riskmodel.model import pipeline as pipeline  # noqa: E402
+from riskmodel.model import scale as scale  # noqa: E402
 
 # The backtest comparison: 7 months, 3 origins, on the small synthetic world. Measured over
 # random_state 0-4 (2026-11-23): single-machine HR@10 0.190-0.204, Dask-trained 0.169-0.199
@@ -108,7 +109,7 @@ def test_sample_independent_of_blocking(dataset):
 
 def test_dask_backtest_matches_single_machine(dataset, client):
     """HR@10 of the Dask-trained model is within HR_TOL of the single-machine model."""
-    from riskmodel.backtest import run_backtest
+    from riskmodel.evaluation.backtest import run_backtest
 
     kw = {"step_days": BT_STEP, "baselines": ["historical"], "params": FAST}
     single = run_backtest(dataset, BT_FROM, BT_TO, **kw)
@@ -117,9 +118,9 @@ def test_dask_backtest_matches_single_machine(dataset, client):
     assert abs(hrd - hr1) <= HR_TOL, (hrd, hr1)
     assert all(o["engine"] == "dask" for o in dist.info["origins"])
     # the patch is undone
-    import riskmodel.backtest as bt
+    import riskmodel.evaluation.backtest as bt
 
-    assert pipeline.fit_model.__module__ == "riskmodel.pipeline"
+    assert pipeline.fit_model.__module__ == "riskmodel.model.pipeline"
     assert bt.fit_model is pipeline.fit_model
 
 
@@ -129,8 +130,8 @@ def test_dask_model_equals_chunked_and_loads_exactly(dataset, client, tmp_path):
     model, and scoring works unchanged."""
     import xgboost as xgb
 
-    from riskmodel.registry import load_bundle, save_bundle
-    from riskmodel.scoring import score_windows
+    from riskmodel.model.bundle import load_bundle, save_bundle
+    from riskmodel.scoring.score import score_windows
 
     until = dataset.window_of_date("2024-12-21")
     params = {"n_estimators": 60, **FAST}
@@ -156,7 +157,7 @@ def test_dask_model_equals_chunked_and_loads_exactly(dataset, client, tmp_path):
 def test_cli_scheduler_flag_and_no_dask_without_it(scenario, geo, tmp_path):
     """`train` without --scheduler imports no Dask module; with --scheduler local it trains on
     the in-process cluster and records the engine in the bundle."""
-    from riskmodel.simulator import write_scenario
+    from riskmodel.sim.world import write_scenario
 
     write_scenario(scenario, tmp_path / "sc")
     border = tmp_path / "border.geojson"

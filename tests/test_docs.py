@@ -83,7 +83,7 @@ def test_notebook_uses_public_api_only(path):
         if len(parts) == 1:  # 'from riskmodel import x' must name a public submodule
             for n in names:
                 assert importlib.util.find_spec(f"riskmodel.{n}") is not None, n
-    # No attribute access into private parts either (e.g. riskmodel._validate, bundle._x).
+    # No attribute access into private parts either (e.g. riskmodel.io.read.core, bundle._x).
     assert not re.search(r"\briskmodel(?:\.\w+)*\._\w", code), "private riskmodel attribute"
 
 
@@ -112,7 +112,7 @@ def methodology() -> str:
 
 
 def test_methodology_mentions_every_baseline(methodology):
-    from riskmodel.baselines import BASELINES
+    from riskmodel.evaluation.baselines import BASELINES
 
     for name in BASELINES:  # the names used in reports and tables
         assert f"`{name}`" in methodology, f"baseline `{name}` not described"
@@ -121,7 +121,7 @@ def test_methodology_mentions_every_baseline(methodology):
 
 
 def test_methodology_mentions_every_metric(methodology):
-    from riskmodel.evaluation import compare
+    from riskmodel.evaluation.metrics import compare
 
     # The metric columns of the comparison table from a tiny run: new metrics must be documented.
     rng = np.random.default_rng(0)
@@ -165,7 +165,7 @@ def test_methodology_mentions_legal_basis_and_governance(methodology):
 
 
 def test_methodology_feature_sections_match_spec(methodology):
-    from riskmodel.features import FeatureSpec
+    from riskmodel.features.build import FeatureSpec
 
     spec = FeatureSpec.load()
     for section in ("history", "route", "time", "effort"):

@@ -1,4 +1,4 @@
-"""Tests of riskmodel.evaluation on hand-computed toy cases and synthetic data."""
+"""Tests of riskmodel.evaluation.metrics on hand-computed toy cases and synthetic data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel import evaluation as ev
+from riskmodel.evaluation import metrics as ev
 
 # 3 windows x 5 segments, unequal lengths (L = 10).
 LENGTHS = np.array([1.0, 2.0, 1.0, 3.0, 3.0])

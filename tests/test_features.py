@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel._errors import ConfigError
-from riskmodel.features import FeatureSpec, Panel, build_features, feature_columns
+from riskmodel.errors import ConfigError
+from riskmodel.features.build import FeatureSpec, Panel, build_features, feature_columns
 
 
 def _panel(ds, events):

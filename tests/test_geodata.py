@@ -10,7 +10,7 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Point
 
-from riskmodel.geodata import LAYERS, layer_path
+from riskmodel.geo.geodata import LAYERS, layer_path
 
 METRIC = "EPSG:3794"
 TRIPOINT = (16.596, 46.476)

@@ -1,4 +1,4 @@
-"""Tests of :mod:`riskmodel.inputs` and ``riskmodel validate``: the input catalogue.
+"""Tests of :mod:`riskmodel.io.read.events` and ``riskmodel validate``: the input catalogue.
 
 Every case names its one-line message (as printed by the CLI after ``riskmodel: error:``, or the
 quarantine reason for row-level cases), the exit code of ``riskmodel validate`` and its test.
@@ -106,8 +106,8 @@ import shapely
 from click.testing import CliRunner
 from pyproj import Transformer
 
-from riskmodel._errors import ConfigError, InputError
-from riskmodel.inputs import ReadResult, read_effort, read_events
+from riskmodel.errors import ConfigError, InputError
+from riskmodel.io.read.events import ReadResult, read_effort, read_events
 
 NOW = "2025-01-01"
 TZ = "Europe/Ljubljana"
@@ -725,7 +725,7 @@ def test_far_from_border(tmp_path: Path, border: gpd.GeoDataFrame) -> None:
 
 
 def test_border_distance_exact(border: gpd.GeoDataFrame) -> None:
-    from riskmodel._validate import BorderIndex
+    from riskmodel.io.read.core import BorderIndex
 
     rng = np.random.default_rng(3)
     line = border.geometry.values[0]
@@ -1124,7 +1124,7 @@ def test_lonlat_and_xy_both_present(tmp_path: Path) -> None:
 
 
 def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import riskmodel._validate as V
+    import riskmodel.io.read.core as V
 
     def denied(*a: object, **k: object) -> None:
         raise PermissionError(13, "Permission denied")

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import Transformer
 
-from riskmodel._errors import InputError
-from riskmodel.inputs import DST_POLICIES, ReadResult, read_effort, read_events
+from riskmodel.errors import InputError
+from riskmodel.io.read.events import DST_POLICIES, ReadResult, read_effort, read_events
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("RISKMODEL_FUZZ_EXAMPLES", "100")),

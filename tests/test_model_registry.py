@@ -7,10 +7,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from riskmodel._errors import BundleError
-from riskmodel.model import RiskRegressor
-from riskmodel.pipeline import fit_model, predict_windows
-from riskmodel.registry import list_bundles, load_bundle, verify_bundle
+from riskmodel.errors import BundleError
+from riskmodel.model.bundle import list_bundles, load_bundle, verify_bundle
+from riskmodel.model.estimator import RiskRegressor
+from riskmodel.model.pipeline import fit_model, predict_windows
 
 FAST = {"n_estimators": 60, "learning_rate": 0.2}
 

@@ -12,14 +12,14 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from riskmodel._errors import OutputError
-from riskmodel._io import atomic_write_bytes, atomic_write_with, folder_lock
 from riskmodel.cli import main
+from riskmodel.errors import OutputError
+from riskmodel.io.atomic import atomic_write_bytes, atomic_write_with, folder_lock
 
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from riskmodel._io import atomic_write_with
+    from riskmodel.io.atomic import atomic_write_with
     def slow(p):
         with open(p, "wb") as fh:
             for _ in range(400):
@@ -68,7 +68,7 @@ def test_lock_refuses_second_run(tmp_path):
             [
                 sys.executable,
                 "-c",
-                f"from riskmodel._io import folder_lock\nwith folder_lock({str(tmp_path)!r}): pass",
+                f"from riskmodel.io.atomic import folder_lock\nwith folder_lock({str(tmp_path)!r}): pass",
             ],
             capture_output=True,
             text=True,

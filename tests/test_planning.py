@@ -1,4 +1,4 @@
-"""Tests of riskmodel.planning and ``riskmodel plan``: coverage maths, sampling, caps, overrides,
+"""Tests of riskmodel.planning.plan and ``riskmodel plan``: coverage maths, sampling, caps, overrides,
 reproducibility and outputs."""
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from click.testing import CliRunner
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from riskmodel._errors import ConfigError, InputError
-from riskmodel.audit import AuditLog, checks_history, compliance_report, read_log
+from riskmodel.audit.log import AuditLog, checks_history, compliance_report, read_log
 from riskmodel.cli import main
-from riskmodel.planning import (
+from riskmodel.errors import ConfigError, InputError
+from riskmodel.geo.shifts import shift_windows
+from riskmodel.planning.plan import (
     PlanConfig,
     load_caps,
     make_plans,
@@ -30,7 +31,6 @@ from riskmodel.planning import (
     systematic_sample,
     validate_risk,
 )
-from riskmodel.shifts import shift_windows
 
 AREAS = ("Murska Sobota", "Novo mesto", "Koper")
 
@@ -452,14 +452,14 @@ def test_geojson_via_writers_or_skipped(tmp_path, monkeypatch, caplog) -> None:
         path.write_text("{}")
         path.with_suffix(".qml").write_text(qml)
 
-    fake = types.ModuleType("riskmodel.writers")
+    fake = types.ModuleType("riskmodel.io.write.maps")
     fake.write_geojson = write_geojson
     fake.qml_plan_style = lambda: "<qgis/>"
-    monkeypatch.setitem(sys.modules, "riskmodel.writers", fake)
-    # `from . import writers` reads the package attribute first once writers was imported.
-    import riskmodel
+    monkeypatch.setitem(sys.modules, "riskmodel.io.write.maps", fake)
+    # `from riskmodel.io.write import maps` reads the package attribute first once imported.
+    import riskmodel.io.write
 
-    monkeypatch.setattr(riskmodel, "writers", fake, raising=False)
+    monkeypatch.setattr(riskmodel.io.write, "maps", fake, raising=False)
     ((p, files),) = run_plan(
         validate_risk(risk), tmp_path / "g", tmp_path / "a.jsonl", 3, seed=5, segments=segs
     )
@@ -471,14 +471,6 @@ def test_geojson_via_writers_or_skipped(tmp_path, monkeypatch, caplog) -> None:
     assert {f.suffix for f in files} == {".csv", ".html", ".geojson", ".qml"}
     html = (tmp_path / "g" / "briefing_2024-08-01_night.html").read_text()
     assert "<polyline" in html and "http" not in html
-    monkeypatch.setitem(sys.modules, "riskmodel.writers", None)  # import now fails
-    monkeypatch.delattr(riskmodel, "writers", raising=False)
-    with caplog.at_level(logging.WARNING, logger="riskmodel"):
-        ((_, files2),) = run_plan(
-            validate_risk(risk), tmp_path / "h", tmp_path / "a2.jsonl", 3, seed=5, segments=segs
-        )
-    assert {f.suffix for f in files2} == {".csv", ".html"}
-    assert any("GeoJSON" in r.message for r in caplog.records)
 
 
 def test_stats_compare_with_top_k() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from riskmodel import writers
+from riskmodel.io.write import maps as writers
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_writers import SHIFTS, plan_frame, scored_frame  # noqa: E402

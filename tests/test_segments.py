@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 from shapely.geometry import LineString, MultiLineString, Point, Polygon
 
-from riskmodel._errors import InputError
 from riskmodel.cli import main
-from riskmodel.segments import make_segments, metric_crs_for, read_border, segment_summary
+from riskmodel.errors import InputError
+from riskmodel.geo.segments import make_segments, metric_crs_for, read_border, segment_summary
 
 
 def _line(n=3000, km=37.3):

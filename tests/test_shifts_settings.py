@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from riskmodel._errors import ConfigError
-from riskmodel.settings import load_settings
-from riskmodel.shifts import assign_shift, parse_shifts, shift_windows
+from riskmodel.config.settings import load_settings
+from riskmodel.errors import ConfigError
+from riskmodel.geo.shifts import assign_shift, parse_shifts, shift_windows
 
 SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from riskmodel.simulator import ScenarioParams, simulate, write_scenario
+from riskmodel.sim.world import ScenarioParams, simulate, write_scenario
 
 SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
 
@@ -90,7 +90,7 @@ def test_near_repeat_raises_intensity(geo):
 def test_deterrence_follows_chance_of_getting_through(geo):
     """A stretch checked every shift keeps exp(-k * officer-hours) of its flow (strength 1),
     the rest goes to its neighbours; a stretch checked in a quarter of the shifts keeps more."""
-    from riskmodel.simulator import World
+    from riskmodel.sim.world import World
 
     p = ScenarioParams(
         seed=5, start="2024-05-01", end="2024-08-31", area_shares={}, theta=0.0, p0=0.5
@@ -122,7 +122,7 @@ def test_deterrence_follows_chance_of_getting_through(geo):
 def test_route_drift_moves_intensity_over_time(geo):
     """drift_sd > 0: stretches wax and wane (OU in time, smooth along the border) while the
     total stays about the same; drift_sd = 0 leaves the static world unchanged."""
-    from riskmodel.simulator import World
+    from riskmodel.sim.world import World
 
     kw = dict(seed=6, start="2024-01-01", end="2024-12-31", area_shares={}, theta=0.0)
     still = World(geo, ScenarioParams(**kw), SHIFTS)

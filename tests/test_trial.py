@@ -9,10 +9,17 @@ import numpy as np
 import pytest
 from conftest import SHIFTS, synthetic_geography
 
-from riskmodel._errors import ConfigError
-from riskmodel.features import FeatureSpec, build_features
-from riskmodel.simulator import ScenarioParams, World
-from riskmodel.trial import POLICIES, TrialConfig, _run_policy, _seed_world, run_trial, write_report
+from riskmodel.errors import ConfigError
+from riskmodel.features.build import FeatureSpec, build_features
+from riskmodel.sim.trial import (
+    POLICIES,
+    TrialConfig,
+    _run_policy,
+    _seed_world,
+    run_trial,
+    write_report,
+)
+from riskmodel.sim.world import ScenarioParams, World
 
 # Small but busy: concentrated attraction and many crossings, so a few weeks say something.
 SCEN = {"area_shares": {}, "persons_per_year": 150_000, "field_sd": 1.2}
@@ -183,7 +190,7 @@ def test_config_errors():
 def test_recent_residual_factor_shrinks_and_pools():
     from scipy import sparse
 
-    from riskmodel.model import recent_residual_factor
+    from riskmodel.model.estimator import recent_residual_factor
 
     y = np.zeros((10, 3))
     m = np.full((10, 3), 0.1)  # 1 expected event per segment over the windows

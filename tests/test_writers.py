@@ -1,4 +1,4 @@
-"""Tests for riskmodel.writers: RFC 7946 GeoJSON, QML, GeoPackage styles, offline HTML, PNG, CSV.
+"""Tests for riskmodel.io.write.maps: RFC 7946 GeoJSON, QML, GeoPackage styles, offline HTML, PNG, CSV.
 
 Self-contained synthetic data (30 one-km segments in EPSG:3794 around x 500-530 km,
 y 40-50 km, i.e. Bela krajina); no other riskmodel module is used.
@@ -24,8 +24,8 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Polygon
 
-from riskmodel import writers
-from riskmodel._errors import OutputError
+from riskmodel.errors import OutputError
+from riskmodel.io.write import maps as writers
 
 SHIFTS = ("morning", "afternoon", "night")
 _TIMES = {
@@ -415,7 +415,7 @@ def test_html_deterministic_and_minimal_inputs(tmp_path: Path, html_map: Path, r
 
 
 def test_leaflet_vendored_files_match_record() -> None:
-    base = Path(writers.__file__).parent / "_vendor" / "leaflet"
+    base = Path(writers.__file__).parents[2] / "_vendor" / "leaflet"
     record = (base / "VENDORED.md").read_text(encoding="utf-8")
     rows = re.findall(r"\| `([^`]+)` \| `[^`]+` \| `([0-9a-f]{64})` \|", record)
     assert {f for f, _ in rows} >= {

@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from .._errors import EXIT_INTERRUPTED, RiskModelError
-from ..settings import load_settings
+from riskmodel import __version__
+from riskmodel.config.settings import load_settings
+from riskmodel.errors import EXIT_INTERRUPTED, RiskModelError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -72,7 +72,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config: str | None) -> N
 
 def _register() -> None:
     # Each module adds its commands to ``main``.
-    from . import _core, _model, _plan, _score, _trial, _validate  # noqa: F401
+    from riskmodel.cli import _core, _model, _plan, _score, _trial, _validate  # noqa: F401
 
 
 _register()

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..settings import Settings
+from riskmodel.config.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

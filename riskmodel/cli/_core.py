@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import main
-from ._common import get_settings, out_option, seed_option
+from riskmodel.cli import main
+from riskmodel.cli._common import get_settings, out_option, seed_option
 
 
 @main.command("config")
@@ -48,7 +48,7 @@ def config_cmd() -> None:
 )
 def segments_cmd(border: str | None, length_m: float | None, max_gap_m: float, out: str) -> None:
     """Split a border line into segments with stable ids."""
-    from ..api import build_segments
+    from riskmodel.api import build_segments
 
     s = get_settings().with_flags(segment_length_m=length_m)
     t0 = time.perf_counter()
@@ -90,7 +90,7 @@ def simulate_cmd(
     params: tuple[str, ...],
 ) -> None:
     """Simulate a truth-known multi-year history on the real border."""
-    from ..api import run_simulation
+    from riskmodel.api import run_simulation
 
     summary = run_simulation(
         get_settings(),

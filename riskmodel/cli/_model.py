@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from . import main
-from ._common import events_options, get_settings, parse_columns
+from riskmodel.cli import main
+from riskmodel.cli._common import events_options, get_settings, parse_columns
 
 
 def read_kwargs(
@@ -63,8 +63,8 @@ def train_cmd(
     scheduler: str | None,
 ) -> None:
     """Train a model on events up to --until and write a versioned bundle."""
-    from ..api import train_bundle
-    from ..pipeline import read_dataset
+    from riskmodel.api import train_bundle
+    from riskmodel.model.pipeline import read_dataset
 
     s = get_settings().with_flags(models_root=models_root)
     _progress("reading and validating inputs ...")
@@ -79,7 +79,7 @@ def train_cmd(
     )
     _progress("building features and training ...")
     if scheduler:  # Dask is imported only here
-        from ..scale import train_bundle_scaled
+        from riskmodel.model.scale import train_bundle_scaled
 
         path, man = train_bundle_scaled(
             ds, until, settings=s, params=_params(params), root=s.models_root, scheduler=scheduler
@@ -162,9 +162,9 @@ def backtest_cmd(
     scheduler: str | None,
 ) -> None:
     """Rolling-origin backtest of the model against baselines (and the oracle)."""
-    from ..backtest import run_backtest, short_table, write_report
-    from ..pipeline import read_dataset
-    from ..truth import read_truth
+    from riskmodel.evaluation.backtest import run_backtest, short_table, write_report
+    from riskmodel.io.read.truth import read_truth
+    from riskmodel.model.pipeline import read_dataset
 
     s = get_settings()
     ds = read_dataset(
@@ -184,7 +184,7 @@ def backtest_cmd(
         "compare_exposure": compare_exposure and tr is not None,
     }
     if scheduler:  # Dask is imported only here
-        from ..scale import run_backtest_scaled
+        from riskmodel.model.scale import run_backtest_scaled
 
         res = run_backtest_scaled(ds, start, end, scheduler=scheduler, **kw)
     else:
@@ -209,7 +209,7 @@ def models_grp() -> None:
 @click.option("--models-root", default=None, help="Model registry folder.")
 def models_list(models_root: str | None) -> None:
     """List bundles with their window and headline metrics."""
-    from ..registry import list_bundles
+    from riskmodel.model.bundle import list_bundles
 
     s = get_settings().with_flags(models_root=models_root)
     rows = list_bundles(s.models_root)
@@ -231,7 +231,7 @@ def models_list(models_root: str | None) -> None:
 @click.option("--models-root", default=None, help="Model registry folder.")
 def models_show(model_id: str, models_root: str | None) -> None:
     """Print a bundle's manifest (verified) and model card."""
-    from ..registry import verify_bundle
+    from riskmodel.model.bundle import verify_bundle
 
     s = get_settings().with_flags(models_root=models_root)
     p = Path(model_id) if Path(model_id).is_dir() else Path(s.models_root) / model_id

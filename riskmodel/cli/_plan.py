@@ -1,14 +1,14 @@
-"""``riskmodel plan`` and ``riskmodel audit``: thin wrappers over :mod:`riskmodel.planning` and
-:mod:`riskmodel.audit`."""
+"""``riskmodel plan`` and ``riskmodel audit``: thin wrappers over :mod:`riskmodel.planning.plan` and
+:mod:`riskmodel.audit.log`."""
 
 from __future__ import annotations
 
 import click
 
-from .._errors import InputError
-from ..shifts import parse_shifts
-from . import main
-from ._common import get_settings, out_option, seed_option
+from riskmodel.cli import main
+from riskmodel.cli._common import get_settings, out_option, seed_option
+from riskmodel.errors import InputError
+from riskmodel.geo.shifts import parse_shifts
 
 
 @main.command()
@@ -113,7 +113,7 @@ def plan(
     Writes plan_<date>_<shift>.csv, briefing_<date>_<shift>.html (and .geojson/.qml with
     geometry) and appends one entry per plan to the audit log.
     """
-    from .. import planning
+    from riskmodel.planning import plan as planning
 
     settings = get_settings()
     if (risk is None) == (date is None):
@@ -126,8 +126,8 @@ def plan(
     if date is not None:
         if events is None:
             raise click.UsageError("--date needs --events FILE")
-        from ..api import load_model, score_dates
-        from ..pipeline import read_dataset
+        from riskmodel.api import load_model, score_dates
+        from riskmodel.model.pipeline import read_dataset
 
         bundle = load_model(settings, model)
         ds = read_dataset(
@@ -227,7 +227,7 @@ def audit(
     date_from: str, date_to: str, audit_log: str | None, out: str | None, fail_on_violation: bool
 ) -> None:
     """Compliance statistics of the plans in a period (Schengen Borders Code art. 23, CJEU C-9/16)."""
-    from .. import audit as audit_mod
+    from riskmodel.audit import log as audit_mod
 
     settings = get_settings()
     log_path = audit_log or settings.audit_log

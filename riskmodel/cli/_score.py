@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from . import main
-from ._common import events_options, get_settings
-from ._model import read_kwargs
+from riskmodel.cli import main
+from riskmodel.cli._common import events_options, get_settings
+from riskmodel.cli._model import read_kwargs
 
 
 @main.command("score")
@@ -48,9 +48,9 @@ def score_cmd(
     out: str,
 ) -> None:
     """Score every segment for the shifts of --date (.. --to) and write the risk maps."""
-    from .._io import folder_lock
-    from ..api import load_model, score_dates, write_score_outputs
-    from ..pipeline import read_dataset
+    from riskmodel.api import load_model, score_dates, write_score_outputs
+    from riskmodel.io.atomic import folder_lock
+    from riskmodel.model.pipeline import read_dataset
 
     t0 = time.perf_counter()
     s = get_settings()
@@ -124,7 +124,7 @@ def demo_cmd(
 ) -> None:
     """Run the whole chain on the embedded default: simulate -> train -> backtest -> score
     tomorrow -> plan every shift."""
-    from ..demo import run_demo
+    from riskmodel.demo import run_demo
 
     run_demo(
         get_settings(),

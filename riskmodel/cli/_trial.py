@@ -6,8 +6,8 @@ import json
 
 import click
 
-from . import main
-from ._common import get_settings, out_option, seed_option
+from riskmodel.cli import main
+from riskmodel.cli._common import get_settings, out_option, seed_option
 
 
 def _scenario_params(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -123,10 +123,10 @@ def trial_cmd(
     displace away from stretches checked often; the model is retrained on what was recorded.
     Writes trial.md, trial.json, trial_weekly.csv and PNG plots into --out.
     """
-    from .._io import folder_lock
-    from ..features import FeatureSpec
-    from ..geodata import Geography
-    from ..trial import DEFAULT_POLICIES, TrialConfig, run_trial, write_report
+    from riskmodel.features.build import FeatureSpec
+    from riskmodel.geo.geodata import Geography
+    from riskmodel.io.atomic import folder_lock
+    from riskmodel.sim.trial import DEFAULT_POLICIES, TrialConfig, run_trial, write_report
 
     s = get_settings()
     cfg = TrialConfig(

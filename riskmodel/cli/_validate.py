@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .._errors import InputError
-from ..inputs import DST_POLICIES, ReadResult, read_effort, read_events
-from . import main
-from ._common import events_options, get_settings, log, out_option, parse_columns
+from riskmodel.cli import main
+from riskmodel.cli._common import events_options, get_settings, log, out_option, parse_columns
+from riskmodel.errors import InputError
+from riskmodel.io.read.events import DST_POLICIES, ReadResult, read_effort, read_events
 
 
 @main.command("validate")
@@ -95,7 +95,7 @@ def validate(
 
 def _border(path: str | None, crs: str) -> object | None:
     """The border line: the user's file, else the bundled one (skipped with a warning if absent)."""
-    from .. import geodata
+    from riskmodel.geo import geodata as geodata
 
     if path:
         return geodata.load_layer("border", override=path, crs=crs)

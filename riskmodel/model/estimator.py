@@ -126,7 +126,7 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame
-            Feature columns (see :func:`riskmodel.features.feature_columns`).
+            Feature columns (see :func:`riskmodel.features.build.feature_columns`).
         y : array-like
             Recorded events per row (non-negative).
         time : array-like, optional

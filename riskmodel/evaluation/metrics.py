@@ -453,7 +453,7 @@ def results_table(
         Name of the oracle entry.
     baselines : sequence of str, optional
         Methods counted as baselines for ``gap_closed`` (default: the names of
-        :data:`riskmodel.baselines.BASELINES` present in ``results``).
+        :data:`riskmodel.evaluation.baselines.BASELINES` present in ``results``).
 
     Returns
     -------
@@ -465,7 +465,9 @@ def results_table(
         baselines nor the oracle (NaN otherwise or when undefined).
     """
     if baselines is None:
-        from .baselines import BASELINES  # local import: evaluation stays usable standalone
+        from riskmodel.evaluation.baselines import (
+            BASELINES,  # local import: evaluation stays usable standalone
+        )
 
         baselines = [k for k in results if k in BASELINES]
     base = [b for b in baselines if b in results]

@@ -2,7 +2,7 @@
 
 Each shift a *policy* decides where ``units`` patrols check; the simulator's detection depends
 on where the patrols actually are (``p = 1 - (1 - p0) exp(-k officer_hours)``); the crossers
-adapt to the checks they learn about (displacement with a lag, :class:`~riskmodel.simulator.
+adapt to the checks they learn about (displacement with a lag, :class:`~riskmodel.sim.world.
 World`); the model is retrained every ``retrain_weeks`` on what was *recorded* (events plus the
 effort actually spent: the detection-biased data a real deployment would have, PAWS/iWare-E);
 and so on for ``weeks``. Half-way a smuggling route moves (by default all the static attraction
@@ -10,7 +10,7 @@ of the busiest 10 km, about a fifth of all crossings on the bundled geography, m
 stretch far away) to see which policies notice.
 
 Policies
-    ``randomised``  the engine's plan: ORIGAMI coverage (:func:`~riskmodel.planning.
+    ``randomised``  the engine's plan: ORIGAMI coverage (:func:`~riskmodel.planning.plan.
     origami_coverage`) on the model's effort-*neutral* risk with an exploration floor, a
     per-shift cap and a 30-day share-of-shifts cap, sampled systematically (exactly ``units``
     checks).
@@ -22,7 +22,7 @@ Policies
 
 The engine's map
     The model retrained every ``retrain_weeks`` on the recorded data, times a per-segment
-    correction by its recent residuals (:func:`~riskmodel.model.recent_residual_factor`: events
+    correction by its recent residuals (:func:`~riskmodel.model.estimator.recent_residual_factor`: events
     recorded over forecast - the engine's own out-of-sample forecasts made with the effort
     spent - over ``recalibrate_days``, pooled over +-``recalibrate_km`` and shrunk by a prior of
     ``recalibrate_prior`` events). Without it a route shift takes the map 10+ weeks to follow:
@@ -42,7 +42,7 @@ Outcomes (per policy, weekly and in total; mean and a t-interval over seeds)
     * map drift: hit rate at 10 % of border length of the model's effort-neutral prediction
       against the *true* expected crossings, week by week;
     * randomness/legality: mean normalised coverage entropy
-      (:func:`~riskmodel.planning.normalised_entropy`), the largest share of shifts any segment
+      (:func:`~riskmodel.planning.plan.normalised_entropy`), the largest share of shifts any segment
       was checked (whole trial and worst 30 days);
     * recovery after the route shift: weeks until the weekly hit rate is back within 10 % of
       its pre-shift level.
@@ -69,12 +69,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from ._errors import ConfigError
-from ._io import atomic_write_json, atomic_write_text, atomic_write_with
-from .audit import share_cap_count
-from .evaluation import hit_rate_curve
-from .features import (
+from riskmodel import __version__
+from riskmodel.audit.log import share_cap_count
+from riskmodel.config.settings import DEFAULT_SHIFTS
+from riskmodel.errors import ConfigError
+from riskmodel.evaluation.metrics import hit_rate_curve
+from riskmodel.features.build import (
     FeatureSpec,
     Panel,
     _band,
@@ -82,13 +82,13 @@ from .features import (
     feature_columns,
     static_features,
 )
-from .geodata import Geography
-from .model import RiskRegressor, recent_residual_factor
-from .planning import normalised_entropy, origami_coverage, systematic_sample, top_k
-from .settings import DEFAULT_SHIFTS
-from .simulator import ScenarioParams, World
+from riskmodel.geo.geodata import Geography
+from riskmodel.io.atomic import atomic_write_json, atomic_write_text, atomic_write_with
+from riskmodel.model.estimator import RiskRegressor, recent_residual_factor
+from riskmodel.planning.plan import normalised_entropy, origami_coverage, systematic_sample, top_k
+from riskmodel.sim.world import ScenarioParams, World
 
-log = logging.getLogger("riskmodel.trial")
+log = logging.getLogger("riskmodel.sim.trial")
 
 POLICIES = ("randomised", "top-k", "uniform", "static", "oracle")
 DEFAULT_POLICIES = ("randomised", "top-k", "uniform")
@@ -146,7 +146,7 @@ class TrialConfig:
         Window of ``max_share_of_shifts``.
     recalibrate_days : int
         The engine in the loop corrects its map by its recent residuals over this many days
-        (:func:`~riskmodel.model.recent_residual_factor` on its own forecasts made with the
+        (:func:`~riskmodel.model.estimator.recent_residual_factor` on its own forecasts made with the
         effort spent); 0 = off. Applies to every policy that uses the model.
     recalibrate_prior : float
         Prior strength of that correction, in expected events.
@@ -157,7 +157,7 @@ class TrialConfig:
     n_jobs : int
         XGBoost threads (1: the fits are small, and OpenMP threads on busy shared cores spin).
     scenario : dict
-        Overrides of :class:`~riskmodel.simulator.ScenarioParams` (e.g. ``persons_per_year``).
+        Overrides of :class:`~riskmodel.sim.world.ScenarioParams` (e.g. ``persons_per_year``).
     """
 
     weeks: int = 26
@@ -407,7 +407,7 @@ class _Learner:
 
     The training cache holds feature rows of completed windows (built once, after the fact:
     a window's features only use data before it, which never changes), subsampled like
-    :class:`~riskmodel.model.RiskRegressor` does (all rows with events, ``zero_keep`` of the
+    :class:`~riskmodel.model.estimator.RiskRegressor` does (all rows with events, ``zero_keep`` of the
     empty ones weighted ``1 / zero_keep``), so a retrain costs one small fit.
     """
 

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .model import EXPOSURE_FEATURE
-from .pipeline import Dataset
-from .registry import Bundle
+from riskmodel.model.bundle import Bundle
+from riskmodel.model.estimator import EXPOSURE_FEATURE
+from riskmodel.model.pipeline import Dataset
 
 CLASS_BREAKS = (0.02, 0.05, 0.15, 0.40)  # cumulative top shares for classes 5, 4, 3, 2
 CLASS_LABELS = {5: "very high", 4: "high", 3: "medium", 2: "low", 1: "very low"}  # as writers
@@ -230,7 +230,7 @@ def score_windows(
         upper, rank, percentile, risk_class, risk_label, reason_1..3, threat, vulnerability,
         impact`` plus ``window`` and ``seq``.
     """
-    from .features import build_features
+    from riskmodel.features.build import build_features
 
     model = bundle.model
     cols = list(model.feature_names_in_)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._errors import ConfigError
+from riskmodel.errors import ConfigError
 
 
 @dataclass(frozen=True)

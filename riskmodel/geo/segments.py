@@ -18,7 +18,7 @@ import shapely
 from shapely.geometry import LineString, MultiLineString
 from shapely.ops import linemerge
 
-from ._errors import InputError
+from riskmodel.errors import InputError
 
 # Slovenia's bounding box (lon/lat) with a margin: inside it the national grid is used.
 _SI_BOUNDS = (13.0, 45.2, 16.9, 47.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._errors import InputError
+from riskmodel.errors import InputError
 
 TRUTH_COLUMNS = ("segment_id", "shift_start", "expected_crossings", "expected_recorded")
 

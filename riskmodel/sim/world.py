@@ -47,10 +47,15 @@ import pandas as pd
 import shapely
 from scipy import sparse
 
-from . import __version__
-from ._io import atomic_write_bytes, atomic_write_json, atomic_write_with, sha256_file
-from .geodata import Geography
-from .shifts import parse_shifts, shift_windows
+from riskmodel import __version__
+from riskmodel.geo.geodata import Geography
+from riskmodel.geo.shifts import parse_shifts, shift_windows
+from riskmodel.io.atomic import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_with,
+    sha256_file,
+)
 
 # Frontex Western Balkan route, monthly share of the year 2019-2024 (BRIEF section 1).
 MONTH_SHARE = np.array([5.0, 4.9, 5.7, 6.2, 7.7, 8.3, 9.2, 11.5, 13.9, 14.1, 7.3, 6.4])
@@ -194,7 +199,7 @@ class Scenario:
         ``segment_id, window, shift, shift_start, expected_crossings, expected_recorded,
         officer_hours``.
     windows : DataFrame
-        Shift windows (see :func:`riskmodel.shifts.shift_windows`).
+        Shift windows (see :func:`riskmodel.geo.shifts.shift_windows`).
     params : ScenarioParams
     attraction : ndarray
         Static attraction per segment (normalised to mean 1).
@@ -356,7 +361,7 @@ def _poisson_inverse(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
 class World:
     """The simulator's world as a day-by-day stepper (see the module docstring).
 
-    :func:`simulate` runs it with the simulated police; :mod:`riskmodel.trial` runs it with
+    :func:`simulate` runs it with the simulated police; :mod:`riskmodel.sim.trial` runs it with
     patrols placed by a policy and common random numbers, so that only the patrols differ
     between policies.
 

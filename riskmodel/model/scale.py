@@ -1,6 +1,6 @@
 """Bounded-memory and distributed feature building and training.
 
-:func:`riskmodel.features.build_features` materialises every (window, segment) row at once:
+:func:`riskmodel.features.build.build_features` materialises every (window, segment) row at once:
 fine for the demo (~2 M rows, ~0.6 GB), too much for 250 m segments x 4-hour bands x 5 years
 (~29 M rows x 73 features x 4 B ~ 8.5 GB). This module builds the same features block by block:
 
@@ -17,9 +17,9 @@ fine for the demo (~2 M rows, ~0.6 GB), too much for 250 m segments x 4-hour ban
   of the time-ordered validation windows (all, or a weighted share ``valid_keep``); the draw
   is a function of ``(seed, bag, window)`` only, so the sample does not depend on the blocking
   nor on the number of machines.
-* :func:`fit_chunked` trains the same Poisson XGBoost as :class:`riskmodel.model.RiskRegressor`
+* :func:`fit_chunked` trains the same Poisson XGBoost as :class:`riskmodel.model.estimator.RiskRegressor`
   (same parameters, bags, early stopping and dispersion estimate) on ``QuantileDMatrix`` and
-  returns a ``RiskRegressor``, so :func:`riskmodel.registry.save_bundle` works unchanged.
+  returns a ``RiskRegressor``, so :func:`riskmodel.model.bundle.save_bundle` works unchanged.
 * With a Dask ``Client`` the blocks are tasks (time block x segment block) on the cluster and
   the model is trained with ``xgboost.dask``; the result is a plain ``xgboost.Booster`` wrapped
   in a ``RiskRegressor``: it is saved, loaded and scored exactly like a single-machine model.
@@ -43,8 +43,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.signal import lfilter
 
-from ._errors import ConfigError, InputError
-from .features import (
+from riskmodel.errors import ConfigError, InputError
+from riskmodel.features.build import (
     FeatureSpec,
     Panel,
     _band,
@@ -54,7 +54,7 @@ from .features import (
     _solar_elevation,
     build_features,
 )
-from .model import EXPOSURE_FEATURE, RiskRegressor
+from riskmodel.model.estimator import EXPOSURE_FEATURE, RiskRegressor
 
 log = logging.getLogger("riskmodel")
 
@@ -79,7 +79,7 @@ def _put_window_major(dest_t: np.ndarray, part: np.ndarray, T: int, r0: int) -> 
 
 def _last_event_index_T(m: np.ndarray) -> np.ndarray:
     """(S, W + 1) int32: index of the last window ``< w`` with ``m > 0`` (``-1`` if none), as
-    in :func:`riskmodel.features._days_since`; ``m`` is (W, S)."""
+    in :func:`riskmodel.features.build._days_since`; ``m`` is (W, S)."""
     W, S = m.shape
     idx = np.where(m.T > 0, np.arange(W, dtype=np.int32)[None, :], np.int32(-1))
     np.maximum.accumulate(idx, axis=1, out=idx)
@@ -98,7 +98,7 @@ class FeatureContext:
     ----------
     panel : Panel
     static : DataFrame
-        From :func:`riskmodel.features.static_features`.
+        From :func:`riskmodel.features.build.static_features`.
     spec : FeatureSpec
 
     Notes
@@ -426,7 +426,7 @@ class FeatureContext:
         got = self.frame(np.array([w]))
         if list(ref.columns) != list(got.columns):
             raise RuntimeError(
-                "riskmodel.scale is out of sync with features.build_features: columns differ "
+                "riskmodel.model.scale is out of sync with features.build_features: columns differ "
                 f"({[c for c in ref.columns if c not in got.columns][:5]} / "
                 f"{[c for c in got.columns if c not in ref.columns][:5]})"
             )
@@ -436,7 +436,7 @@ class FeatureContext:
         if bad.any():
             cols = sorted({ref.columns[2 + j] for j in np.nonzero(bad)[1]})
             raise RuntimeError(
-                f"riskmodel.scale is out of sync with features.build_features at window {w}: "
+                f"riskmodel.model.scale is out of sync with features.build_features at window {w}: "
                 f"{cols[:8]} differ"
             )
 
@@ -502,8 +502,8 @@ def window_uniforms(key: tuple[int, ...], windows: np.ndarray, S: int) -> np.nda
 
 
 def train_window_range(panel: Panel, until_window: int) -> tuple[int, int]:
-    """``[start, until)`` of the training windows, as :func:`riskmodel.pipeline.train_rows`."""
-    from .pipeline import BURN_IN_DAYS
+    """``[start, until)`` of the training windows, as :func:`riskmodel.model.pipeline.train_rows`."""
+    from riskmodel.model.pipeline import BURN_IN_DAYS
 
     C = panel.counts
     first = int(np.argmax(C.sum(axis=1) > 0))
@@ -785,7 +785,7 @@ def fit_chunked(
     valid_keep: float = 1.0,
     block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> tuple[RiskRegressor, list[str]]:
-    """Single-machine, bounded-memory counterpart of :func:`riskmodel.pipeline.fit_model`.
+    """Single-machine, bounded-memory counterpart of :func:`riskmodel.model.pipeline.fit_model`.
 
     Same objective, parameters, bags, early stopping (time-ordered validation windows) and
     dispersion estimate as :meth:`RiskRegressor.fit`; the empty rows are subsampled while the
@@ -971,7 +971,7 @@ class DaskFeatures:
         block_rows: int = DEFAULT_BLOCK_ROWS,
         seg_blocks: int = 2,
     ) -> tuple[RiskRegressor, list[str]]:
-        """Distributed counterpart of :func:`riskmodel.pipeline.fit_model` (``xgboost.dask``)."""
+        """Distributed counterpart of :func:`riskmodel.model.pipeline.fit_model` (``xgboost.dask``)."""
         import xgboost.dask as dxgb
 
         model = RiskRegressor(**(params or {}))
@@ -1049,9 +1049,9 @@ class ScaledPipeline:
     """Run the library's train/backtest verbs with bounded-memory (and optionally Dask)
     feature building and training.
 
-    Inside ``with ScaledPipeline(ds, scheduler=...)``, :func:`riskmodel.pipeline.fit_model`
-    and :func:`~riskmodel.pipeline.predict_windows` (as used by
-    :func:`riskmodel.api.train_bundle` and :func:`riskmodel.backtest.run_backtest`) are served
+    Inside ``with ScaledPipeline(ds, scheduler=...)``, :func:`riskmodel.model.pipeline.fit_model`
+    and :func:`~riskmodel.model.pipeline.predict_windows` (as used by
+    :func:`riskmodel.api.train_bundle` and :func:`riskmodel.evaluation.backtest.run_backtest`) are served
     from this object for ``ds``: no full feature frame is ever built. Other datasets fall
     through to the original functions.
 
@@ -1105,7 +1105,7 @@ class ScaledPipeline:
                     ref = build_features(ds.panel, ds.static, ds.spec, np.array([w]))
                     if not ref.equals(self.dask.frame(np.array([w]))):
                         raise RuntimeError(
-                            "riskmodel.scale is out of sync with features.build_features"
+                            "riskmodel.model.scale is out of sync with features.build_features"
                         )
             else:
                 self.ctx = FeatureContext(ds.panel, ds.static, ds.spec)
@@ -1125,7 +1125,7 @@ class ScaledPipeline:
         params: dict[str, Any] | None = None,
         drop: tuple[str, ...] = (),
     ) -> tuple[RiskRegressor, list[str]]:
-        """Same contract as :func:`riskmodel.pipeline.fit_model`."""
+        """Same contract as :func:`riskmodel.model.pipeline.fit_model`."""
         if ds is not self.ds:
             return self._orig["fit_model"](ds, until_window, params=params, drop=drop)
         if self.dask is not None:
@@ -1172,7 +1172,7 @@ class ScaledPipeline:
         *,
         effort_neutral: bool = False,
     ) -> np.ndarray:
-        """Same contract as :func:`riskmodel.pipeline.predict_windows`."""
+        """Same contract as :func:`riskmodel.model.pipeline.predict_windows`."""
         if ds is not self.ds:
             return self._orig["predict_windows"](
                 ds, model, cols, w0, w1, effort_neutral=effort_neutral
@@ -1185,7 +1185,8 @@ class ScaledPipeline:
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> ScaledPipeline:
-        from . import backtest, pipeline
+        from riskmodel.evaluation import backtest as backtest
+        from riskmodel.model import pipeline as pipeline
 
         self._orig = {"fit_model": pipeline.fit_model, "predict_windows": pipeline.predict_windows}
         for mod in (pipeline, backtest):
@@ -1224,7 +1225,7 @@ def train_bundle_scaled(
     **kw: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """:func:`riskmodel.api.train_bundle` with bounded-memory / Dask training (same bundle)."""
-    from .api import train_bundle
+    from riskmodel.api import train_bundle
 
     with ScaledPipeline(ds, scheduler=scheduler, client=client, **kw):
         return train_bundle(ds, until, settings=settings, params=params, root=root)
@@ -1240,8 +1241,8 @@ def run_backtest_scaled(
     pipeline_kw: dict[str, Any] | None = None,
     **kw: Any,
 ) -> Any:
-    """:func:`riskmodel.backtest.run_backtest` with bounded-memory / Dask training."""
-    from .backtest import run_backtest
+    """:func:`riskmodel.evaluation.backtest.run_backtest` with bounded-memory / Dask training."""
+    from riskmodel.evaluation.backtest import run_backtest
 
     with ScaledPipeline(ds, scheduler=scheduler, client=client, **(pipeline_kw or {})):
         return run_backtest(ds, start, end, **kw)

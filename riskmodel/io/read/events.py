@@ -5,7 +5,7 @@ or tab, GeoJSON, GeoPackage, Shapefile, Parquet), use every good row and account
 one: each row read is either in :attr:`ReadResult.frame` (canonical columns) or in
 :attr:`ReadResult.rejected` with a reason code, and ``accepted + quarantined == rows read``
 always holds. File-level problems (empty file, missing columns, undecidable time zone or CRS)
-raise :class:`~riskmodel._errors.InputError` with a one-line message naming the file, what is
+raise :class:`~riskmodel.errors.InputError` with a one-line message naming the file, what is
 wrong and how to fix it.
 
 Canonical events frame
@@ -44,9 +44,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _validate as V
-from ._errors import ConfigError, InputError
-from ._io import atomic_write_with
+from riskmodel.errors import ConfigError, InputError
+from riskmodel.io.atomic import atomic_write_with
+from riskmodel.io.read import core as V
 
 __all__ = [
     "DST_POLICIES",

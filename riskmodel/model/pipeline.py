@@ -17,8 +17,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from ._errors import InputError
-from .features import (
+from riskmodel.config.settings import Settings
+from riskmodel.errors import InputError
+from riskmodel.features.build import (
     FeatureSpec,
     Panel,
     assign_segments,
@@ -26,10 +27,9 @@ from .features import (
     feature_columns,
     static_features,
 )
-from .geodata import Geography
-from .model import EXPOSURE_FEATURE, RiskRegressor
-from .settings import Settings
-from .shifts import shift_windows
+from riskmodel.geo.geodata import Geography
+from riskmodel.geo.shifts import shift_windows
+from riskmodel.model.estimator import EXPOSURE_FEATURE, RiskRegressor
 
 log = logging.getLogger("riskmodel")
 
@@ -170,11 +170,11 @@ def read_dataset(
     read_kwargs: dict[str, Any] | None = None,
     quarantine_dir: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """Read and validate the user's files (see :mod:`riskmodel.inputs`) into a dataset.
+    """Read and validate the user's files (see :mod:`riskmodel.io.read.events`) into a dataset.
 
     Rejected rows are written to ``rejected_<input>.csv`` in ``quarantine_dir``.
     """
-    from . import inputs as _inputs
+    from riskmodel.io.read import events as _inputs
 
     geo = Geography(settings, border=border)
     kw = dict(read_kwargs or {})

@@ -1,7 +1,7 @@
 """Output writers: GeoJSON (RFC 7946), GeoPackage, QGIS styles, offline HTML map, PNG, CSV.
 
 Every writer builds its file in a temporary file beside the target and renames it into place
-(:func:`riskmodel._io.atomic_write_with`), so readers never see half-written outputs, and gives
+(:func:`riskmodel.io.atomic.atomic_write_with`), so readers never see half-written outputs, and gives
 byte-identical files for identical input (no timestamps unless they come from ``provenance``).
 
 Layers are GeoDataFrames in EPSG:3794 (Slovenian national grid). Scored segments carry
@@ -33,8 +33,8 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from ._errors import OutputError
-from ._io import atomic_write_text, atomic_write_with, canonical_json, sha256_file
+from riskmodel.errors import OutputError
+from riskmodel.io.atomic import atomic_write_text, atomic_write_with, canonical_json, sha256_file
 
 __all__ = [
     "RISK_CLASS_COLOURS",
@@ -635,7 +635,7 @@ def _replace_exact(text: str, old: str, new: str, count: int, what: str) -> str:
         raise OutputError(
             f"vendored Leaflet changed: expected {count}x {what}, found {found}",
             where="riskmodel/_vendor/leaflet",
-            fix="re-vendor Leaflet 1.9.4 (see VENDORED.md) or update riskmodel.writers",
+            fix="re-vendor Leaflet 1.9.4 (see VENDORED.md) or update riskmodel.io.write.maps",
         )
     return text.replace(old, new)
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from ._errors import InputError
+from riskmodel.errors import InputError
 
 LAYERS = ("border", "settlements", "crossings", "corridors", "rivers", "areas")
 
 
 def bundled_dir(kind: str = "geodata") -> Path:
     """Folder of bundled data (``geodata`` or ``features``), installed or source tree."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the package folder
     installed = here / "_bundled" / kind
     if installed.is_dir():
         return installed
@@ -98,8 +98,8 @@ class Geography:
     """
 
     def __init__(self, settings=None, *, border=None, segment_length_m=None) -> None:  # noqa: ANN001
-        from .segments import make_segments, read_border
-        from .settings import Settings
+        from riskmodel.config.settings import Settings
+        from riskmodel.geo.segments import make_segments, read_border
 
         s = settings if settings is not None else Settings()
         crs = s.metric_crs

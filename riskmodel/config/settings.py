@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError
+from riskmodel.errors import ConfigError
 
 DEFAULT_SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
 

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import evaluation as ev
-from ._errors import InputError
-from ._io import atomic_write_json, atomic_write_text
-from .baselines import compute_baselines
-from .pipeline import Dataset, fit_model, predict_windows
+from riskmodel.errors import InputError
+from riskmodel.evaluation import metrics as ev
+from riskmodel.evaluation.baselines import compute_baselines
+from riskmodel.io.atomic import atomic_write_json, atomic_write_text
+from riskmodel.model.pipeline import Dataset, fit_model, predict_windows
 
 log = logging.getLogger("riskmodel")
 
@@ -34,7 +34,7 @@ class BacktestResult:
     Attributes
     ----------
     table : DataFrame
-        One row per method (see :func:`riskmodel.evaluation.results_table`).
+        One row per method (see :func:`riskmodel.evaluation.metrics.results_table`).
     results : dict
         Full metrics per method (curves, calibration).
     preds : dict
@@ -102,7 +102,7 @@ def run_backtest(
     truth : DataFrame, optional
         Simulator truth: adds the oracle (and the exposure comparison against true crossings).
     params : dict, optional
-        :class:`~riskmodel.model.RiskRegressor` parameters.
+        :class:`~riskmodel.model.estimator.RiskRegressor` parameters.
     baselines : list of str, optional
         Baselines to run (default all).
     compare_exposure : bool

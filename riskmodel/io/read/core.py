@@ -1,4 +1,4 @@
-"""Private checks behind :mod:`riskmodel.inputs`.
+"""Private checks behind :mod:`riskmodel.io.read.events`.
 
 File loading (encoding detection, delimiter sniffing, CSV / GeoJSON / GeoPackage / Shapefile /
 Parquet), column resolution, and vectorised parsers that mark every bad row with the *first*
@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._errors import ConfigError, InputError
+from riskmodel.errors import ConfigError, InputError
 
 # pandas' default string dtype (pyarrow-backed); regex and casts run in Arrow's C++ kernels.
 STR = pd.StringDtype("pyarrow", na_value=np.nan)
@@ -929,7 +929,7 @@ def parse_times(
     Aware values (offset / Z / UTC / CET / CEST) are converted to UTC. Naive values need
     ``assume_tz``: without it the file is refused when *all* values are naive, otherwise the
     naive rows are quarantined. Local times that do not exist or occur twice at DST changes
-    follow ``dst`` (see :func:`riskmodel.inputs.read_events`).
+    follow ``dst`` (see :func:`riskmodel.io.read.events.read_events`).
 
     Returns
     -------

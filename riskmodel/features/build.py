@@ -26,8 +26,8 @@ import shapely
 from scipy import sparse
 from scipy.signal import lfilter
 
-from ._errors import ConfigError
-from .geodata import bundled_dir
+from riskmodel.errors import ConfigError
+from riskmodel.geo.geodata import bundled_dir
 
 # ----------------------------------------------------------------------------- spec
 
@@ -165,7 +165,7 @@ class Panel:
     Attributes
     ----------
     windows : DataFrame
-        Shift windows (``window`` = row index), from :func:`riskmodel.shifts.shift_windows`.
+        Shift windows (``window`` = row index), from :func:`riskmodel.geo.shifts.shift_windows`.
     segments : GeoDataFrame
         Segments ordered by ``seq``.
     counts, persons, effort : ndarray (W, S)

@@ -46,12 +46,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from ._errors import ConfigError, InputError
-from ._io import atomic_write_text, folder_lock, sha256_file
-from .audit import AuditLog, checks_history, encode_entry, share_cap_count, window_max_counts
+from riskmodel import __version__
+from riskmodel.audit.log import (
+    AuditLog,
+    checks_history,
+    encode_entry,
+    share_cap_count,
+    window_max_counts,
+)
+from riskmodel.errors import ConfigError, InputError
+from riskmodel.io.atomic import atomic_write_text, folder_lock, sha256_file
 
-log = logging.getLogger("riskmodel.planning")
+log = logging.getLogger("riskmodel.planning.plan")
 
 REQUIRED_COLUMNS = ("segment_id", "date", "shift", "shift_start", "shift_end", "expected", "area")
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
@@ -1043,7 +1049,7 @@ def make_plans(
     seed : int, optional
         Seed; default 64 bits of OS entropy (``secrets.randbits(64)``).
     history : DataFrame, optional
-        Executed checks of earlier plans (:func:`riskmodel.audit.checks_history`); frequency
+        Executed checks of earlier plans (:func:`riskmodel.audit.log.checks_history`); frequency
         caps are counted from it. Plans made here are added for the later shifts.
     segments : GeoDataFrame, optional
         Segment geometry (for maps); else the risk's own geometry if it has one.
@@ -1320,12 +1326,9 @@ def write_plan_outputs(
         atomic_write_text(out / f"briefing_{plan.stem}.html", briefing_html(plan)),
     ]
     if plan.geometry is not None and plan.geometry.notna().any():
-        try:
-            from . import writers  # written in parallel; optional at run time
-        except ImportError as exc:
-            log.warning("GeoJSON plan map skipped: riskmodel.writers unavailable (%s)", exc)
-            return written
         import geopandas as gpd
+
+        from riskmodel.io.write import maps as writers
 
         crs = plan.geometry.crs
         if crs is None:  # RFC 7946 with no CRS writes empty geometries: assume the contract CRS

@@ -32,16 +32,16 @@ import pandas as pd
 import sklearn
 import xgboost as xgb
 
-from . import __version__
-from ._errors import BundleError
-from ._io import (
+from riskmodel import __version__
+from riskmodel.errors import BundleError
+from riskmodel.io.atomic import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     canonical_json,
     sha256_file,
 )
-from .model import RiskRegressor
+from riskmodel.model.estimator import RiskRegressor
 
 BUNDLE_FILES = ("booster.ubj", "preprocess.joblib", "MODEL_CARD.md")  # always present
 

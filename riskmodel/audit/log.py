@@ -1,6 +1,6 @@
 """Append-only plan audit log and the compliance statistics computed from it.
 
-Every plan made by :mod:`riskmodel.planning` appends one JSON line to the audit log. Lines are
+Every plan made by :mod:`riskmodel.planning.plan` appends one JSON line to the audit log. Lines are
 never rewritten: each entry carries ``prev_sha256``, the sha256 of the previous raw line, so any
 later edit, deletion or reordering breaks the chain and shows up in :func:`compliance_report`.
 
@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._errors import InputError, OutputError
-from ._io import atomic_write_json, atomic_write_text
+from riskmodel.errors import InputError, OutputError
+from riskmodel.io.atomic import atomic_write_json, atomic_write_text
 
 try:  # POSIX advisory locks; on other systems the log is used unlocked
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-log = logging.getLogger("riskmodel.audit")
+log = logging.getLogger("riskmodel.audit.log")
 
 SCHEMA = 1
 ENTRY_TYPE = "plan"

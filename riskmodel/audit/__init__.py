@@ -1,0 +1,1 @@
+"""Audit: the append-only plan log and its compliance report."""

@@ -1,0 +1,1 @@
+"""Settings: one typed source for every setting."""

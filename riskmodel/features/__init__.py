@@ -1,0 +1,1 @@
+"""Features: declarative spec -> one engine -> feature frames."""

@@ -1,0 +1,1 @@
+"""Geography: border, segments, reference layers, shifts."""

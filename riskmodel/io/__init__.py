@@ -1,0 +1,1 @@
+"""Input and output: the one door for reading and writing files."""

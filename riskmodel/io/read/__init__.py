@@ -1,0 +1,1 @@
+"""Readers: files -> validated frames (with quarantine)."""

@@ -1,0 +1,1 @@
+"""Writers: atomic, deterministic output files."""

@@ -1,0 +1,1 @@
+"""Model: estimator, training engines, bundles."""

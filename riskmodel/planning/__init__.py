@@ -1,0 +1,1 @@
+"""Planning: coverage, sampling, caps, plans."""

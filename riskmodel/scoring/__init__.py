@@ -1,0 +1,1 @@
+"""Scores: risk per segment and shift with reasons and classes."""

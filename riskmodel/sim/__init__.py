@@ -1,0 +1,1 @@
+"""Simulation: truth-known worlds and the in-silico field trial."""
