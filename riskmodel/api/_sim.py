@@ -1,0 +1,74 @@
+"""Simulation verbs: scenario parameters and truth-known histories."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from riskmodel.config.settings import Settings
+from riskmodel.errors import ConfigError
+from riskmodel.geo.geodata import Geography
+
+log = logging.getLogger(__name__)
+
+
+def scenario_params(
+    seed: int,
+    start: str | None,
+    end: str | None,
+    persons_per_year: float | None,
+    params: tuple[str, ...] | dict[str, Any] = (),
+) -> Any:
+    """Build :class:`~riskmodel.sim.world.ScenarioParams` from flags (``NAME=VALUE`` pairs)."""
+    from riskmodel.sim.world import ScenarioParams
+
+    p = ScenarioParams(seed=seed, start=start or "", end=end or "")
+    if persons_per_year is not None:
+        p.persons_per_year = float(persons_per_year)
+    items = params.items() if isinstance(params, dict) else [kv.split("=", 1) for kv in params]
+    fields = {f.name: f for f in dataclasses.fields(p)}
+    for kv in items:
+        if len(kv) != 2 or kv[0] not in fields:
+            raise ConfigError(
+                f"unknown scenario parameter {kv[0]!r}",
+                fix=f"use one of {', '.join(sorted(fields))}",
+            )
+        name, val = kv
+        cur = getattr(p, name)
+        try:
+            if isinstance(cur, tuple):
+                val = tuple(int(v) for v in str(val).split(","))
+            elif isinstance(cur, dict):
+                val = json.loads(val) if isinstance(val, str) else dict(val)
+            else:
+                val = type(cur)(val)
+        except (ValueError, json.JSONDecodeError):
+            raise ConfigError(
+                f"bad value for {name}: {val!r}", fix=f"give a {type(cur).__name__}"
+            ) from None
+        setattr(p, name, val)
+    return p.resolved()
+
+
+def run_simulation(
+    settings: Settings,
+    *,
+    out: Path,
+    seed: int = 0,
+    start: str | None = None,
+    end: str | None = None,
+    persons_per_year: float | None = None,
+    params: tuple[str, ...] | dict[str, Any] = (),
+    geo: Geography | None = None,
+) -> dict[str, Any]:
+    """Simulate and write a scenario; return its summary."""
+    from riskmodel.sim.world import simulate, write_scenario
+
+    p = scenario_params(seed, start, end, persons_per_year, params)
+    geo = geo or Geography(settings)
+    sc = simulate(geo, p, settings.shifts, settings.timezone)
+    write_scenario(sc, out)
+    return sc.summary
