@@ -44,6 +44,8 @@ def _scrub(obj: Any) -> Any:
         return [_scrub(v) for v in obj]
     if isinstance(obj, float):
         return round(obj, 10)
+    if isinstance(obj, str) and obj.startswith("/"):
+        return "<path>"  # where the checkout or the temporary folder lies
     return obj
 
 
