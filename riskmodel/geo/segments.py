@@ -8,8 +8,8 @@ short stub is left at the end and segment lengths sum to the line length.
 
 from __future__ import annotations
 
+import logging
 import os
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -19,6 +19,9 @@ from shapely.geometry import LineString, MultiLineString
 from shapely.ops import linemerge
 
 from riskmodel.errors import InputError
+from riskmodel.io.read.layers import read_layer
+
+log = logging.getLogger(__name__)
 
 # Slovenia's bounding box (lon/lat) with a margin: inside it the national grid is used.
 _SI_BOUNDS = (13.0, 45.2, 16.9, 47.0)
@@ -110,17 +113,7 @@ def read_border(
     if isinstance(path, gpd.GeoDataFrame):
         gdf = path
     else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError("border file not found", where=where, fix="check the --border path")
-        try:
-            gdf = gpd.read_file(p)
-        except Exception as exc:  # pyogrio/GDAL raise several types
-            raise InputError(
-                f"cannot read border file ({str(exc).splitlines()[0][:120]})",
-                where=where,
-                fix="give a vector file GDAL can read (GeoJSON, GeoPackage, Shapefile)",
-            ) from None
+        gdf = read_layer(path, what="border", require_crs=False)
     if len(gdf) == 0 or gdf.geometry.isna().all() or gdf.geometry.is_empty.all():
         raise InputError(
             "border file has no features", where=where, fix="give a file with the border line"
