@@ -184,29 +184,8 @@ def make_segments(
         )
     line = border.geometry.iloc[0]
     crs = border.crs
-    coords = np.asarray(line.coords)[:, :2]
-    step = np.linalg.norm(np.diff(coords, axis=0), axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(step)])
-    total = float(cum[-1])
-    n = max(1, int(round(total / length_m)))
-    cuts = np.linspace(0.0, total, n + 1)
-    cut_pts = shapely.get_coordinates(shapely.line_interpolate_point(line, cuts))
-    # Vertices strictly inside each piece, vectorised with searchsorted.
-    i0 = np.searchsorted(cum, cuts[:-1], side="right")
-    i1 = np.searchsorted(cum, cuts[1:], side="left")
-    inner = np.maximum(i1 - i0, 0)
-    counts = inner + 2
-    seg_of = np.repeat(np.arange(n), counts)
-    offs = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.arange(counts.sum()) - np.repeat(offs, counts)  # position within piece
-    out = np.empty((counts.sum(), 2))
-    is_first = pos == 0
-    is_last = pos == np.repeat(counts - 1, counts)
-    out[is_first] = cut_pts[:-1]
-    out[is_last] = cut_pts[1:]
-    mid = ~(is_first | is_last)
-    out[mid] = coords[(np.repeat(i0, counts) + pos - 1)[mid]]
-    geoms = shapely.linestrings(out, indices=seg_of)
+    geoms, cuts = _cut_line(line, length_m)
+    n = len(geoms)
     lengths = shapely.length(geoms)
     reps = shapely.line_interpolate_point(geoms, 0.5, normalized=True)
     rx, ry = shapely.get_x(reps), shapely.get_y(reps)
@@ -237,6 +216,33 @@ def make_segments(
         seg["river"] = flag
         seg["river_name"] = name
     return seg
+
+
+def _cut_line(line: LineString, length_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``line`` into ``n = round(L / length_m)`` equal pieces; return them and the cut chainages."""
+    coords = np.asarray(line.coords)[:, :2]
+    step = np.linalg.norm(np.diff(coords, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(step)])
+    total = float(cum[-1])
+    n = max(1, int(round(total / length_m)))
+    cuts = np.linspace(0.0, total, n + 1)
+    cut_pts = shapely.get_coordinates(shapely.line_interpolate_point(line, cuts))
+    # Vertices strictly inside each piece, vectorised with searchsorted.
+    i0 = np.searchsorted(cum, cuts[:-1], side="right")
+    i1 = np.searchsorted(cum, cuts[1:], side="left")
+    inner = np.maximum(i1 - i0, 0)
+    counts = inner + 2
+    seg_of = np.repeat(np.arange(n), counts)
+    offs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(counts.sum()) - np.repeat(offs, counts)  # position within piece
+    out = np.empty((counts.sum(), 2))
+    is_first = pos == 0
+    is_last = pos == np.repeat(counts - 1, counts)
+    out[is_first] = cut_pts[:-1]
+    out[is_last] = cut_pts[1:]
+    mid = ~(is_first | is_last)
+    out[mid] = coords[(np.repeat(i0, counts) + pos - 1)[mid]]
+    return shapely.linestrings(out, indices=seg_of), cuts
 
 
 def _assign_area(seg: gpd.GeoDataFrame, areas: gpd.GeoDataFrame) -> np.ndarray:

@@ -143,26 +143,7 @@ def coordinates(
         flags.mark(bx | by, "bad_coordinates")
         cols = (mapping["x"], mapping["y"])
         if crs is None:
-            nx, ny = norm_name(cols[0]), norm_name(cols[1])
-            if "d96" in nx and "d96" in ny:
-                crs = "EPSG:3794"
-                notes.append(
-                    f"columns {cols[0]}/{cols[1]} read as D96/TM (EPSG:3794) from their names"
-                )
-            elif "d48" in nx and "d48" in ny:
-                crs = "EPSG:3912"
-                notes.append(
-                    f"columns {cols[0]}/{cols[1]} read as D48/GK (EPSG:3912) from their names"
-                )
-            else:
-                hint = ""
-                if (_between(x, EASTING) | _between(x, NORTHING)).mean() > 0.5:
-                    hint = " (values look like Slovenian grid metres)"
-                raise InputError(
-                    f"x/y columns {cols[0]}/{cols[1]} have no coordinate reference system{hint}",
-                    where=where,
-                    fix="give --crs EPSG:3794 (D96/TM) or --crs EPSG:3912 (old D48/GK)",
-                )
+            crs = _crs_from_names(cols, x, where, notes)
         return _with_keys(
             ("x", "y"),
             _xy(
@@ -178,6 +159,27 @@ def coordinates(
             ),
         )
     return None
+
+
+def _crs_from_names(cols: tuple[str, str], x: np.ndarray, where: str, notes: list[str]) -> str:
+    """The CRS of x/y columns named ``*_d96`` / ``*_d48``; otherwise refuse the file."""
+    nx, ny = norm_name(cols[0]), norm_name(cols[1])
+    if "d96" in nx and "d96" in ny:
+        crs = "EPSG:3794"
+        notes.append(f"columns {cols[0]}/{cols[1]} read as D96/TM (EPSG:3794) from their names")
+    elif "d48" in nx and "d48" in ny:
+        crs = "EPSG:3912"
+        notes.append(f"columns {cols[0]}/{cols[1]} read as D48/GK (EPSG:3912) from their names")
+    else:
+        hint = ""
+        if (_between(x, EASTING) | _between(x, NORTHING)).mean() > 0.5:
+            hint = " (values look like Slovenian grid metres)"
+        raise InputError(
+            f"x/y columns {cols[0]}/{cols[1]} have no coordinate reference system{hint}",
+            where=where,
+            fix="give --crs EPSG:3794 (D96/TM) or --crs EPSG:3912 (old D48/GK)",
+        )
+    return crs
 
 
 def _with_keys(keys: tuple[str, ...], c: Coords) -> Coords:

@@ -42,6 +42,7 @@ from riskmodel.io.read.steps import (
     load_rows,
     missing_location,
 )
+from riskmodel.io.read.tables import RawTable
 from riskmodel.io.read.times import parse_times
 from riskmodel.io.read.values import STR, str_arrow, str_series, to_float
 
@@ -133,6 +134,57 @@ def read_effort(
     with np.errstate(invalid="ignore"):
         flags.mark(bad | (hours < 0), "bad_officer_hours")
 
+    sid, has_sid = _segment_ids(data, mapping, flags, segment_ids)
+    x, y, lon, lat = _locations(
+        table,
+        mapping,
+        flags,
+        has_sid,
+        crs=crs,
+        swap_latlon=swap_latlon,
+        metric_crs=metric_crs,
+        where=where,
+        notes=notes,
+    )
+
+    ok = flags.ok
+    rejected = quarantine_rows(table, flags)
+    rows = np.arange(1, n + 1, dtype=np.int64)
+    frame = pd.DataFrame({"row": rows[ok]})
+    frame["segment_id"] = sid.where(pd.Series(has_sid))[ok].reset_index(drop=True)
+    frame["x"], frame["y"], frame["lon"], frame["lat"] = x[ok], y[ok], lon[ok], lat[ok]
+    frame["start"] = pd.Series(start[ok]).dt.tz_localize("UTC")
+    frame["end"] = pd.Series(end[ok]).dt.tz_localize("UTC")
+    frame["officer_hours"] = hours[ok]
+    extras = add_extras(frame, data, ok, set(mapping.values()), _EFFORT_COLUMNS)
+
+    if len(frame):
+        dur_h = (frame["end"] - frame["start"]).dt.total_seconds() / 3600.0  # UTC: DST-safe
+        crowded = int((frame["officer_hours"] > dur_h * 100).sum())
+        if crowded:
+            notes.append(
+                f"{crowded} row(s) have more than 100 officers on average "
+                "(officer_hours / duration); check the hours"
+            )
+    summary = make_summary(p, table, flags, mapping, extras, notes, "effort")
+    if len(frame):
+        summary["time_span"] = time_span(frame["start"], frame["end"])
+        if frame["lon"].notna().any():
+            summary["extent"] = extent(frame["lon"], frame["lat"])
+    dup = int(
+        frame.duplicated(subset=["segment_id", "start", "end", "x", "y", "officer_hours"]).sum()
+    )
+    summary["duplicates"] = dup
+    if dup:
+        notes.append(f"{dup} row(s) repeat an earlier row exactly; kept (two crews?)")
+    return finish(frame, rejected, summary, strict)
+
+
+def _segment_ids(
+    data: pd.DataFrame, mapping: dict[str, str], flags: RowFlags, segment_ids: set[str] | None
+) -> tuple[pd.Series, np.ndarray]:
+    """The rows' segment ids (blank where none) and where one is given; unknown ids flagged."""
+    n = len(data)
     if "segment_id" in mapping:
         sid = str_series(str_arrow(data[mapping["segment_id"]]))
         has_sid = (sid != "").to_numpy()
@@ -142,6 +194,27 @@ def read_effort(
     else:
         sid = pd.Series("", index=range(n), dtype=STR)
         has_sid = np.zeros(n, dtype=bool)
+    return sid, has_sid
+
+
+def _locations(
+    table: RawTable,
+    mapping: dict[str, str],
+    flags: RowFlags,
+    has_sid: np.ndarray,
+    *,
+    crs: str | None,
+    swap_latlon: bool,
+    metric_crs: str,
+    where: str,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``x, y, lon, lat`` per row (NaN where unusable).
+
+    Rows without a segment id need a usable location (else they are flagged); rows with one
+    keep their coordinates only when these are usable.
+    """
+    n = len(table.data)
     x = y = lon = lat = np.full(n, np.nan)
     need = ~has_sid
     coords = None
@@ -182,37 +255,7 @@ def read_effort(
     else:
         flags.mark(need, "missing_location")
 
-    ok = flags.ok
-    rejected = quarantine_rows(table, flags)
-    rows = np.arange(1, n + 1, dtype=np.int64)
-    frame = pd.DataFrame({"row": rows[ok]})
-    frame["segment_id"] = sid.where(pd.Series(has_sid))[ok].reset_index(drop=True)
-    frame["x"], frame["y"], frame["lon"], frame["lat"] = x[ok], y[ok], lon[ok], lat[ok]
-    frame["start"] = pd.Series(start[ok]).dt.tz_localize("UTC")
-    frame["end"] = pd.Series(end[ok]).dt.tz_localize("UTC")
-    frame["officer_hours"] = hours[ok]
-    extras = add_extras(frame, data, ok, set(mapping.values()), _EFFORT_COLUMNS)
-
-    if len(frame):
-        dur_h = (frame["end"] - frame["start"]).dt.total_seconds() / 3600.0  # UTC: DST-safe
-        crowded = int((frame["officer_hours"] > dur_h * 100).sum())
-        if crowded:
-            notes.append(
-                f"{crowded} row(s) have more than 100 officers on average "
-                "(officer_hours / duration); check the hours"
-            )
-    summary = make_summary(p, table, flags, mapping, extras, notes, "effort")
-    if len(frame):
-        summary["time_span"] = time_span(frame["start"], frame["end"])
-        if frame["lon"].notna().any():
-            summary["extent"] = extent(frame["lon"], frame["lat"])
-    dup = int(
-        frame.duplicated(subset=["segment_id", "start", "end", "x", "y", "officer_hours"]).sum()
-    )
-    summary["duplicates"] = dup
-    if dup:
-        notes.append(f"{dup} row(s) repeat an earlier row exactly; kept (two crews?)")
-    return finish(frame, rejected, summary, strict)
+    return x, y, lon, lat
 
 
 def _blank_coords(cflags: RowFlags) -> np.ndarray:

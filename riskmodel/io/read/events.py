@@ -47,7 +47,8 @@ from riskmodel.io.read.columns import (
     missing_columns_error,
     resolve_columns,
 )
-from riskmodel.io.read.coords import coordinates
+from riskmodel.io.read.coords import Coords, coordinates
+from riskmodel.io.read.flags import RowFlags
 from riskmodel.io.read.result import (
     ReadResult,
     extent,
@@ -218,36 +219,13 @@ def read_events(
     assert coords is not None  # guaranteed by the required-columns check
     drop_unused_coords(mapping, coords.keys, notes)
 
-    persons = np.ones(n, dtype=np.int64)
-    if "persons" in mapping:
-        v, miss, bad = to_float(data[mapping["persons"]])
-        with np.errstate(invalid="ignore"):
-            bad |= ~miss & ((v < 1) | (v != np.floor(v)) | (v > 10_000))
-        flags.mark(bad, "bad_persons")
-        persons = np.where(miss | bad, 1.0, v).astype(np.int64)
-        n_miss = int((miss & flags.ok).sum())
-        if n_miss:
-            notes.append(f"{n_miss} empty persons value(s) read as 1")
-
-    dist = None
-    if border is not None:
-        ok = flags.ok
-        dist = np.full(n, np.nan)
-        index = BorderIndex(border, metric_crs)
-        dist[ok] = index.distance(coords.x[ok], coords.y[ok], float(max_distance_m))
-        with np.errstate(invalid="ignore"):
-            flags.mark(ok & ~(dist <= max_distance_m), "too_far_from_border")
-
-    eid = None
-    if "event_id" in mapping:
-        eid = str_arrow(data[mapping["event_id"]])
-        ok = flags.ok
-        sub = eid.filter(pa.array(ok))
-        dup = duplicated_strings(sub) & to_np_bool(pc.not_equal(sub, ""))
-        flags.mark(expand_mask(ok, dup), "duplicate_event_id")
-    ok = flags.ok
-    dup = duplicated_keys(ts[ok].view(np.int64), np.round(coords.x[ok]), np.round(coords.y[ok]))
-    flags.mark(expand_mask(ok, dup), "duplicate_time_place")
+    persons = _persons(data, mapping, flags, notes)
+    dist = (
+        None
+        if border is None
+        else _border_distance(border, coords, flags, metric_crs, max_distance_m)
+    )
+    eid = _mark_duplicates(data, mapping, flags, ts, coords)
 
     ok = flags.ok
     rejected = quarantine_rows(table, flags)
@@ -288,6 +266,54 @@ def read_events(
         v for k, v in summary["by_reason"].items() if k.startswith("duplicate_")
     )
     return finish(frame, rejected, summary, strict)
+
+
+def _persons(
+    data: pd.DataFrame, mapping: dict[str, str], flags: RowFlags, notes: list[str]
+) -> np.ndarray:
+    """Group sizes: whole numbers 1..10 000, blank read as 1, others flagged ``bad_persons``."""
+    n = len(data)
+    persons = np.ones(n, dtype=np.int64)
+    if "persons" in mapping:
+        v, miss, bad = to_float(data[mapping["persons"]])
+        with np.errstate(invalid="ignore"):
+            bad |= ~miss & ((v < 1) | (v != np.floor(v)) | (v > 10_000))
+        flags.mark(bad, "bad_persons")
+        persons = np.where(miss | bad, 1.0, v).astype(np.int64)
+        n_miss = int((miss & flags.ok).sum())
+        if n_miss:
+            notes.append(f"{n_miss} empty persons value(s) read as 1")
+    return persons
+
+
+def _border_distance(
+    border: Any, coords: Coords, flags: RowFlags, metric_crs: str, max_distance_m: float
+) -> np.ndarray:
+    """Distance to the border per row (NaN for flagged rows); farther rows are flagged."""
+    ok = flags.ok
+    dist = np.full(len(ok), np.nan)
+    index = BorderIndex(border, metric_crs)
+    dist[ok] = index.distance(coords.x[ok], coords.y[ok], float(max_distance_m))
+    with np.errstate(invalid="ignore"):
+        flags.mark(ok & ~(dist <= max_distance_m), "too_far_from_border")
+    return dist
+
+
+def _mark_duplicates(
+    data: pd.DataFrame, mapping: dict[str, str], flags: RowFlags, ts: np.ndarray, coords: Coords
+) -> pa.ChunkedArray | None:
+    """Flag repeated event ids, then repeated (time, place); return the ids (or ``None``)."""
+    eid = None
+    if "event_id" in mapping:
+        eid = str_arrow(data[mapping["event_id"]])
+        ok = flags.ok
+        sub = eid.filter(pa.array(ok))
+        dup = duplicated_strings(sub) & to_np_bool(pc.not_equal(sub, ""))
+        flags.mark(expand_mask(ok, dup), "duplicate_event_id")
+    ok = flags.ok
+    dup = duplicated_keys(ts[ok].view(np.int64), np.round(coords.x[ok]), np.round(coords.y[ok]))
+    flags.mark(expand_mask(ok, dup), "duplicate_time_place")
+    return eid
 
 
 def _event_ids(stem: str, rows: np.ndarray, given: pa.ChunkedArray | None) -> pd.Series:

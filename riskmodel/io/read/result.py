@@ -158,11 +158,13 @@ class ReadResult:
 
 
 def time_span(start: pd.Series, end: pd.Series) -> dict[str, str]:
+    """``{"start", "end"}`` as ISO 8601 UTC strings: earliest start, latest end."""
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     return {"start": start.min().strftime(fmt), "end": end.max().strftime(fmt)}
 
 
 def extent(lon: pd.Series, lat: pd.Series) -> dict[str, float]:
+    """Lon/lat bounding box, rounded to 6 decimals (~0.1 m)."""
     return {
         "lon_min": round(float(lon.min()), 6),
         "lat_min": round(float(lat.min()), 6),
@@ -180,6 +182,7 @@ def make_summary(
     notes: list[str],
     kind: str,
 ) -> dict[str, Any]:
+    """The summary of one read; callers fill in the span, extent and duplicates."""
     n = len(table.data)
     acc = int(flags.ok.sum())
     return {
@@ -229,6 +232,7 @@ def quarantine_rows(table: RawTable, flags: RowFlags) -> pd.DataFrame:
 def finish(
     frame: pd.DataFrame, rejected: pd.DataFrame, summary: dict[str, Any], strict: bool
 ) -> ReadResult:
+    """Build the :class:`ReadResult`; with ``strict``, raise for the first quarantined row."""
     result = ReadResult(frame=frame, rejected=rejected, summary=summary)
     if strict and not result.ok:
         raise result.first_rejection_error()  # type: ignore[misc]

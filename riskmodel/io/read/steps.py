@@ -50,6 +50,7 @@ def check_options(
 def load_rows(
     p: Path, kind: str, encoding: str | None, delimiter: str | None
 ) -> tuple[RawTable, RowFlags, list[str]]:
+    """Load a file and start its row flags (malformed and empty rows flagged)."""
     table = load_table(p, encoding=encoding, delimiter=delimiter, kind=kind)
     flags = RowFlags(len(table.data))
     notes = list(table.warnings)
@@ -67,6 +68,7 @@ def load_rows(
 
 
 def missing_location(mapping: dict[str, str], table: RawTable, required: bool) -> list[str]:
+    """Location columns still missing (none for a file with geometry)."""
     if table.geometry is not None:
         return []
     if {"lat", "lon"} <= mapping.keys() or {"x", "y"} <= mapping.keys():

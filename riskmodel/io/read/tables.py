@@ -186,7 +186,33 @@ def dedupe_names(header: list[str]) -> list[str]:
 
 
 def load_table(path: Path, *, encoding: str | None, delimiter: str | None, kind: str) -> RawTable:
-    """Read a file by extension into a :class:`RawTable` (file-level problems -> InputError)."""
+    """Read a user's file by extension into a :class:`RawTable`, values unchanged.
+
+    Parameters
+    ----------
+    path : Path
+        CSV / TSV / TXT, GeoJSON, GeoPackage, Shapefile or (Geo)Parquet (see :data:`FORMATS`).
+    encoding : str or None
+        Text encoding of a CSV file; ``None`` detects UTF-8 / UTF-16 / cp1250 / latin-1.
+    delimiter : str or None
+        CSV delimiter (``","``, ``";"``, ``"tab"`` ...); ``None`` sniffs it.
+    kind : str
+        What the file holds (``events``, ``effort`` ...): the layer read from a multi-layer
+        vector file when one has that name (else the first layer).
+
+    Returns
+    -------
+    RawTable
+        CSV values as strings (blank for empty), other formats with their stored types;
+        ``meta`` holds ``format``, ``sha256`` and, for CSV, ``encoding`` and ``delimiter``.
+
+    Raises
+    ------
+    InputError
+        Missing, empty, unreadable or unsupported files, and files without data rows.
+    ConfigError
+        An unknown ``encoding`` or an invalid ``delimiter``.
+    """
     where = str(path)
     if not path.exists():
         raise InputError("file not found", where=where, fix="check the path")

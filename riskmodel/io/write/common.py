@@ -24,6 +24,7 @@ WGS84: Final[str] = "EPSG:4326"
 
 
 def require_crs(gdf: gpd.GeoDataFrame, where: str) -> None:
+    """Refuse anything but a GeoDataFrame with a CRS (:class:`OutputError`)."""
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise OutputError(
             f"expected a GeoDataFrame, got {type(gdf).__name__}",
@@ -40,6 +41,7 @@ def require_crs(gdf: gpd.GeoDataFrame, where: str) -> None:
 
 
 def require_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
+    """Refuse a frame lacking any of ``cols`` (:class:`OutputError`)."""
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise OutputError(
@@ -50,6 +52,7 @@ def require_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
 
 
 def to_national(gdf: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
+    """The layer in EPSG:3794 (reprojected only when needed); refuses a missing CRS."""
     require_crs(gdf, where)
     return gdf if gdf.crs.equals(NATIONAL_CRS) else gdf.to_crs(NATIONAL_CRS)
 
@@ -73,12 +76,14 @@ def stamp_utc(provenance: Mapping[str, Any] | None) -> str:
 
 
 def first_value(df: pd.DataFrame, col: str) -> str | None:
+    """First value of ``col`` as a string, ``None`` when absent or null."""
     if col in df.columns and len(df) and pd.notna(df[col].iloc[0]):
         return str(df[col].iloc[0])
     return None
 
 
 def hhmm(iso: str | None) -> str:
+    """``HH:MM`` of an ISO 8601 timestamp string (empty when there is none)."""
     return iso[11:16] if iso and len(iso) >= 16 else ""
 
 

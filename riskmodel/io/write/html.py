@@ -203,88 +203,19 @@ def _html_data(
         where = f"risk map (shift {name})"
         frames[str(name)] = to_national(gdf, where)
         require_columns(frames[str(name)], ("segment_id", "risk_class"), where)
-
-    # One geometry per segment id, shared by all shifts (3x smaller page); first shift wins.
-    if frames:
-        allseg = pd.concat(frames.values(), ignore_index=True)
-        allseg["segment_id"] = allseg["segment_id"].astype(str)
-        allseg = allseg.drop_duplicates("segment_id").sort_values("segment_id", kind="stable")
-        allseg = gpd.GeoDataFrame(allseg, geometry=allseg.geometry.name, crs=NATIONAL_CRS)
-    else:
-        allseg = gpd.GeoDataFrame({"segment_id": []}, geometry=[], crs=NATIONAL_CRS)
-    static_cols = [c for c in _STATIC_FIELDS if c in allseg.columns]
-    sprops = [
-        dict(zip(static_cols, r, strict=True))
-        for r in _records(_table(allseg, static_cols), static_cols)
-    ]
-    segments_fc = _feature_collection(_wgs84_geojson(allseg.geometry, _SEGMENT_SIMPLIFY_M), sprops)
-    position = pd.Series(np.arange(len(allseg)), index=allseg["segment_id"].to_numpy())
-
-    # Per shift: one row per segment (aligned with the segment features, null when absent);
-    # repeated strings (labels, reasons) go through a shared string table.
+    segments_fc, position = _segments_fc(frames)
     strings: dict[str, int] = {}
-    shifts_meta: list[dict[str, Any]] = []
-    shift_data: list[dict[str, Any]] = []
-    for name, gdf in frames.items():
-        fields = [c for c in _SHIFT_FIELDS if c in gdf.columns]
-        tab = _table(gdf, fields)
-        for c in fields:
-            if c in _STRING_TABLE_FIELDS:
-                vals = tab[c].astype(object).where(tab[c].notna(), None)
-                tab[c] = [
-                    None if v is None else strings.setdefault(str(v), len(strings)) for v in vals
-                ]
-        rows: list[list[Any] | None] = [None] * len(allseg)
-        for pos, rec in zip(
-            position[gdf["segment_id"].astype(str)], _records(tab, fields), strict=True
-        ):
-            rows[int(pos)] = rec
-        shift_data.append({"fields": fields, "rows": rows})
-        shifts_meta.append(
-            {
-                "name": name,
-                "date": first_value(gdf, "date") or "",
-                "start": hhmm(first_value(gdf, "shift_start")),
-                "end": hhmm(first_value(gdf, "shift_end")),
-                "n": len(gdf),
-            }
-        )
-
+    shifts_meta = [_shift_meta(name, gdf) for name, gdf in frames.items()]
+    shift_data = [_shift_rows(gdf, position, strings) for gdf in frames.values()]
     border_fc = '{"type":"FeatureCollection","features":[]}'
     if border is not None and len(border):
         b = to_national(border, "border layer")
         border_fc = _feature_collection(
             _wgs84_geojson(b.geometry, _BORDER_SIMPLIFY_M), [{}] * len(b)
         )
-
     places_fc = '{"type":"FeatureCollection","features":[]}'
     if settlements is not None and len(settlements):
-        s = to_national(settlements, "settlements layer")
-        s = s[s.geometry.notna() & ~s.geometry.is_empty]
-        n = len(s)
-        pop = (
-            pd.to_numeric(s["population"], errors="coerce")
-            if "population" in s
-            else pd.Series(0, index=s.index)
-        )
-        tab = pd.DataFrame(
-            {
-                "name": s["name"].astype(str) if "name" in s else [""] * n,
-                "country": s["country"].astype(str) if "country" in s else [""] * n,
-                "population": pop.fillna(0).astype("int64"),
-            },
-            index=s.index,
-        )
-        order = tab.sort_values(
-            ["population", "name"], ascending=[False, True], kind="stable"
-        ).index
-        tab, geoms = tab.loc[order], s.geometry.loc[order]
-        rank = np.arange(n)
-        tab["lab"] = np.where(rank < _N_LABELS_ALWAYS, 0, np.where(rank < _N_LABELS_ZOOMED, 1, 2))
-        cols = list(tab.columns)
-        props = [dict(zip(cols, r, strict=True)) for r in _records(tab, cols)]
-        places_fc = _feature_collection(_wgs84_geojson(geoms, 0.0), props)
-
+        places_fc = _places_fc(to_national(settlements, "settlements layer"))
     plan_fcs: dict[str, str] = {}
     units: set[str] = set()
     for name, gdf in (plans or {}).items():
@@ -292,19 +223,7 @@ def _html_data(
         gdf = to_national(gdf, where)
         require_columns(gdf, ("unit",), where)
         units.update(gdf["unit"].astype(str))
-        pcols = [c for c in _PLAN_FIELDS if c in gdf.columns]
-        tab = _table(gdf, pcols)
-        for c in ("unit", "segment_id", "slot_start", "slot_end"):
-            if c in tab:
-                tab[c] = tab[c].astype(str)
-        mid = gpd.GeoSeries(midpoints(gdf), crs=NATIONAL_CRS).to_crs(WGS84).to_numpy()
-        lonlat = np.round(np.column_stack([shapely.get_x(mid), shapely.get_y(mid)]), 5)
-        tab["mid"] = [xy if np.isfinite(xy).all() else None for xy in lonlat.tolist()]
-        cols = list(tab.columns)
-        props = [dict(zip(cols, r, strict=True)) for r in _records(tab, cols)]
-        plan_fcs[str(name)] = _feature_collection(
-            _wgs84_geojson(gdf.geometry, _SEGMENT_SIMPLIFY_M), props
-        )
+        plan_fcs[str(name)] = _plan_fc(gdf)
     unit_colours = {u: UNIT_COLOURS[i % len(UNIT_COLOURS)] for i, u in enumerate(sorted(units))}
 
     classes = {
@@ -329,6 +248,99 @@ def _html_data(
         _js_json(head)[:-1]
         + f',"segments":{segments_fc},"border":{border_fc},"places":{places_fc},"plans":{plans_json}}}'
     )
+
+
+def _segments_fc(frames: Mapping[str, gpd.GeoDataFrame]) -> tuple[str, pd.Series]:
+    """Segment features (static attributes) and each segment id's feature position.
+
+    One geometry per segment id, shared by all shifts (3x smaller page); first shift wins.
+    """
+    if frames:
+        allseg = pd.concat(frames.values(), ignore_index=True)
+        allseg["segment_id"] = allseg["segment_id"].astype(str)
+        allseg = allseg.drop_duplicates("segment_id").sort_values("segment_id", kind="stable")
+        allseg = gpd.GeoDataFrame(allseg, geometry=allseg.geometry.name, crs=NATIONAL_CRS)
+    else:
+        allseg = gpd.GeoDataFrame({"segment_id": []}, geometry=[], crs=NATIONAL_CRS)
+    static_cols = [c for c in _STATIC_FIELDS if c in allseg.columns]
+    sprops = [
+        dict(zip(static_cols, r, strict=True))
+        for r in _records(_table(allseg, static_cols), static_cols)
+    ]
+    segments_fc = _feature_collection(_wgs84_geojson(allseg.geometry, _SEGMENT_SIMPLIFY_M), sprops)
+    return segments_fc, pd.Series(np.arange(len(allseg)), index=allseg["segment_id"].to_numpy())
+
+
+def _shift_rows(
+    gdf: gpd.GeoDataFrame, position: pd.Series, strings: dict[str, int]
+) -> dict[str, Any]:
+    """One shift's attributes, one row per segment feature (null where the shift lacks it).
+
+    Repeated strings (labels, reasons) go through the shared string table ``strings``.
+    """
+    fields = [c for c in _SHIFT_FIELDS if c in gdf.columns]
+    tab = _table(gdf, fields)
+    for c in fields:
+        if c in _STRING_TABLE_FIELDS:
+            vals = tab[c].astype(object).where(tab[c].notna(), None)
+            tab[c] = [None if v is None else strings.setdefault(str(v), len(strings)) for v in vals]
+    rows: list[list[Any] | None] = [None] * len(position)
+    for pos, rec in zip(
+        position[gdf["segment_id"].astype(str)], _records(tab, fields), strict=True
+    ):
+        rows[int(pos)] = rec
+    return {"fields": fields, "rows": rows}
+
+
+def _shift_meta(name: str, gdf: gpd.GeoDataFrame) -> dict[str, Any]:
+    return {
+        "name": name,
+        "date": first_value(gdf, "date") or "",
+        "start": hhmm(first_value(gdf, "shift_start")),
+        "end": hhmm(first_value(gdf, "shift_end")),
+        "n": len(gdf),
+    }
+
+
+def _places_fc(s: gpd.GeoDataFrame) -> str:
+    """Settlements, largest first; ``lab`` 0 = always labelled, 1 = from zoom 10, 2 = on hover."""
+    s = s[s.geometry.notna() & ~s.geometry.is_empty]
+    n = len(s)
+    pop = (
+        pd.to_numeric(s["population"], errors="coerce")
+        if "population" in s
+        else pd.Series(0, index=s.index)
+    )
+    tab = pd.DataFrame(
+        {
+            "name": s["name"].astype(str) if "name" in s else [""] * n,
+            "country": s["country"].astype(str) if "country" in s else [""] * n,
+            "population": pop.fillna(0).astype("int64"),
+        },
+        index=s.index,
+    )
+    order = tab.sort_values(["population", "name"], ascending=[False, True], kind="stable").index
+    tab, geoms = tab.loc[order], s.geometry.loc[order]
+    rank = np.arange(n)
+    tab["lab"] = np.where(rank < _N_LABELS_ALWAYS, 0, np.where(rank < _N_LABELS_ZOOMED, 1, 2))
+    cols = list(tab.columns)
+    props = [dict(zip(cols, r, strict=True)) for r in _records(tab, cols)]
+    return _feature_collection(_wgs84_geojson(geoms, 0.0), props)
+
+
+def _plan_fc(gdf: gpd.GeoDataFrame) -> str:
+    """Plan checks with their attributes and the lon/lat of the checked segment's midpoint."""
+    pcols = [c for c in _PLAN_FIELDS if c in gdf.columns]
+    tab = _table(gdf, pcols)
+    for c in ("unit", "segment_id", "slot_start", "slot_end"):
+        if c in tab:
+            tab[c] = tab[c].astype(str)
+    mid = gpd.GeoSeries(midpoints(gdf), crs=NATIONAL_CRS).to_crs(WGS84).to_numpy()
+    lonlat = np.round(np.column_stack([shapely.get_x(mid), shapely.get_y(mid)]), 5)
+    tab["mid"] = [xy if np.isfinite(xy).all() else None for xy in lonlat.tolist()]
+    cols = list(tab.columns)
+    props = [dict(zip(cols, r, strict=True)) for r in _records(tab, cols)]
+    return _feature_collection(_wgs84_geojson(gdf.geometry, _SEGMENT_SIMPLIFY_M), props)
 
 
 def write_html_map(
