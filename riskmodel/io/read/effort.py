@@ -6,7 +6,6 @@ quarantined with a reason; times follow the same time-zone and DST policies.
 Canonical effort frame
     ``row``, ``segment_id`` (str or NA), ``x``/``y``/``lon``/``lat`` (NaN unless the row gives
     a location), ``start``, ``end`` (UTC), ``officer_hours`` (float >= 0), then extra columns.
-
 """
 
 from __future__ import annotations

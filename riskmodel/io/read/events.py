@@ -1,6 +1,7 @@
-"""Read and validate events and patrol-effort files: the engine's only door for user data.
+"""Read and validate events files (apprehensions, detections, smuggler arrests).
 
-The readers take a user's export *unchanged* (CSV in UTF-8 / cp1250 / latin-1 with ``,`` ``;``
+The readers here and in :mod:`riskmodel.io.read.effort` are the engine's only door for user
+data. They take a user's export *unchanged* (CSV in UTF-8 / cp1250 / latin-1 with ``,`` ``;``
 or tab, GeoJSON, GeoPackage, Shapefile, Parquet), use every good row and account for every bad
 one: each row read is either in :attr:`ReadResult.frame` (canonical columns) or in
 :attr:`ReadResult.rejected` with a reason code, and ``accepted + quarantined == rows read``
