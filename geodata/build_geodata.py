@@ -109,7 +109,8 @@ RIVERS: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] = (
 )
 
 # Police directorates along the border, east to west: (name, code). The five boundary points
-# between them are curated near municipal boundaries (BRIEF §1) and projected onto the line.
+# between them are curated near municipal boundaries and projected onto the line
+# (METHODOLOGY.md section 1, reference layers).
 AREAS: tuple[tuple[str, str], ...] = (
     ("Murska Sobota", "PU-MS"),
     ("Maribor", "PU-MB"),
@@ -123,7 +124,7 @@ AREA_BOUNDARIES: tuple[tuple[float, float], ...] = (
     (15.7950, 46.2360),  # Žetale (MB) | Rogatec (CE)
     (15.6930, 46.0400),  # Bistrica ob Sotli (CE) | Brežice / Bizeljsko (NM)
     (14.9850, 45.4980),  # Črnomelj (NM) | Kostel (LJ)
-    (14.6020, 45.6340),  # Loški Potok (LJ) | Loška dolina, Babno Polje (KP), as in BRIEF §1
+    (14.6020, 45.6340),  # Loški Potok (LJ) | Loška dolina, Babno Polje (KP)
 )
 
 # Towns by GeoNames id (name asserted against the library so a data change fails loudly).
@@ -148,7 +149,7 @@ TOWNS: dict[str, int] = {
 
 # Corridors: (name, kind, weight, stage, waypoints). A waypoint "X" is a town from TOWNS,
 # "@X" is the crossing X (its snapped position). Weights are relative (0-1): approach routes
-# into Bela krajina (Kolpa) highest, then Brežice/Obrežje, per BRIEF §1.
+# into Bela krajina (Kolpa) highest, then Brežice/Obrežje (METHODOLOGY.md section 1).
 # fmt: off
 CORRIDORS: tuple[tuple[str, str, float, str, tuple[str, ...]], ...] = (
     ("Zagreb–Bregana/Obrežje–Novo mesto–Ljubljana (A3/A2)", "motorway", 0.7, "crossing",

@@ -107,7 +107,9 @@ from click.testing import CliRunner
 from pyproj import Transformer
 
 from riskmodel.errors import ConfigError, InputError
-from riskmodel.io.read.events import ReadResult, read_effort, read_events
+from riskmodel.io.read.effort import read_effort
+from riskmodel.io.read.events import read_events
+from riskmodel.io.read.result import ReadResult
 
 NOW = "2025-01-01"
 TZ = "Europe/Ljubljana"
@@ -725,7 +727,7 @@ def test_far_from_border(tmp_path: Path, border: gpd.GeoDataFrame) -> None:
 
 
 def test_border_distance_exact(border: gpd.GeoDataFrame) -> None:
-    from riskmodel.io.read.core import BorderIndex
+    from riskmodel.io.read.border import BorderIndex
 
     rng = np.random.default_rng(3)
     line = border.geometry.values[0]
@@ -1124,7 +1126,7 @@ def test_lonlat_and_xy_both_present(tmp_path: Path) -> None:
 
 
 def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import riskmodel.io.read.core as V
+    import riskmodel.io.read.tables as V
 
     def denied(*a: object, **k: object) -> None:
         raise PermissionError(13, "Permission denied")

@@ -23,7 +23,10 @@ from hypothesis import strategies as st
 from pyproj import Transformer
 
 from riskmodel.errors import InputError
-from riskmodel.io.read.events import DST_POLICIES, ReadResult, read_effort, read_events
+from riskmodel.io.read.effort import read_effort
+from riskmodel.io.read.events import read_events
+from riskmodel.io.read.result import ReadResult
+from riskmodel.io.read.times import DST_POLICIES
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("RISKMODEL_FUZZ_EXAMPLES", "100")),

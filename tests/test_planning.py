@@ -7,8 +7,6 @@ import datetime as dt
 import json
 import logging
 import math
-import sys
-import types
 
 import numpy as np
 import pandas as pd
@@ -452,14 +450,8 @@ def test_geojson_via_writers_or_skipped(tmp_path, monkeypatch, caplog) -> None:
         path.write_text("{}")
         path.with_suffix(".qml").write_text(qml)
 
-    fake = types.ModuleType("riskmodel.io.write.maps")
-    fake.write_geojson = write_geojson
-    fake.qml_plan_style = lambda: "<qgis/>"
-    monkeypatch.setitem(sys.modules, "riskmodel.io.write.maps", fake)
-    # `from riskmodel.io.write import maps` reads the package attribute first once imported.
-    import riskmodel.io.write
-
-    monkeypatch.setattr(riskmodel.io.write, "maps", fake, raising=False)
+    monkeypatch.setattr("riskmodel.io.write.geojson.write_geojson", write_geojson)
+    monkeypatch.setattr("riskmodel.io.write.qml.qml_plan_style", lambda: "<qgis/>")
     ((p, files),) = run_plan(
         validate_risk(risk), tmp_path / "g", tmp_path / "a.jsonl", 3, seed=5, segments=segs
     )

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from riskmodel.io.write import maps as writers
+from riskmodel.io.write.geojson import write_geojson
+from riskmodel.io.write.gpkg import write_gpkg
+from riskmodel.io.write.qml import qml_plan_style, qml_risk_style
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_writers import SHIFTS, plan_frame, scored_frame  # noqa: E402
@@ -97,12 +99,10 @@ pytestmark = [
 
 def test_outputs_open_styled_in_qgis(tmp_path: Path) -> None:
     risk = {s: scored_frame(s, seed=i) for i, s in enumerate(SHIFTS)}
-    writers.write_geojson(
-        risk["morning"], tmp_path / "risk_morning.geojson", qml=writers.qml_risk_style()
-    )
-    writers.write_gpkg(risk, tmp_path / "risk.gpkg", style_qml=writers.qml_risk_style())
-    writers.write_geojson(
-        plan_frame(risk["morning"]), tmp_path / "plan_morning.geojson", qml=writers.qml_plan_style()
+    write_geojson(risk["morning"], tmp_path / "risk_morning.geojson", qml=qml_risk_style())
+    write_gpkg(risk, tmp_path / "risk.gpkg", style_qml=qml_risk_style())
+    write_geojson(
+        plan_frame(risk["morning"]), tmp_path / "plan_morning.geojson", qml=qml_plan_style()
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path)}
     run = subprocess.run(

@@ -1,4 +1,4 @@
-"""Tests for riskmodel.io.write.maps: RFC 7946 GeoJSON, QML, GeoPackage styles, offline HTML, PNG, CSV.
+"""Tests for riskmodel.io.write: RFC 7946 GeoJSON, QML, GeoPackage styles, offline HTML, PNG, CSV.
 
 Self-contained synthetic data (30 one-km segments in EPSG:3794 around x 500-530 km,
 y 40-50 km, i.e. Bela krajina); no other riskmodel module is used.
@@ -24,8 +24,16 @@ import pytest
 import shapely
 from shapely.geometry import LineString, Polygon
 
+import riskmodel
 from riskmodel.errors import OutputError
-from riskmodel.io.write import maps as writers
+from riskmodel.io.write.csv import write_csv
+from riskmodel.io.write.geojson import write_geojson
+from riskmodel.io.write.gpkg import write_gpkg
+from riskmodel.io.write.html import write_html_map
+from riskmodel.io.write.png import write_png_map
+from riskmodel.io.write.provenance import write_provenance
+from riskmodel.io.write.qml import qml_plan_style, qml_risk_style
+from riskmodel.io.write.styles import RISK_CLASS_COLOURS, RISK_CLASS_LABELS
 
 SHIFTS = ("morning", "afternoon", "night")
 _TIMES = {
@@ -82,7 +90,7 @@ def scored_frame(shift: str = "morning", n: int = 30, seed: int = 0) -> gpd.GeoD
             "rank": rank,
             "percentile": pct,
             "risk_class": cls,
-            "risk_label": [writers.RISK_CLASS_LABELS[c] for c in cls],
+            "risk_label": [RISK_CLASS_LABELS[c] for c in cls],
             "reason_1": "12 apprehensions within 2 km in 28 days",
             "reason_2": np.where(np.arange(n) % 3 == 0, "river ford <200 m", "road corridor"),
             "reason_3": "",
@@ -157,11 +165,11 @@ def _coords(geom: dict) -> np.ndarray:
 
 
 def test_geojson_is_rfc7946(tmp_path: Path, risk: dict[str, gpd.GeoDataFrame]) -> None:
-    out = writers.write_geojson(
+    out = write_geojson(
         risk["morning"],
         tmp_path / "risk_morning.geojson",
         provenance=PROV,
-        qml=writers.qml_risk_style(),
+        qml=qml_risk_style(),
     )
     text = out.read_text(encoding="utf-8")
     doc = json.loads(text)
@@ -194,7 +202,7 @@ def test_geojson_polygon_ring_order(tmp_path: Path) -> None:
     poly = Polygon(shell, [hole])
     assert not shapely.is_ccw(poly.exterior) and shapely.is_ccw(poly.interiors[0])
     gdf = gpd.GeoDataFrame({"name": ["area"]}, geometry=[poly], crs="EPSG:3794")
-    doc = json.loads(writers.write_geojson(gdf, tmp_path / "area.geojson").read_text("utf-8"))
+    doc = json.loads(write_geojson(gdf, tmp_path / "area.geojson").read_text("utf-8"))
     out = shapely.from_geojson(json.dumps(doc["features"][0]["geometry"]))
     assert shapely.is_ccw(out.exterior)  # exterior counter-clockwise
     assert not shapely.is_ccw(out.interiors[0])  # holes clockwise
@@ -204,21 +212,21 @@ def test_geojson_polygon_ring_order(tmp_path: Path) -> None:
 def test_geojson_without_crs_raises(tmp_path: Path) -> None:
     gdf = scored_frame().set_crs(None, allow_override=True)
     with pytest.raises(OutputError, match="no CRS"):
-        writers.write_geojson(gdf, tmp_path / "x.geojson")
+        write_geojson(gdf, tmp_path / "x.geojson")
     assert not list(tmp_path.iterdir())
 
 
 def test_geojson_deterministic(tmp_path: Path, risk: dict[str, gpd.GeoDataFrame]) -> None:
-    a = writers.write_geojson(risk["night"], tmp_path / "a" / "r.geojson", provenance=PROV)
-    b = writers.write_geojson(risk["night"], tmp_path / "b" / "r.geojson", provenance=PROV)
+    a = write_geojson(risk["night"], tmp_path / "a" / "r.geojson", provenance=PROV)
+    b = write_geojson(risk["night"], tmp_path / "b" / "r.geojson", provenance=PROV)
     assert a.read_bytes() == b.read_bytes()
-    writers.write_geojson(risk["night"], a, provenance=PROV)  # overwrite in place
+    write_geojson(risk["night"], a, provenance=PROV)  # overwrite in place
     assert a.read_bytes() == b.read_bytes()
 
 
 def test_geojson_reprojects_other_crs(tmp_path: Path) -> None:
     gdf = scored_frame().to_crs("EPSG:32633")
-    doc = json.loads(writers.write_geojson(gdf, tmp_path / "u.geojson").read_text("utf-8"))
+    doc = json.loads(write_geojson(gdf, tmp_path / "u.geojson").read_text("utf-8"))
     lon, lat = _coords(doc["features"][0]["geometry"])[0]
     assert 13.3 < lon < 16.7 and 45.4 < lat < 46.9
 
@@ -234,31 +242,31 @@ def _parse_qml(text: str) -> ET.Element:
 
 
 def test_qml_risk_style() -> None:
-    root = _parse_qml(writers.qml_risk_style())
+    root = _parse_qml(qml_risk_style())
     assert root.tag == "qgis"
     r = root.find("renderer-v2")
     assert r is not None and r.get("type") == "categorizedSymbol" and r.get("attr") == "risk_class"
     cats = r.findall("categories/category")
     assert sorted(c.get("value") for c in cats) == ["1", "2", "3", "4", "5"]
     colours = {o.get("value") for o in r.iter("Option") if o.get("name") == "line_color"}
-    for hexc in writers.RISK_CLASS_COLOURS.values():
+    for hexc in RISK_CLASS_COLOURS.values():
         h = hexc.lstrip("#")
         assert f"{int(h[:2], 16)},{int(h[2:4], 16)},{int(h[4:], 16)},255" in colours
     rule = root.find("labeling/rules/rule")
     assert rule is not None and rule.get("filter") == '"rank" <= 10'
     assert root.find("labeling/rules/rule/settings/text-style").get("fieldName") == "segment_id"
-    custom = _parse_qml(writers.qml_risk_style(field="cls", top_n=3))
+    custom = _parse_qml(qml_risk_style(field="cls", top_n=3))
     assert custom.find("renderer-v2").get("attr") == "cls"
     assert custom.find("labeling/rules/rule").get("filter") == '"rank" <= 3'
 
 
 def test_qml_plan_style() -> None:
-    root = _parse_qml(writers.qml_plan_style())
+    root = _parse_qml(qml_plan_style())
     assert root.find("renderer-v2").get("type") == "singleSymbol"
     label = root.find("labeling/rules/rule/settings/text-style")
     assert label.get("isExpression") == "1" and '"unit"' in label.get("fieldName")
     assert "slot_start" in label.get("fieldName")
-    by_unit = _parse_qml(writers.qml_plan_style(units=["B", "A", "B"]))
+    by_unit = _parse_qml(qml_plan_style(units=["B", "A", "B"]))
     assert by_unit.find("renderer-v2").get("attr") == "unit"
     assert [c.get("value") for c in by_unit.findall("renderer-v2/categories/category")] == [
         "A",
@@ -272,8 +280,8 @@ def test_qml_plan_style() -> None:
 
 
 def test_gpkg_layers_styles_srs(tmp_path: Path, risk: dict[str, gpd.GeoDataFrame]) -> None:
-    qml = writers.qml_risk_style()
-    out = writers.write_gpkg(risk, tmp_path / "risk.gpkg", provenance=PROV, style_qml=qml)
+    qml = qml_risk_style()
+    out = write_gpkg(risk, tmp_path / "risk.gpkg", provenance=PROV, style_qml=qml)
     layers = {name: geom for name, geom in pyogrio.list_layers(out)}
     assert {s: layers[s] for s in SHIFTS} == dict.fromkeys(SHIFTS, "LineString")
     with sqlite3.connect(out) as con:
@@ -310,17 +318,17 @@ def test_gpkg_layers_styles_srs(tmp_path: Path, risk: dict[str, gpd.GeoDataFrame
 def test_gpkg_deterministic_and_validates(
     tmp_path: Path, risk: dict[str, gpd.GeoDataFrame]
 ) -> None:
-    a = writers.write_gpkg(risk, tmp_path / "a.gpkg", provenance=PROV, style_qml="<qgis/>")
-    b = writers.write_gpkg(risk, tmp_path / "b.gpkg", provenance=PROV, style_qml="<qgis/>")
+    a = write_gpkg(risk, tmp_path / "a.gpkg", provenance=PROV, style_qml="<qgis/>")
+    b = write_gpkg(risk, tmp_path / "b.gpkg", provenance=PROV, style_qml="<qgis/>")
     assert _sha(a) == _sha(b)
     with pytest.raises(OutputError, match="invalid layer name"):
-        writers.write_gpkg({"layer_styles": risk["morning"]}, tmp_path / "c.gpkg")
+        write_gpkg({"layer_styles": risk["morning"]}, tmp_path / "c.gpkg")
     with pytest.raises(OutputError, match="no CRS"):
-        writers.write_gpkg(
+        write_gpkg(
             {"morning": risk["morning"].set_crs(None, allow_override=True)}, tmp_path / "d.gpkg"
         )
     wgs = {"morning": risk["morning"].to_crs(4326)}
-    assert gpd.read_file(writers.write_gpkg(wgs, tmp_path / "e.gpkg")).crs.to_epsg() == 3794
+    assert gpd.read_file(write_gpkg(wgs, tmp_path / "e.gpkg")).crs.to_epsg() == 3794
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,7 +339,7 @@ def test_gpkg_deterministic_and_validates(
 @pytest.fixture(scope="module")
 def html_map(tmp_path_factory: pytest.TempPathFactory, risk, plans) -> Path:
     folder = tmp_path_factory.mktemp("html")
-    return writers.write_html_map(
+    return write_html_map(
         folder / "risk_map.html",
         risk=risk,
         border=border_frame(),
@@ -385,7 +393,7 @@ def test_html_data(html_map: Path, risk, plans) -> None:
 
 
 def test_html_deterministic_and_minimal_inputs(tmp_path: Path, html_map: Path, risk, plans) -> None:
-    again = writers.write_html_map(
+    again = write_html_map(
         tmp_path / "again.html",
         risk=risk,
         border=border_frame(),
@@ -395,7 +403,7 @@ def test_html_deterministic_and_minimal_inputs(tmp_path: Path, html_map: Path, r
         provenance=PROV,
     )
     assert again.read_bytes() == html_map.read_bytes()
-    bare = writers.write_html_map(
+    bare = write_html_map(
         tmp_path / "bare.html",
         risk={"morning": risk["morning"]},
         border=None,
@@ -405,7 +413,7 @@ def test_html_deterministic_and_minimal_inputs(tmp_path: Path, html_map: Path, r
     data = _page_data(bare.read_text(encoding="utf-8"))
     assert data["plans"] == {} and data["places"]["features"] == []
     with pytest.raises(OutputError, match="no CRS"):
-        writers.write_html_map(
+        write_html_map(
             tmp_path / "x.html",
             risk={"m": risk["morning"].set_crs(None, allow_override=True)},
             border=None,
@@ -415,7 +423,7 @@ def test_html_deterministic_and_minimal_inputs(tmp_path: Path, html_map: Path, r
 
 
 def test_leaflet_vendored_files_match_record() -> None:
-    base = Path(writers.__file__).parents[2] / "_vendor" / "leaflet"
+    base = Path(riskmodel.__file__).parent / "_vendor" / "leaflet"
     record = (base / "VENDORED.md").read_text(encoding="utf-8")
     rows = re.findall(r"\| `([^`]+)` \| `[^`]+` \| `([0-9a-f]{64})` \|", record)
     assert {f for f, _ in rows} >= {
@@ -463,7 +471,7 @@ def test_html_renders_in_headless_chromium(tmp_path: Path, html_map: Path) -> No
     assert img.std() > 0.05  # not blank
     # Segments were drawn: pixels of the two darkest risk colours are present.
     for cls in (4, 5):
-        h = writers.RISK_CLASS_COLOURS[cls].lstrip("#")
+        h = RISK_CLASS_COLOURS[cls].lstrip("#")
         rgb = np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)]) / 255
         assert (np.abs(img - rgb).max(axis=2) < 0.04).sum() > 50, f"class {cls} colour missing"
 
@@ -479,8 +487,8 @@ def test_png_map(tmp_path: Path, risk, plans) -> None:
     kw = dict(
         risk=risk, border=border_frame(), settlements=settlements_frame(), plans=plans, title="Risk"
     )
-    a = writers.write_png_map(tmp_path / "a.png", **kw)
-    b = writers.write_png_map(tmp_path / "b.png", **kw)
+    a = write_png_map(tmp_path / "a.png", **kw)
+    b = write_png_map(tmp_path / "b.png", **kw)
     data = a.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     assert data == b.read_bytes()  # deterministic: no timestamp/software chunks
@@ -490,24 +498,21 @@ def test_png_map(tmp_path: Path, risk, plans) -> None:
 
 
 def test_csv(tmp_path: Path, risk) -> None:
-    out = writers.write_csv(risk["morning"], tmp_path / "risk.csv")
+    out = write_csv(risk["morning"], tmp_path / "risk.csv")
     raw = out.read_bytes()
     assert b"\r\n" not in raw and raw.endswith(b"\n")
     back = pd.read_csv(out)
     assert "geometry" not in back and back.columns[0] == "segment_id" and len(back) == 30
     assert np.allclose(back["expected"], risk["morning"]["expected"], rtol=1e-5)
-    assert writers.write_csv(risk["morning"], tmp_path / "again.csv").read_bytes() == raw
+    assert write_csv(risk["morning"], tmp_path / "again.csv").read_bytes() == raw
     df = pd.DataFrame({"a": [1.0 / 3.0], "b": ["x"]})
-    assert (
-        writers.write_csv(df, tmp_path / "f.csv", float_format="%.2f").read_text()
-        == "a,b\n0.33,x\n"
-    )
+    assert write_csv(df, tmp_path / "f.csv", float_format="%.2f").read_text() == "a,b\n0.33,x\n"
 
 
 def test_provenance(tmp_path: Path, risk) -> None:
-    f1 = writers.write_csv(risk["morning"], tmp_path / "a.csv")
-    f2 = writers.write_geojson(risk["morning"], tmp_path / "sub" / "b.geojson")
-    out = writers.write_provenance(tmp_path, [f2, f1], {"model_id": "m", "created": "2024-08-13"})
+    f1 = write_csv(risk["morning"], tmp_path / "a.csv")
+    f2 = write_geojson(risk["morning"], tmp_path / "sub" / "b.geojson")
+    out = write_provenance(tmp_path, [f2, f1], {"model_id": "m", "created": "2024-08-13"})
     rec = json.loads(out.read_text(encoding="utf-8"))
     assert rec["model_id"] == "m"
     assert [o["path"] for o in rec["outputs"]] == ["a.csv", "sub/b.geojson"]
@@ -515,7 +520,7 @@ def test_provenance(tmp_path: Path, risk) -> None:
         rec["outputs"][0]["sha256"] == _sha(f1) and rec["outputs"][1]["bytes"] == f2.stat().st_size
     )
     with pytest.raises(OutputError, match="missing"):
-        writers.write_provenance(tmp_path, [tmp_path / "nope.csv"], {})
+        write_provenance(tmp_path, [tmp_path / "nope.csv"], {})
 
 
 def test_unwritable_folder_raises(tmp_path: Path, risk) -> None:
@@ -526,13 +531,11 @@ def test_unwritable_folder_raises(tmp_path: Path, risk) -> None:
     ro.chmod(0o500)
     try:
         with pytest.raises(OutputError):
-            writers.write_geojson(risk["morning"], ro / "x.geojson")
+            write_geojson(risk["morning"], ro / "x.geojson")
     finally:
         ro.chmod(0o700)
 
 
 def test_constants() -> None:
-    assert list(writers.RISK_CLASS_COLOURS) == [1, 2, 3, 4, 5]
-    assert (
-        writers.RISK_CLASS_LABELS[5] == "very high" and writers.RISK_CLASS_LABELS[1] == "very low"
-    )
+    assert list(RISK_CLASS_COLOURS) == [1, 2, 3, 4, 5]
+    assert RISK_CLASS_LABELS[5] == "very high" and RISK_CLASS_LABELS[1] == "very low"

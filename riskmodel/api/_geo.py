@@ -1,42 +1,16 @@
-"""Geography verbs: segment a border, write a layer."""
+"""Geography verbs: segment a border, write a layer (:func:`riskmodel.io.write.layer.write_layer`)."""
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
-import pandas as pd
-
 from riskmodel.config.settings import Settings
-from riskmodel.errors import ConfigError
 from riskmodel.geo.geodata import Geography
 from riskmodel.geo.segments import segment_summary
-from riskmodel.io.atomic import atomic_write_with
+from riskmodel.io.write.layer import write_layer
 
 log = logging.getLogger(__name__)
-
-
-def write_layer(gdf: gpd.GeoDataFrame, out: str | os.PathLike[str]) -> Path:
-    """Write a layer by extension: ``.geojson`` (RFC 7946), ``.gpkg`` (its own CRS), ``.csv``
-    (attributes plus WKT geometry), atomically."""
-    out = Path(out)
-    ext = out.suffix.lower()
-    if ext in (".geojson", ".json"):
-        from riskmodel.io.write.maps import write_geojson
-
-        return write_geojson(gdf, out)
-    if ext == ".gpkg":
-        return atomic_write_with(out, lambda p: gdf.to_file(p, driver="GPKG", layer=out.stem))
-    if ext == ".csv":
-        df = pd.DataFrame(gdf.drop(columns="geometry"))
-        df["wkt"] = gdf.geometry.to_wkt(rounding_precision=3)
-        return atomic_write_with(out, lambda p: df.to_csv(p, index=False, lineterminator="\n"))
-    raise ConfigError(
-        f"unknown output format {ext!r}", where=str(out), fix="use .geojson, .gpkg or .csv"
-    )
 
 
 def build_segments(

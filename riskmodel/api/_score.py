@@ -85,7 +85,13 @@ def write_score_outputs(
 ) -> list[Path]:
     """Write risk_<date>_<shift>.geojson(+.qml), risk_<date>.gpkg/.html/.png/.csv, forecast.csv,
     provenance.json for the shifts of ``date`` (the range goes to ``forecast.csv``)."""
-    from riskmodel.io.write import maps as wr
+    from riskmodel.io.write.csv import write_csv
+    from riskmodel.io.write.geojson import write_geojson
+    from riskmodel.io.write.gpkg import write_gpkg
+    from riskmodel.io.write.html import write_html_map
+    from riskmodel.io.write.png import write_png_map
+    from riskmodel.io.write.provenance import write_provenance
+    from riskmodel.io.write.qml import qml_risk_style
 
     out = Path(out)
     seg = ds.geo.segments
@@ -105,19 +111,19 @@ def write_score_outputs(
             g[c] = seg.set_index("segment_id")[c].reindex(part["segment_id"]).to_numpy()
         layers[sh] = g
         files.append(
-            wr.write_geojson(
-                g, out / f"risk_{date}_{sh}.geojson", provenance=prov, qml=wr.qml_risk_style()
+            write_geojson(
+                g, out / f"risk_{date}_{sh}.geojson", provenance=prov, qml=qml_risk_style()
             )
         )
     if layers:
         files.append(
-            wr.write_gpkg(
-                layers, out / f"risk_{date}.gpkg", provenance=prov, style_qml=wr.qml_risk_style()
+            write_gpkg(
+                layers, out / f"risk_{date}.gpkg", provenance=prov, style_qml=qml_risk_style()
             )
         )
         if html:
             files.append(
-                wr.write_html_map(
+                write_html_map(
                     out / f"risk_{date}.html",
                     risk=layers,
                     border=ds.geo.border,
@@ -128,7 +134,7 @@ def write_score_outputs(
             )
         if png:
             files.append(
-                wr.write_png_map(
+                write_png_map(
                     out / f"risk_{date}.png",
                     risk=layers,
                     border=ds.geo.border,
@@ -137,14 +143,14 @@ def write_score_outputs(
                 )
             )
         files.append(
-            wr.write_csv(
+            write_csv(
                 day[RISK_COLUMNS].sort_values(["shift_start", "rank"]), out / f"risk_{date}.csv"
             )
         )
     if forecast:
         fc = scored[["segment_id", "shift", "shift_start", "shift_end", "expected", "rank"]]
-        files.append(wr.write_csv(fc, out / "forecast.csv"))
-    files.append(wr.write_provenance(out, files, prov))
+        files.append(write_csv(fc, out / "forecast.csv"))
+    files.append(write_provenance(out, files, prov))
     return files
 
 

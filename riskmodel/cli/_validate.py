@@ -7,7 +7,10 @@ import click
 from riskmodel.cli import main
 from riskmodel.cli._common import events_options, get_settings, log, out_option, parse_columns
 from riskmodel.errors import InputError
-from riskmodel.io.read.events import DST_POLICIES, ReadResult, read_effort, read_events
+from riskmodel.io.read.effort import read_effort
+from riskmodel.io.read.events import read_events
+from riskmodel.io.read.result import ReadResult
+from riskmodel.io.read.times import DST_POLICIES
 
 
 @main.command("validate")

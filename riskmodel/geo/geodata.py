@@ -7,6 +7,7 @@ the metric CRS (EPSG:3794 by default).
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,9 @@ from pathlib import Path
 import geopandas as gpd
 
 from riskmodel.errors import InputError
+from riskmodel.io.read.layers import read_layer
+
+log = logging.getLogger(__name__)
 
 LAYERS = ("border", "settlements", "crossings", "corridors", "rivers", "areas")
 
@@ -43,18 +47,7 @@ def layer_path(name: str, override: str | os.PathLike[str] | None = None) -> Pat
 
 @lru_cache(maxsize=32)
 def _read_cached(path: str, mtime: float, crs: str) -> gpd.GeoDataFrame:
-    try:
-        gdf = gpd.read_file(path)
-    except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise InputError(
-            f"cannot read layer: {str(exc).splitlines()[0]}",
-            where=path,
-            fix="give a readable vector file (GeoJSON, GeoPackage, Shapefile)",
-        ) from None
-    if gdf.crs is None:
-        raise InputError(
-            "layer has no CRS", where=path, fix="assign a CRS to the file (e.g. in QGIS: Set CRS)"
-        )
+    gdf = read_layer(path, what=Path(path).stem)
     return gdf.to_crs(crs)
 
 

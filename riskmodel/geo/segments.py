@@ -8,8 +8,8 @@ short stub is left at the end and segment lengths sum to the line length.
 
 from __future__ import annotations
 
+import logging
 import os
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -19,6 +19,9 @@ from shapely.geometry import LineString, MultiLineString
 from shapely.ops import linemerge
 
 from riskmodel.errors import InputError
+from riskmodel.io.read.layers import read_layer
+
+log = logging.getLogger(__name__)
 
 # Slovenia's bounding box (lon/lat) with a margin: inside it the national grid is used.
 _SI_BOUNDS = (13.0, 45.2, 16.9, 47.0)
@@ -110,17 +113,7 @@ def read_border(
     if isinstance(path, gpd.GeoDataFrame):
         gdf = path
     else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError("border file not found", where=where, fix="check the --border path")
-        try:
-            gdf = gpd.read_file(p)
-        except Exception as exc:  # pyogrio/GDAL raise several types
-            raise InputError(
-                f"cannot read border file ({str(exc).splitlines()[0][:120]})",
-                where=where,
-                fix="give a vector file GDAL can read (GeoJSON, GeoPackage, Shapefile)",
-            ) from None
+        gdf = read_layer(path, what="border", require_crs=False)
     if len(gdf) == 0 or gdf.geometry.isna().all() or gdf.geometry.is_empty.all():
         raise InputError(
             "border file has no features", where=where, fix="give a file with the border line"
@@ -191,29 +184,8 @@ def make_segments(
         )
     line = border.geometry.iloc[0]
     crs = border.crs
-    coords = np.asarray(line.coords)[:, :2]
-    step = np.linalg.norm(np.diff(coords, axis=0), axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(step)])
-    total = float(cum[-1])
-    n = max(1, int(round(total / length_m)))
-    cuts = np.linspace(0.0, total, n + 1)
-    cut_pts = shapely.get_coordinates(shapely.line_interpolate_point(line, cuts))
-    # Vertices strictly inside each piece, vectorised with searchsorted.
-    i0 = np.searchsorted(cum, cuts[:-1], side="right")
-    i1 = np.searchsorted(cum, cuts[1:], side="left")
-    inner = np.maximum(i1 - i0, 0)
-    counts = inner + 2
-    seg_of = np.repeat(np.arange(n), counts)
-    offs = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.arange(counts.sum()) - np.repeat(offs, counts)  # position within piece
-    out = np.empty((counts.sum(), 2))
-    is_first = pos == 0
-    is_last = pos == np.repeat(counts - 1, counts)
-    out[is_first] = cut_pts[:-1]
-    out[is_last] = cut_pts[1:]
-    mid = ~(is_first | is_last)
-    out[mid] = coords[(np.repeat(i0, counts) + pos - 1)[mid]]
-    geoms = shapely.linestrings(out, indices=seg_of)
+    geoms, cuts = _cut_line(line, length_m)
+    n = len(geoms)
     lengths = shapely.length(geoms)
     reps = shapely.line_interpolate_point(geoms, 0.5, normalized=True)
     rx, ry = shapely.get_x(reps), shapely.get_y(reps)
@@ -244,6 +216,33 @@ def make_segments(
         seg["river"] = flag
         seg["river_name"] = name
     return seg
+
+
+def _cut_line(line: LineString, length_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``line`` into ``n = round(L / length_m)`` equal pieces; return them and the cut chainages."""
+    coords = np.asarray(line.coords)[:, :2]
+    step = np.linalg.norm(np.diff(coords, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(step)])
+    total = float(cum[-1])
+    n = max(1, int(round(total / length_m)))
+    cuts = np.linspace(0.0, total, n + 1)
+    cut_pts = shapely.get_coordinates(shapely.line_interpolate_point(line, cuts))
+    # Vertices strictly inside each piece, vectorised with searchsorted.
+    i0 = np.searchsorted(cum, cuts[:-1], side="right")
+    i1 = np.searchsorted(cum, cuts[1:], side="left")
+    inner = np.maximum(i1 - i0, 0)
+    counts = inner + 2
+    seg_of = np.repeat(np.arange(n), counts)
+    offs = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(counts.sum()) - np.repeat(offs, counts)  # position within piece
+    out = np.empty((counts.sum(), 2))
+    is_first = pos == 0
+    is_last = pos == np.repeat(counts - 1, counts)
+    out[is_first] = cut_pts[:-1]
+    out[is_last] = cut_pts[1:]
+    mid = ~(is_first | is_last)
+    out[mid] = coords[(np.repeat(i0, counts) + pos - 1)[mid]]
+    return shapely.linestrings(out, indices=seg_of), cuts
 
 
 def _assign_area(seg: gpd.GeoDataFrame, areas: gpd.GeoDataFrame) -> np.ndarray:

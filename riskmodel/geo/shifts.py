@@ -37,15 +37,6 @@ class Shift:
         """Whether the shift ends on the next day."""
         return self.end <= self.start
 
-    @property
-    def mid_hour(self) -> float:
-        """Local hour of the shift's middle (nominal, ignoring DST)."""
-        s = self.start.hour + self.start.minute / 60
-        e = self.end.hour + self.end.minute / 60
-        if e <= s:
-            e += 24
-        return ((s + e) / 2) % 24
-
 
 def parse_shifts(spec: str) -> tuple[Shift, ...]:
     """Parse ``name=HH:MM-HH:MM,...`` into shifts.

@@ -24,11 +24,6 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    """Return the hex sha256 of bytes."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # not all filesystems allow it
         fd = os.open(folder, os.O_RDONLY)

@@ -174,11 +174,12 @@ def read_dataset(
 
     Rejected rows are written to ``rejected_<input>.csv`` in ``quarantine_dir``.
     """
-    from riskmodel.io.read import events as _inputs
+    from riskmodel.io.read.effort import read_effort
+    from riskmodel.io.read.events import read_events
 
     geo = Geography(settings, border=border)
     kw = dict(read_kwargs or {})
-    res = _inputs.read_events(
+    res = read_events(
         events_path, border=geo.border, max_distance_m=float(settings.max_distance_m), **kw
     )
     if quarantine_dir is not None:
@@ -198,7 +199,7 @@ def read_dataset(
             for k, v in kw.items()
             if k in ("columns", "assume_tz", "crs", "strict", "encoding", "delimiter", "dst")
         }
-        r2 = _inputs.read_effort(effort_path, segment_ids=set(geo.segments["segment_id"]), **kw_e)
+        r2 = read_effort(effort_path, segment_ids=set(geo.segments["segment_id"]), **kw_e)
         if quarantine_dir is not None:
             r2.write_quarantine(quarantine_dir)
         eff = r2.frame

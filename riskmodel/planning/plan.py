@@ -1328,7 +1328,8 @@ def write_plan_outputs(
     if plan.geometry is not None and plan.geometry.notna().any():
         import geopandas as gpd
 
-        from riskmodel.io.write import maps as writers
+        from riskmodel.io.write.geojson import write_geojson
+        from riskmodel.io.write.qml import qml_plan_style
 
         crs = plan.geometry.crs
         if crs is None:  # RFC 7946 with no CRS writes empty geometries: assume the contract CRS
@@ -1349,7 +1350,7 @@ def write_plan_outputs(
             **(provenance or {}),
         }
         path = out / f"plan_{plan.stem}.geojson"
-        writers.write_geojson(gdf, path, provenance=prov, qml=writers.qml_plan_style())
+        write_geojson(gdf, path, provenance=prov, qml=qml_plan_style())
         written += [path, path.with_suffix(".qml")]
     return written
 

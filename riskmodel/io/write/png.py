@@ -1,0 +1,285 @@
+"""Static PNG risk map (matplotlib, Agg), one panel per shift."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from riskmodel.io.atomic import atomic_write_with
+from riskmodel.io.write.common import first_value, hhmm, midpoints, require_columns, to_national
+from riskmodel.io.write.styles import (
+    PLAN_COLOUR,
+    RISK_CLASS_COLOURS,
+    RISK_CLASS_LABELS,
+    RISK_CLASS_WIDTHS_MM,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _line_parts(geoms: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Split (Multi)LineStrings into coordinate arrays plus the owning row of each part."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    coords, idx = shapely.get_coordinates(parts, return_index=True)
+    cuts = np.flatnonzero(np.diff(idx)) + 1
+    return np.split(coords, cuts) if len(coords) else [], owner[np.unique(idx)] if len(
+        idx
+    ) else owner[:0]
+
+
+def write_png_map(
+    path: str | os.PathLike[str],
+    *,
+    risk: Mapping[str, gpd.GeoDataFrame],
+    border: gpd.GeoDataFrame | None,
+    settlements: gpd.GeoDataFrame | None,
+    plans: Mapping[str, gpd.GeoDataFrame] | None = None,
+    title: str,
+    dpi: int = 110,
+) -> Path:
+    """Write a static PNG risk map, one panel per shift, in EPSG:3794.
+
+    Parameters
+    ----------
+    path : path-like
+        Target ``.png``.
+    risk : mapping of str to GeoDataFrame
+        Shift name to scored segments.
+    border, settlements : GeoDataFrame or None
+        Orientation layers; the largest settlements in view are labelled.
+    plans : mapping of str to GeoDataFrame, optional
+        Shift name to plan checks (marked at the checked segment's midpoint).
+    title : str
+        Figure title.
+    dpi : int
+        Resolution.
+
+    Returns
+    -------
+    Path
+        The PNG path (byte-identical for identical input and matplotlib version).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    where = str(path)
+    frames = {k: to_national(v, f"{where} (shift {k})") for k, v in risk.items()}
+    for k, v in frames.items():
+        require_columns(v, ("risk_class",), f"{where} (shift {k})")
+    b = to_national(border, f"{where} (border)") if border is not None and len(border) else None
+    s = (
+        to_national(settlements, f"{where} (settlements)")
+        if settlements is not None and len(settlements)
+        else None
+    )
+    pl = {k: to_national(v, f"{where} (plan {k})") for k, v in (plans or {}).items()}
+
+    view = _view(frames, b)
+    x0, x1, y0, y1 = view
+    n = max(len(frames), 1)
+    width_in = 11.0
+    panel_h = float(np.clip(width_in * (y1 - y0) / (x1 - x0), 2.5, 9.0))
+    fig = Figure(figsize=(width_in, panel_h * n + 1.3), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    places = _places_in_view(s, view) if s is not None else None
+    for ax, (shift, gdf) in zip(axes, frames.items(), strict=False):
+        ax.set_facecolor("#eef1f2")
+        if b is not None:
+            _draw_border(ax, b)
+        if len(gdf):
+            _draw_risk(ax, gdf)
+        p = pl.get(shift)
+        if p is not None and len(p):
+            _draw_plan(ax, p)
+        if places is not None:
+            _draw_places(ax, *places)
+        _frame_panel(ax, shift, gdf, view)
+    handles = _legend_handles(
+        plans=any(len(v) for v in pl.values()), border=b is not None, places=s is not None
+    )
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), 9),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(title, fontsize=12)
+
+    def writer(tmp: Path) -> None:
+        # No Software/date chunks: identical input gives identical bytes.
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+
+    return atomic_write_with(path, writer)
+
+
+def _view(
+    frames: Mapping[str, gpd.GeoDataFrame], border: gpd.GeoDataFrame | None
+) -> tuple[float, float, float, float]:
+    """Map extent ``(x0, x1, y0, y1)``: the segments (else the border) plus a 4 % margin."""
+    bounds = [f.total_bounds for f in frames.values() if len(f)] or (
+        [border.total_bounds] if border is not None else []
+    )
+    if bounds:
+        bb = np.array(bounds)
+        x0, y0, x1, y1 = bb[:, 0].min(), bb[:, 1].min(), bb[:, 2].max(), bb[:, 3].max()
+    else:
+        x0, y0, x1, y1 = 370000.0, 30000.0, 630000.0, 200000.0  # Slovenia in EPSG:3794
+    pad = 0.04 * max(x1 - x0, y1 - y0, 1000.0)
+    return x0 - pad, x1 + pad, y0 - pad, y1 + pad
+
+
+def _places_in_view(
+    settlements: gpd.GeoDataFrame, view: tuple[float, float, float, float]
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Settlements inside the view, and the (at most 10) largest of them to label."""
+    x0, x1, y0, y1 = view
+    inside = settlements.cx[x0:x1, y0:y1]
+    pop = (
+        pd.to_numeric(inside["population"], errors="coerce").fillna(0)
+        if "population" in inside
+        else pd.Series(0, index=inside.index)
+    )
+    top = inside.loc[pop.sort_values(ascending=False, kind="stable").index[:10]]  # sparingly
+    return inside, top
+
+
+def _draw_border(ax: Any, border: gpd.GeoDataFrame) -> None:
+    from matplotlib.collections import LineCollection
+
+    bl, _ = _line_parts(border.geometry.to_numpy())
+    ax.add_collection(
+        LineCollection(bl, colors="#555555", linewidths=0.7, linestyles=(0, (4, 3)), zorder=1)
+    )
+
+
+def _draw_risk(ax: Any, gdf: gpd.GeoDataFrame) -> None:
+    """Segments coloured by risk class over a dark casing, high classes on top."""
+    from matplotlib.collections import LineCollection
+
+    cls = pd.to_numeric(gdf["risk_class"], errors="coerce").fillna(0).astype(int).to_numpy()
+    order = np.argsort(cls, kind="stable")  # high classes on top
+    parts, owner = _line_parts(gdf.geometry.to_numpy()[order])
+    oc = cls[order][owner]
+    cmap = np.array([RISK_CLASS_COLOURS.get(c, "#888888") for c in range(6)])
+    wmap = np.array([RISK_CLASS_WIDTHS_MM.get(c, 0.6) for c in range(6)]) * 1.8
+    ocl = np.clip(oc, 0, 5)
+    ax.add_collection(
+        LineCollection(
+            parts, colors="#3c3c3c", linewidths=wmap[ocl] + 0.9, capstyle="round", zorder=2
+        )
+    )
+    ax.add_collection(
+        LineCollection(
+            parts,
+            colors=cmap[ocl].tolist(),
+            linewidths=wmap[ocl],
+            capstyle="round",
+            zorder=3,
+        )
+    )
+
+
+def _draw_plan(ax: Any, plan: gpd.GeoDataFrame) -> None:
+    xy = shapely.get_coordinates(midpoints(plan))
+    ax.scatter(
+        xy[:, 0],
+        xy[:, 1],
+        s=46,
+        marker="o",
+        facecolor="white",
+        edgecolor=PLAN_COLOUR,
+        linewidths=1.8,
+        zorder=6,
+    )
+
+
+def _draw_places(ax: Any, inside: gpd.GeoDataFrame, top: gpd.GeoDataFrame) -> None:
+    from matplotlib import patheffects
+
+    halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+    sxy = shapely.get_coordinates(inside.geometry.to_numpy())
+    ax.scatter(sxy[:, 0], sxy[:, 1], s=5, color="#4d4d4d", zorder=4, linewidths=0)
+    txy = shapely.get_coordinates(top.geometry.to_numpy())
+    names = top["name"].astype(str).tolist() if "name" in top else []
+    for (tx, ty), nm in zip(txy, names, strict=False):
+        ax.annotate(
+            nm,
+            (tx, ty),
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontsize=7,
+            color="#222222",
+            path_effects=halo,
+            zorder=7,
+        )
+
+
+def _frame_panel(
+    ax: Any, shift: str, gdf: gpd.GeoDataFrame, view: tuple[float, float, float, float]
+) -> None:
+    """Extent, title (shift, date, hours) and a scale bar."""
+    x0, x1, y0, y1 = view
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    date, st, en = (
+        first_value(gdf, "date") or "",
+        hhmm(first_value(gdf, "shift_start")),
+        hhmm(first_value(gdf, "shift_end")),
+    )
+    ax.set_title(f"{shift}  {date} {st}\u2013{en}".strip(), fontsize=10, loc="left")
+    # 20 km scale bar, lower left.
+    bar = 20000.0 if (x1 - x0) > 60000 else 5000.0
+    sx, sy = x0 + 0.03 * (x1 - x0), y0 + 0.05 * (y1 - y0)
+    ax.plot([sx, sx + bar], [sy, sy], color="black", linewidth=2, zorder=8)
+    ax.text(
+        sx + bar / 2,
+        sy + 0.015 * (y1 - y0),
+        f"{bar / 1000:g} km",
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        zorder=8,
+    )
+
+
+def _legend_handles(*, plans: bool, border: bool, places: bool) -> list[Any]:
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=RISK_CLASS_COLOURS[k], linewidth=RISK_CLASS_WIDTHS_MM[k] * 1.8 + 1,
+               label=f"{k} {RISK_CLASS_LABELS[k]}")
+        for k in sorted(RISK_CLASS_COLOURS, reverse=True)
+    ]  # fmt: skip
+    if plans:
+        handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="white",
+                              markeredgecolor=PLAN_COLOUR, markeredgewidth=1.8, markersize=7, label="plan check"))  # fmt: skip
+    if border:
+        handles.append(
+            Line2D([], [], color="#555555", linewidth=0.8, linestyle=(0, (4, 3)), label="border")
+        )
+    if places:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                color="#4d4d4d",
+                markersize=3,
+                label="settlement",
+            )
+        )
+    return handles
