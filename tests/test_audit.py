@@ -1,4 +1,4 @@
-"""Tests of riskmodel.audit.log and ``riskmodel audit`` on hand-made logs."""
+"""Tests of riskmodel.audit and ``riskmodel audit`` on hand-made logs."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from riskmodel.audit.log import (
-    AuditLog,
-    append_entry,
-    checks_history,
-    compliance_report,
-    read_log,
-    window_max_counts,
-    write_report,
-)
+from riskmodel.audit.log import AuditLog, append_entry, read_log
+from riskmodel.audit.report import compliance_report, write_report
 from riskmodel.cli import main
+from riskmodel.errors import EXIT_VIOLATION
+from riskmodel.planning.caps import checks_history, window_max_counts
 
 CAPS = {
     "per_shift": 1.0,
@@ -207,7 +202,7 @@ def test_cap_violations_are_found(tmp_path) -> None:
             "--fail-on-violation",
         ],
     )
-    assert r.exit_code == 1 and "cap violations: 3" in r.output
+    assert r.exit_code == EXIT_VIOLATION and "cap violations: 3" in r.output
 
 
 def test_window_max_counts() -> None:

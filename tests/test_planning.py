@@ -1,4 +1,4 @@
-"""Tests of riskmodel.planning.plan and ``riskmodel plan``: coverage maths, sampling, caps, overrides,
+"""Tests of riskmodel.planning and ``riskmodel plan``: coverage maths, sampling, caps, overrides,
 reproducibility and outputs."""
 
 from __future__ import annotations
@@ -17,20 +17,22 @@ from click.testing import CliRunner
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from riskmodel.audit.log import AuditLog, checks_history, compliance_report, read_log
+from riskmodel.api import run_plan
+from riskmodel.audit.log import AuditLog, read_log
+from riskmodel.audit.report import compliance_report
 from riskmodel.cli import main
 from riskmodel.errors import ConfigError, InputError
 from riskmodel.geo.shifts import shift_windows
-from riskmodel.planning.plan import (
+from riskmodel.io.read.risk import validate_risk
+from riskmodel.planning import (
     PlanConfig,
     load_caps,
     make_plans,
     normalised_entropy,
     origami_coverage,
-    run_plan,
     systematic_sample,
-    validate_risk,
 )
+from riskmodel.planning.caps import checks_history
 
 AREAS = ("Murska Sobota", "Novo mesto", "Koper")
 
