@@ -147,7 +147,8 @@ def svg_sketch(plan: PlanLike, width: int = 900) -> str:
 
 
 def briefing_html(plan: PlanLike) -> str:
-    """Self-contained printable shift briefing (no external URLs)."""
+    """Self-contained printable shift briefing (no external URLs): checks by unit, a sketch of
+    the border, the coverage summary, warnings and the legal basis."""
     e = html.escape
     s = plan.stats
     rows = []
@@ -223,6 +224,15 @@ def write_plan_outputs(
 ) -> list[Path]:
     """Write ``plan_<date>_<shift>.csv``, ``briefing_<date>_<shift>.html`` and, with geometry,
     ``plan_<date>_<shift>.geojson`` + ``.qml`` into ``out`` (atomic; deterministic for a seed).
+
+    Parameters
+    ----------
+    plan : PlanLike
+        The plan.
+    out : path-like
+        Output folder.
+    provenance : dict, optional
+        Extra provenance for the GeoJSON (model id, risk sha256, audit log).
 
     Returns
     -------
