@@ -461,7 +461,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
     elif name == "plan":
         import pandas as pd
 
-        from riskmodel.planning import plan as planning
+        from riskmodel.api import PlanConfig, run_plan
 
         risk = pd.read_pickle(work / "scored.pkl")
         s = _settings(cfg)
@@ -470,12 +470,12 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         run_dir = work / f"plans_{cfg.get('run', 0)}"
         shutil.rmtree(run_dir, ignore_errors=True)
         plans = measured(
-            lambda: planning.run_plan(
+            lambda: run_plan(
                 risk,
                 run_dir,
                 run_dir / "audit.jsonl",
                 12,
-                config=planning.PlanConfig(**caps),
+                config=PlanConfig(**caps),
                 seed=None,
                 segments=geo.segments,
             )

@@ -35,14 +35,20 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the demo and return its headline figures (see module doc)."""
-    from riskmodel.api import run_simulation, score_dates, train_bundle, write_score_outputs
+    from riskmodel.api import (
+        PlanConfig,
+        run_plan,
+        run_simulation,
+        score_dates,
+        train_bundle,
+        write_score_outputs,
+    )
     from riskmodel.evaluation.backtest import run_backtest, short_table, write_report
     from riskmodel.geo.geodata import Geography
     from riskmodel.geo.segments import segment_summary
     from riskmodel.io.read.truth import read_truth
     from riskmodel.model.bundle import load_bundle
     from riskmodel.model.pipeline import read_dataset
-    from riskmodel.planning import plan as planning
 
     t_all = time.perf_counter()
     if small:
@@ -139,8 +145,8 @@ def run_demo(
         )
     t = time.perf_counter()
     risk = scored.drop(columns=["window", "seq"])
-    cfg = planning.PlanConfig(**DEMO_CAPS)
-    plans = planning.run_plan(
+    cfg = PlanConfig(**DEMO_CAPS)
+    plans = run_plan(
         risk,
         out / "plans",
         s.audit_log,

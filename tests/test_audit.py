@@ -1,4 +1,4 @@
-"""Tests of riskmodel.audit.log and ``riskmodel audit`` on hand-made logs."""
+"""Tests of riskmodel.audit and ``riskmodel audit`` on hand-made logs."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from riskmodel.audit.log import (
-    AuditLog,
-    append_entry,
-    checks_history,
-    compliance_report,
-    read_log,
-    window_max_counts,
-    write_report,
-)
+from riskmodel.audit.log import AuditLog, append_entry, read_log
+from riskmodel.audit.report import compliance_report, write_report
 from riskmodel.cli import main
+from riskmodel.errors import EXIT_VIOLATION
+from riskmodel.planning.caps import checks_history, window_max_counts
 
 CAPS = {
     "per_shift": 1.0,
@@ -207,7 +202,7 @@ def test_cap_violations_are_found(tmp_path) -> None:
             "--fail-on-violation",
         ],
     )
-    assert r.exit_code == 1 and "cap violations: 3" in r.output
+    assert r.exit_code == EXIT_VIOLATION and "cap violations: 3" in r.output
 
 
 def test_window_max_counts() -> None:
@@ -302,3 +297,102 @@ def test_empty_period_report(tmp_path, hand_log) -> None:
     assert rep.summary["plans"] == 0 and rep.summary["checks"] == 0
     files = write_report(rep, tmp_path / "e")
     assert all(f.exists() for f in files)
+
+
+# --------------------------------------------------------------------------- entry schema
+
+
+def test_plan_entry_round_trip_and_validation(tmp_path) -> None:
+    from riskmodel.audit import PlanEntry
+    from riskmodel.errors import InputError
+
+    e = entry("A", "2024-08-05", "morning", {"S1": 0.5}, {"S1": 3}, ["S1"])
+    pe = PlanEntry.from_dict({**e, "_line": 4, "future_key": [1]})
+    assert pe.plan_id == "A" and pe.chosen == ["S1"] and pe.extra == {"future_key": [1]}
+    assert pe.to_dict() == {**e, "future_key": [1]}  # same keys back: the line is the plan
+    for bad, msg in [
+        ({k: v for k, v in e.items() if k != "chosen"}, "lacks chosen"),
+        ({**e, "date": "05.08.2024"}, "not YYYY-MM-DD"),
+        ({**e, "chosen": "S1"}, "list of strings"),
+        ({**e, "entropy": "high"}, "a number"),
+        ({**e, "units": True}, "whole number"),
+        ({**e, "type": "note"}, "is not 'plan'"),
+    ]:
+        with pytest.raises(InputError, match=msg):
+            PlanEntry.from_dict(bad)
+    # Written: a bad plan entry is refused before anything reaches the log ...
+    path = tmp_path / "s.jsonl"
+    append_entry(path, PlanEntry.from_dict(e))
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="must be a number"):
+        append_entry(path, {**e, "plan_id": "B", "entropy": "high"})
+    assert path.read_bytes() == before
+    # ... and read: a plan line that breaks the schema counts as corrupt (the chain still holds).
+    with open(path, "ab") as fh:
+        fh.write(json.dumps({**e, "plan_id": "C", "chosen": None}).encode() + b"\n")
+    append_entry(path, {**e, "plan_id": "D", "date": "2024-08-06"})
+    entries, integ = read_log(path)
+    assert [x["plan_id"] for x in entries] == ["A", "D"]
+    assert integ.corrupt_lines == [2] and integ.chain_breaks == [] and not integ.ok
+
+
+def test_report_passed_and_api_audit_report(hand_log, tmp_path) -> None:
+    from riskmodel.api import audit_report, audit_summary, write_audit_report
+
+    rep = audit_report(hand_log, "2024-08-01", "2024-08-31")
+    assert rep.passed and rep.summary["plans"] == 3
+    assert audit_summary(rep)[0].startswith("period 2024-08-01 .. 2024-08-31: 3 plans")
+    assert len(write_audit_report(rep, tmp_path / "r")) == 3
+    empty = audit_report(tmp_path / "missing.jsonl", "2024-08-01", "2024-08-31")
+    assert empty.passed and empty.summary["log_integrity"]["lines"] == 0
+
+
+# ------------------------------------------------------------------ one rule book of caps
+
+
+def _brute_worst(hist: pd.DataFrame, seg: str, day: int, w: int) -> int:
+    days = hist.loc[hist["segment_id"] == seg, "day"].to_numpy()
+    return max(int(((days >= s) & (days < s + w)).sum()) for s in range(day - w + 1, day + 1))
+
+
+def test_window_counts_match_brute_force_and_planner_agrees_with_audit() -> None:
+    from riskmodel.planning.caps import (
+        PlanConfig,
+        blocked_by_caps,
+        window_breaches,
+        window_caps,
+        window_counts,
+    )
+
+    rng = np.random.default_rng(0)
+    segs = ["S1", "S2", "S3", "S4"]
+    days = pd.date_range("2024-01-01", "2024-03-31").strftime("%Y-%m-%d")
+    entries = [
+        {"type": "plan", "date": d, "shift": sh, "plan_id": f"{d}{sh}",
+         "chosen": list(rng.choice(segs, size=rng.integers(0, 3), replace=False))}
+        for d in days for sh in ("m", "n")
+    ]  # fmt: skip
+    hist = checks_history(entries)
+    q_seg = rng.choice(segs + ["S9"], 200)
+    q_day = rng.integers(int(hist["day"].min()) - 10, int(hist["day"].max()) + 10, 200)
+    for w in (1, 7, 30):
+        got = window_counts(hist, q_seg, q_day, w)
+        assert got.tolist() == [
+            _brute_worst(hist, s, d, w) for s, d in zip(q_seg, q_day, strict=True)
+        ]
+    # The share of shifts becomes a count, the same for PlanConfig and a logged caps dict.
+    cfg = PlanConfig(max_per_segment_per_7d=3, max_share_of_shifts=0.1, share_window_days=10)
+    assert cfg.window_caps() == window_caps(cfg.as_dict())
+    assert cfg.window_caps()["max_share_of_shifts"] == (10, 3)
+    # Planner and audit apply the same rule: a segment has no room (blocked) exactly when one
+    # more check on that day would put a window over its cap (a breach).
+    caps = cfg.window_caps()
+    day = "2024-02-15"
+    blocked = blocked_by_caps(np.array(segs, dtype=object), day, hist, caps)
+    for s in segs:
+        extra = checks_history(
+            [{"type": "plan", "date": day, "shift": "x", "plan_id": "new", "chosen": [s]}]
+        )
+        both = pd.concat([hist, extra], ignore_index=True)
+        breaches = window_breaches(both, extra, caps)
+        assert (s in blocked) == (len(breaches) > 0)

@@ -1,4 +1,4 @@
-"""Tests of riskmodel.planning.plan and ``riskmodel plan``: coverage maths, sampling, caps, overrides,
+"""Tests of riskmodel.planning and ``riskmodel plan``: coverage maths, sampling, caps, overrides,
 reproducibility and outputs."""
 
 from __future__ import annotations
@@ -15,20 +15,22 @@ from click.testing import CliRunner
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from riskmodel.audit.log import AuditLog, checks_history, compliance_report, read_log
+from riskmodel.api import run_plan
+from riskmodel.audit.log import AuditLog, read_log
+from riskmodel.audit.report import compliance_report
 from riskmodel.cli import main
 from riskmodel.errors import ConfigError, InputError
 from riskmodel.geo.shifts import shift_windows
-from riskmodel.planning.plan import (
+from riskmodel.io.read.risk import validate_risk
+from riskmodel.planning import (
     PlanConfig,
     load_caps,
     make_plans,
     normalised_entropy,
     origami_coverage,
-    run_plan,
     systematic_sample,
-    validate_risk,
 )
+from riskmodel.planning.caps import checks_history
 
 AREAS = ("Murska Sobota", "Novo mesto", "Koper")
 
@@ -477,3 +479,33 @@ def test_stats_compare_with_top_k() -> None:
     assert s["topk_entropy"] == 0.0  # a fixed top-k is fully predictable
     assert normalised_entropy(np.full(10, 0.3)) == pytest.approx(1.0)
     assert normalised_entropy(np.r_[np.ones(3), np.zeros(7)]) == 0.0
+
+
+def test_planning_does_not_import_audit_or_upper_layers() -> None:
+    import ast
+    from pathlib import Path
+
+    import riskmodel.planning
+
+    root = Path(riskmodel.planning.__file__).parent
+    for f in root.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for m in mods:
+                assert not m.startswith(
+                    ("riskmodel.audit", "riskmodel.sim", "riskmodel.api", "riskmodel.cli")
+                ), f"{f.name} imports {m}"
+
+
+def test_plan_entry_is_valid_and_round_trips() -> None:
+    from riskmodel.audit import PlanEntry
+
+    (p,) = make_plans(make_risk(n=15, shifts="night=22:00-06:00"), 3, seed=4)
+    e = p.audit_entry(created="2024-08-01T00:00:00+00:00")
+    assert PlanEntry.from_dict(e).to_dict() == e

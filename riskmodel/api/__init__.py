@@ -5,20 +5,33 @@ files -> validated frames -> features -> model -> scores -> plan -> writers.
 
 from riskmodel.api._geo import build_segments, write_layer
 from riskmodel.api._model import check_bundle_matches, load_model, model_card, train_bundle
+from riskmodel.api._plan import audit_report, audit_summary, run_plan, write_audit_report
 from riskmodel.api._score import RISK_COLUMNS, provenance, score_dates, write_score_outputs
 from riskmodel.api._sim import run_simulation, scenario_params
+from riskmodel.io.read.risk import read_risk, read_units_per_area
+from riskmodel.planning import PlanConfig, load_caps, make_plans, parse_ids
 
 __all__ = [
     "RISK_COLUMNS",
+    "PlanConfig",
+    "audit_report",
+    "audit_summary",
     "build_segments",
     "check_bundle_matches",
+    "load_caps",
     "load_model",
+    "make_plans",
     "model_card",
+    "parse_ids",
     "provenance",
+    "read_risk",
+    "read_units_per_area",
+    "run_plan",
     "run_simulation",
     "scenario_params",
     "score_dates",
     "train_bundle",
+    "write_audit_report",
     "write_layer",
     "write_score_outputs",
 ]

@@ -1,5 +1,5 @@
-"""``riskmodel plan`` and ``riskmodel audit``: thin wrappers over :mod:`riskmodel.planning.plan` and
-:mod:`riskmodel.audit.log`."""
+"""``riskmodel plan`` and ``riskmodel audit``: thin wrappers over :func:`riskmodel.api.run_plan` and
+:func:`riskmodel.api.audit_report`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import click
 
 from riskmodel.cli import main
 from riskmodel.cli._common import get_settings, out_option, seed_option
-from riskmodel.errors import InputError
+from riskmodel.errors import EXIT_VIOLATION, InputError
 from riskmodel.geo.shifts import parse_shifts
 
 
@@ -113,7 +113,7 @@ def plan(
     Writes plan_<date>_<shift>.csv, briefing_<date>_<shift>.html (and .geojson/.qml with
     geometry) and appends one entry per plan to the audit log.
     """
-    from riskmodel.planning import plan as planning
+    from riskmodel import api
 
     settings = get_settings()
     if (risk is None) == (date is None):
@@ -145,9 +145,9 @@ def plan(
         if segments is None:
             segments_gdf = ds.geo.segments
     else:
-        risk_df = planning.read_risk(risk)
-    upa = planning.read_units_per_area(units_per_area) if units_per_area else None
-    config = planning.load_caps(caps, shifts_per_day=len(parse_shifts(settings.shifts)))
+        risk_df = api.read_risk(risk)
+    upa = api.read_units_per_area(units_per_area) if units_per_area else None
+    config = api.load_caps(caps, shifts_per_day=len(parse_shifts(settings.shifts)))
     seg_gdf = segments_gdf if date is not None and segments is None else None
     if segments:
         import geopandas as gpd
@@ -170,15 +170,15 @@ def plan(
             )
         seg_gdf = seg_gdf.to_crs(settings.metric_crs)  # metres for the border sketch
     log_path = audit_log or settings.audit_log
-    results = planning.run_plan(
+    results = api.run_plan(
         risk_df,
         out,
         log_path,
         units,
         units_per_area=upa,
         config=config,
-        include=planning.parse_ids(include),
-        exclude=planning.parse_ids(exclude),
+        include=api.parse_ids(include),
+        exclude=api.parse_ids(exclude),
         shift=shift_name,
         seed=seed,
         segments=seg_gdf,
@@ -221,24 +221,24 @@ def plan(
 @click.option(
     "--fail-on-violation",
     is_flag=True,
-    help="Exit with code 1 if a cap was exceeded or the log's hash chain is broken.",
+    help="Exit with code 6 if a cap was exceeded or the log is damaged (broken hash chain, "
+    "corrupt lines).",
 )
 def audit(
     date_from: str, date_to: str, audit_log: str | None, out: str | None, fail_on_violation: bool
 ) -> None:
     """Compliance statistics of the plans in a period (Schengen Borders Code art. 23, CJEU C-9/16)."""
-    from riskmodel.audit import log as audit_mod
+    from riskmodel.api import audit_report, audit_summary, write_audit_report
 
     settings = get_settings()
     log_path = audit_log or settings.audit_log
-    entries, integrity = audit_mod.read_log(log_path)
-    if not entries and integrity.lines == 0:
+    report = audit_report(log_path, date_from, date_to)
+    if report.summary["log_integrity"]["lines"] == 0:
         click.echo(f"riskmodel: warning: audit log {log_path} is empty or missing", err=True)
-    report = audit_mod.compliance_report(entries, date_from, date_to, integrity)
-    for line in audit_mod.summary_lines(report):
+    for line in audit_summary(report):
         click.echo(line)
     if out:
-        files = audit_mod.write_report(report, out)
+        files = write_audit_report(report, out)
         click.echo("wrote " + ", ".join(str(f) for f in files))
-    if fail_on_violation and (report.summary["cap_violations"] or not integrity.ok):
-        raise click.exceptions.Exit(1)
+    if fail_on_violation and not report.passed:
+        raise click.exceptions.Exit(EXIT_VIOLATION)

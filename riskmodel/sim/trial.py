@@ -10,7 +10,7 @@ of the busiest 10 km, about a fifth of all crossings on the bundled geography, m
 stretch far away) to see which policies notice.
 
 Policies
-    ``randomised``  the engine's plan: ORIGAMI coverage (:func:`~riskmodel.planning.plan.
+    ``randomised``  the engine's plan: ORIGAMI coverage (:func:`~riskmodel.planning.
     origami_coverage`) on the model's effort-*neutral* risk with an exploration floor, a
     per-shift cap and a 30-day share-of-shifts cap, sampled systematically (exactly ``units``
     checks).
@@ -42,7 +42,7 @@ Outcomes (per policy, weekly and in total; mean and a t-interval over seeds)
     * map drift: hit rate at 10 % of border length of the model's effort-neutral prediction
       against the *true* expected crossings, week by week;
     * randomness/legality: mean normalised coverage entropy
-      (:func:`~riskmodel.planning.plan.normalised_entropy`), the largest share of shifts any segment
+      (:func:`~riskmodel.planning.normalised_entropy`), the largest share of shifts any segment
       was checked (whole trial and worst 30 days);
     * recovery after the route shift: weeks until the weekly hit rate is back within 10 % of
       its pre-shift level.
@@ -70,7 +70,6 @@ import numpy as np
 import pandas as pd
 
 from riskmodel import __version__
-from riskmodel.audit.log import share_cap_count
 from riskmodel.config.settings import DEFAULT_SHIFTS
 from riskmodel.errors import ConfigError
 from riskmodel.evaluation.metrics import hit_rate_curve
@@ -85,7 +84,13 @@ from riskmodel.features.build import (
 from riskmodel.geo.geodata import Geography
 from riskmodel.io.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from riskmodel.model.estimator import RiskRegressor, recent_residual_factor
-from riskmodel.planning.plan import normalised_entropy, origami_coverage, systematic_sample, top_k
+from riskmodel.planning import (
+    normalised_entropy,
+    origami_coverage,
+    share_cap_count,
+    systematic_sample,
+    top_k,
+)
 from riskmodel.sim.world import ScenarioParams, World
 
 log = logging.getLogger("riskmodel.sim.trial")

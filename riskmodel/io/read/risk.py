@@ -1,0 +1,165 @@
+"""Risk tables (the contract between scoring and planning) and units-per-area files.
+
+A risk table has one row per border segment per shift: ``segment_id, date, shift, shift_start,
+shift_end, expected, area`` (optionally ``threat``, ``reason_1..3``, ``model_id``, geometry).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from riskmodel.errors import InputError
+
+REQUIRED_COLUMNS = ("segment_id", "date", "shift", "shift_start", "shift_end", "expected", "area")
+
+
+def read_risk(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a risk table (CSV, Parquet, or a vector file with geometry) and validate it.
+
+    Parameters
+    ----------
+    path : path-like
+        The risk file (e.g. from ``riskmodel score``).
+
+    Returns
+    -------
+    DataFrame or GeoDataFrame
+        Validated risk (see :func:`validate_risk`).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("risk file not found", where=str(p), fix="check the --risk path")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt"):
+            df = pd.read_csv(p, dtype={"segment_id": str, "date": str, "shift": str, "area": str})
+        elif suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        else:
+            import geopandas as gpd
+
+            df = gpd.read_file(p)
+    except InputError:
+        raise
+    except Exception as exc:  # readers raise many types on unreadable files
+        raise InputError(
+            f"cannot read risk file: {str(exc).splitlines()[0]}",
+            where=str(p),
+            fix="give a CSV/Parquet/GeoJSON risk table from 'riskmodel score'",
+        ) from None
+    return validate_risk(df, where=str(p))
+
+
+def validate_risk(risk: pd.DataFrame, where: str | None = None) -> pd.DataFrame:
+    """Check the risk contract and normalise types.
+
+    Parameters
+    ----------
+    risk : DataFrame
+        A risk table (see the module docs).
+    where : str, optional
+        Its source, for error messages.
+
+    Returns
+    -------
+    DataFrame
+        A copy: ids and names as stripped strings, ``date`` as ``YYYY-MM-DD``, ``expected`` as
+        float, and ``_shift_start_utc`` / ``_shift_end_utc`` (UTC timestamps) added.
+
+    Raises
+    ------
+    InputError
+        Missing columns, negative or non-finite ``expected``, duplicate segment in a shift.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in risk.columns]
+    if missing:
+        raise InputError(
+            f"risk table lacks column(s) {', '.join(missing)}",
+            where=where,
+            fix=f"a risk table needs {', '.join(REQUIRED_COLUMNS)}",
+        )
+    if risk.empty:
+        raise InputError("risk table is empty", where=where, fix="score at least one shift")
+    df = risk.copy()
+    for c in ("segment_id", "shift", "area"):
+        df[c] = df[c].astype(str).str.strip()
+    try:
+        df["date"] = pd.to_datetime(df["date"].astype(str)).dt.strftime("%Y-%m-%d")
+    except (ValueError, TypeError):
+        raise InputError(
+            "column date holds values that are not dates",
+            where=where,
+            fix="write dates as YYYY-MM-DD",
+        ) from None
+    exp = pd.to_numeric(df["expected"], errors="coerce")
+    bad = ~np.isfinite(exp.to_numpy(dtype=float)) | (exp.to_numpy(dtype=float) < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"expected must be a finite number >= 0 (row {row + 2}: {df['expected'].iloc[row]!r})",
+            where=where,
+            fix="re-run scoring or fix the value",
+        )
+    df["expected"] = exp.astype(float)
+    for c in ("shift_start", "shift_end"):
+        try:
+            ts = pd.to_datetime(df[c].astype(str), utc=True, format="ISO8601")
+        except (ValueError, TypeError):
+            raise InputError(
+                f"column {c} holds values that are not ISO 8601 times",
+                where=where,
+                fix="write times like 2024-08-01T06:00:00+02:00",
+            ) from None
+        df[f"_{c}_utc"] = ts
+    dup = df.duplicated(["date", "shift", "segment_id"])
+    if dup.any():
+        r = df[dup].iloc[0]
+        raise InputError(
+            f"segment {r['segment_id']} appears twice in {r['date']} {r['shift']}",
+            where=where,
+            fix="keep one row per segment per shift",
+        )
+    return df
+
+
+def read_units_per_area(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Read a CSV ``area,units`` into ``{area: units}``.
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file.
+
+    Returns
+    -------
+    dict
+        Area name -> units (whole numbers >= 0).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, missing columns, bad counts or an area listed twice.
+    """
+    p = Path(path)
+    try:
+        df = pd.read_csv(p, dtype={"area": str})
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"cannot read units-per-area file: {exc}",
+            where=str(p),
+            fix="give a CSV with columns area,units",
+        ) from None
+    if not {"area", "units"} <= set(df.columns):
+        raise InputError("units-per-area file needs columns area,units", where=str(p))
+    u = pd.to_numeric(df["units"], errors="coerce")
+    if u.isna().any() or (u < 0).any() or (u != u.round()).any():
+        raise InputError("units must be whole numbers >= 0", where=str(p))
+    if df["area"].duplicated().any():
+        raise InputError(
+            f"area {df['area'][df['area'].duplicated()].iloc[0]!r} listed twice", where=str(p)
+        )
+    return {str(a).strip(): int(n) for a, n in zip(df["area"], u, strict=True)}
