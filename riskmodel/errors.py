@@ -13,6 +13,7 @@ EXIT_USAGE = 2  # bad command line (click's own code)
 EXIT_DATA = 3  # bad input data (file unreadable, wrong columns, rejected rows with --strict)
 EXIT_MODEL = 4  # model bundle refused (tampered, untrusted, mismatched)
 EXIT_OUTPUT = 5  # output cannot be written (not writable, disk full, locked)
+EXIT_VIOLATION = 6  # audit found cap violations or a broken hash chain (--fail-on-violation)
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
 
