@@ -3,22 +3,42 @@
 files -> validated frames -> features -> model -> scores -> plan -> writers.
 """
 
+from riskmodel.api._evaluate import backtest
 from riskmodel.api._geo import build_segments, write_layer
+from riskmodel.api._inputs import read_border, read_inputs, read_segments, validate_inputs
 from riskmodel.api._model import check_bundle_matches, load_model, model_card, train_bundle
-from riskmodel.api._score import RISK_COLUMNS, provenance, score_dates, write_score_outputs
-from riskmodel.api._sim import run_simulation, scenario_params
+from riskmodel.api._registry import list_models, show_model
+from riskmodel.api._score import (
+    RISK_COLUMNS,
+    provenance,
+    run_score,
+    score_dates,
+    score_for_plan,
+    write_score_outputs,
+)
+from riskmodel.api._sim import run_field_trial, run_simulation, scenario_params
 
 __all__ = [
     "RISK_COLUMNS",
+    "backtest",
     "build_segments",
     "check_bundle_matches",
+    "list_models",
     "load_model",
     "model_card",
     "provenance",
+    "read_border",
+    "read_inputs",
+    "read_segments",
+    "run_field_trial",
+    "run_score",
     "run_simulation",
     "scenario_params",
     "score_dates",
+    "score_for_plan",
+    "show_model",
     "train_bundle",
+    "validate_inputs",
     "write_layer",
     "write_score_outputs",
 ]
