@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -39,7 +40,7 @@ def _model_param_options(f):  # noqa: ANN001, ANN202
 
 def _progress(msg: str) -> None:
     # Progress on stderr only when it is a terminal (quiet in pipes and CI logs).
-    if click.get_text_stream("stderr").isatty():
+    if sys.stderr.isatty():
         echo(msg, err=True)
 
 
