@@ -120,13 +120,13 @@ def trial_cmd(
     Writes trial.md, trial.json, trial_weekly.csv and PNG plots into --out.
     """
     from riskmodel.api import run_field_trial
-    from riskmodel.sim.trial import DEFAULT_POLICIES
+    from riskmodel.sim.trial import DEFAULT_POLICIES, TrialConfig
 
     res, paths = run_field_trial(
         get_settings(),
         out=out or "trial",
         border=border,
-        progress=None if is_quiet() else (lambda m: click.echo(m, err=True)),
+        progress=None if is_quiet() else (lambda m: echo(m, err=True)),
         weeks=weeks,
         units=units,
         policies=tuple(policies) or DEFAULT_POLICIES,
@@ -134,7 +134,7 @@ def trial_cmd(
         seeds=seeds,
         retrain_weeks=retrain_weeks,
         burn_in_days=burn_in_days,
-        start=date_from or "2024-04-01",
+        start=date_from or TrialConfig.start,
         officers_per_unit=officers_per_unit,
         route_shift=not no_route_shift,
         route_shift_week=route_shift_week,
