@@ -1,6 +1,7 @@
 import re
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from riskmodel import __version__
@@ -59,19 +60,98 @@ def test_readme_commands_match_ci():
     assert cmds[1] in ci, "the README test command must be what CI runs"
 
 
-def test_every_readme_command_and_option_exists():
-    readme = (ROOT / "README.md").read_text()
-    runner = CliRunner()
-    for line in re.findall(r"`riskmodel ([^`]+)`", readme):
-        words = line.split()
-        path = []
-        for w in words:
-            if w.startswith("-") or w.isupper() or "." in w or "/" in w:
-                break
-            path.append(w)
-        if not path:
-            continue
-        r = runner.invoke(main, [*path, "--help"])
-        assert r.exit_code == 0, f"riskmodel {' '.join(path)} --help failed: {r.output}"
-        for opt in re.findall(r"(--[a-z][a-z0-9-]*)", line):
-            assert opt in r.output, f"option {opt} of 'riskmodel {' '.join(path)}' not in --help"
+# ----------------------------------------------------------------------------- option names
+
+
+def _run(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _opts(path: str) -> set[str]:
+    cmd = main
+    for name in path.split():
+        cmd = cmd.commands[name]
+    return {o for p in cmd.params if isinstance(p, click.Option) for o in p.opts if not p.hidden}
+
+
+def test_reader_and_model_groups_on_every_reading_command():
+    reader = _opts("validate") - {"--out"}
+    assert {"--events", "--dst", "--encoding", "--delimiter", "--crs", "--column"} <= reader
+    assert {"--strict", "--border", "--assume-tz", "--swap-latlon", "--max-distance-m"} <= reader
+    for path in ("train", "backtest", "score", "plan"):
+        assert reader <= _opts(path), (path, reader - _opts(path))
+    for path in ("score", "plan"):
+        assert {"--model", "--trust-model", "--models-root"} <= _opts(path)
+    assert "--to" in _opts("train") and "--until" not in _opts("train")
+    assert {"--from", "--to"} <= _opts("simulate") and "--start" not in _opts("simulate")
+    assert "--from" in _opts("trial") and "--scenario-param" in _opts("trial")
+    assert "--model-param" in _opts("backtest") and "--param" not in _opts("backtest")
+
+
+def test_old_spellings_work_with_a_note(tmp_path):
+    missing = tmp_path / "missing.csv"
+    # The old spelling is accepted (the run gets as far as reading the file: exit 3) ...
+    r = _run("train", "--events", missing, "--until", "2025-01-01", "--param", "n_estimators=5")
+    assert r.exit_code == 3, r.output
+    assert "--until is deprecated; use --to" in r.output
+    assert "--param is deprecated; use --model-param" in r.output
+    # ... once, not together with the new one; and the renamed option stays required.
+    r = _run("train", "--events", missing, "--until", "2025-01-01", "--to", "2025-01-02")
+    assert r.exit_code == 2 and "not also its old spelling --until" in r.output
+    r = _run("train", "--events", missing)
+    assert r.exit_code == 2 and "Missing option '--to'" in r.output
+    # -q silences the note.
+    r = _run("-q", "train", "--events", missing, "--until", "2025-01-01")
+    assert r.exit_code == 3 and "deprecated" not in r.output
+    # score: --date D --to E is the old range spelling; --from needs --to.
+    r = _run("score", "--events", missing, "--date", "2025-01-01", "--to", "2025-01-02",
+             "--models-root", tmp_path / "none", "--out", tmp_path / "o")  # fmt: skip
+    assert r.exit_code == 4 and "use --from D --to E" in r.output
+    r = _run("score", "--events", missing, "--from", "2025-01-01", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "--from D --to E" in r.output
+
+
+def test_simulate_old_and_new_date_spellings_agree(tmp_path):
+    old = _run("simulate", "--out", tmp_path / "a", "--seed", 1, "--start", "2025-01-01",
+               "--end", "2025-01-10", "--param", "theta=0.2")  # fmt: skip
+    new = _run("simulate", "--out", tmp_path / "b", "--seed", 1, "--from", "2025-01-01",
+               "--to", "2025-01-10", "--scenario-param", "theta=0.2")  # fmt: skip
+    assert old.exit_code == 0 and new.exit_code == 0, old.output + new.output
+    assert "--start is deprecated" in old.output and "deprecated" not in new.output
+    a, b = (p / "events.csv" for p in (tmp_path / "a", tmp_path / "b"))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_key_value_parser_is_one_rule():
+    from riskmodel.cli._common import parse_pairs
+
+    assert parse_pairs(("n=300", " lr = 0.1", "h=[12, 14]", "s=abc"), "--x") == {
+        "n": 300,
+        "lr": 0.1,
+        "h": [12, 14],
+        "s": "abc",
+    }
+    assert parse_pairs(("timestamp=123",), "--column", json_values=False) == {"timestamp": "123"}
+    r = _run("simulate", "--out", "x", "--scenario-param", "theta")
+    assert r.exit_code == 2 and "'theta' is not KEY=VALUE" in r.output
+
+
+def test_segments_out_is_a_folder(tmp_path):
+    import geopandas as gpd
+    import numpy as np
+    from shapely.geometry import LineString
+
+    t = np.linspace(0, 12, 500)
+    line = LineString(np.c_[500000 + t * 1000, 100000 + 3000 * np.sin(t / 5)])
+    src = tmp_path / "line.gpkg"
+    gpd.GeoDataFrame(geometry=[line], crs=3794).to_file(src)
+    r = _run("segments", "--border", src, "--out", tmp_path / "seg")
+    assert r.exit_code == 0 and (tmp_path / "seg" / "segments.geojson").is_file(), r.output
+    r = _run("segments", "--border", src, "--out", tmp_path / "seg", "--format", "csv")
+    assert r.exit_code == 0 and (tmp_path / "seg" / "segments.csv").is_file(), r.output
+    assert "deprecated" not in r.output
+    r = _run("segments", "--border", src, "--out", tmp_path / "old.gpkg")
+    assert r.exit_code == 0 and (tmp_path / "old.gpkg").is_file()
+    assert "--out FILE is deprecated" in r.output
+    r = _run("segments", "--border", src, "--out", tmp_path / "x.csv", "--format", "gpkg")
+    assert r.exit_code == 2

@@ -179,3 +179,123 @@ def test_changelog_has_current_version():
     version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
     assert version is not None
     assert f"[{version.group(1)}]" in text or "[Unreleased]" in text
+
+
+# -------------------------------------------------------------------------- README vs --help
+
+
+def _cli_commands() -> dict[str, object]:
+    """Every command of the CLI by its path ("score", "models list"), groups expanded."""
+    import click
+
+    from riskmodel.cli import main
+
+    out: dict[str, object] = {}
+
+    def walk(group: click.Group, prefix: tuple[str, ...]) -> None:
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                walk(cmd, (*prefix, name))
+            else:
+                out[" ".join((*prefix, name))] = cmd
+
+    walk(main, ())
+    return out
+
+
+COMMANDS = _cli_commands()
+
+
+def _readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def _examples() -> dict[str, list[str]]:
+    """``riskmodel ...`` snippets of the README by command path (longest path that matches)."""
+    found: dict[str, list[str]] = {}
+    for snippet in re.findall(r"`riskmodel ([^`]+)`", _readme()):
+        words = snippet.split()
+        for n in (2, 1):
+            path = " ".join(words[:n])
+            if path in COMMANDS:
+                found.setdefault(path, []).append(snippet)
+                break
+    return found
+
+
+def _visible_options(cmd) -> set[str]:  # noqa: ANN001
+    import click
+
+    return {
+        o
+        for p in cmd.params
+        if isinstance(p, click.Option) and not p.hidden
+        for o in p.opts + p.secondary_opts
+    }
+
+
+def test_readme_command_table_lists_every_command():
+    table = _section(_readme(), "Commands")
+    rows = {m.strip() for m in re.findall(r"^\| `([^`]+)` \|", table, flags=re.M)}
+    assert rows == set(COMMANDS), (
+        f"README command table: missing {sorted(set(COMMANDS) - rows)}, "
+        f"unknown {sorted(rows - set(COMMANDS))}"
+    )
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_readme_examples_match_help(path):
+    from click.testing import CliRunner
+
+    from riskmodel.cli import main
+
+    examples = _examples().get(path)
+    assert examples, f"the README has no `riskmodel {path} ...` example"
+    r = CliRunner().invoke(main, [*path.split(), "--help"])
+    assert r.exit_code == 0, r.output
+    visible = _visible_options(COMMANDS[path])
+    for opt in sorted(visible - {"-h", "--help"}):
+        assert opt in r.output, f"{opt} of 'riskmodel {path}' not in --help"
+    for snippet in examples:
+        for opt in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", snippet):
+            assert opt in visible, (
+                f"README: `riskmodel {snippet}`: {opt} is not an option of {path}"
+            )
+
+
+def test_readme_option_groups_match_the_cli():
+    """The reader and model option groups the README lists are exactly those of the commands."""
+    from riskmodel.cli import _common
+
+    text = _section(_readme(), "Commands")
+    for bullet, commands in (("Reader options", ("validate", "train", "backtest", "score", "plan")),
+                             ("Model options", ("score", "plan"))):  # fmt: skip
+        para = text[text.index(f"**{bullet}**") :].split("\n* ")[0]
+        listed = set(re.findall(r"`(--[a-z][a-z0-9-]*)`", para.split(":", 1)[1]))
+        for path in commands:
+            assert listed <= _visible_options(COMMANDS[path]), (bullet, path)
+    reader = {o for deco in _common._reader_option_list(True) for o in _opts_of(deco)}
+    para = text[text.index("**Reader options**") :].split("\n* ")[0]
+    assert set(re.findall(r"`(--[a-z][a-z0-9-]*)`", para.split(":", 1)[1])) == reader
+
+
+def _opts_of(deco) -> list[str]:  # noqa: ANN001
+    def f() -> None: ...
+
+    deco(f)
+    return [o for p in f.__click_params__ for o in p.opts]
+
+
+def test_readme_exit_codes_match_errors():
+    from riskmodel import errors
+
+    table = _section(_readme(), "Exit codes")
+    documented = {int(c) for c in re.findall(r"^\| (\d+) \|", table, flags=re.M)}
+    codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
+    assert documented == codes

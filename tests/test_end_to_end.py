@@ -33,20 +33,20 @@ def run(*args, cwd=None, check=True):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
-    run("simulate", "--out", d / "sim", "--seed", 3, "--start", "2025-01-01", "--end", "2025-06-30")
+    run("simulate", "--out", d / "sim", "--seed", 3, "--from", "2025-01-01", "--to", "2025-06-30")
     run(
         "train",
         "--events",
         d / "sim" / "events.csv",
         "--effort",
         d / "sim" / "effort.csv",
-        "--until",
+        "--to",
         "2025-06-20",
         "--models-root",
         d / "models",
-        "--param",
+        "--model-param",
         "n_estimators=25",
-        "--param",
+        "--model-param",
         "learning_rate=0.3",
     )
     return d
@@ -63,7 +63,7 @@ def test_score_reproducible_across_processes(world):
     env_args = [
         "--events",
         d / "sim" / "events.csv",
-        "--date",
+        "--from",
         "2025-06-21",
         "--to",
         "2025-06-23",
@@ -205,3 +205,40 @@ def test_segment_mismatch_refused(world, tmp_path):
         check=False,
     )
     assert p.returncode == 4 and "segment set mismatch" in p.stderr
+
+
+def test_reader_options_same_on_every_command(world, tmp_path):
+    """A naive local-time file that validate accepts with --assume-tz/--dst is read the same way
+    by train, score and plan --date (the reader's own fix suggestions are all accepted)."""
+    d = world
+    ev = pd.read_csv(d / "sim" / "events.csv")
+    local = pd.to_datetime(ev["timestamp"], utc=True).dt.tz_convert("Europe/Ljubljana")
+    ev["timestamp"] = local.dt.strftime("%Y-%m-%d %H:%M:%S")
+    gap = ev.iloc[[0]].assign(event_id="GAP-1", timestamp="2025-03-30 02:30:00")  # no such time
+    naive = tmp_path / "naive.csv"
+    pd.concat([ev, gap]).to_csv(naive, index=False)
+    flags = ["--events", naive, "--assume-tz", "Europe/Ljubljana"]
+    p = run("score", *flags, "--date", "2025-06-21", "--out", tmp_path / "x", cwd=d, check=False)
+    assert p.returncode == 3 and "--dst" in p.stderr  # the fix it suggests ...
+    flags += ["--dst", "earliest"]  # ... is accepted by every command
+    run("validate", *flags)
+    run(
+        "train",
+        *flags,
+        "--to",
+        "2025-06-20",
+        "--models-root",
+        tmp_path / "models",
+        "--model-param",
+        "n_estimators=5",
+    )
+    p = run(
+        "score", *flags, "--date", "2025-06-21", "--no-png", "--no-html", "--out", tmp_path / "s",
+        cwd=d,
+    )  # fmt: skip
+    assert (tmp_path / "s" / "risk_2025-06-21.csv").is_file()
+    run(
+        "plan", "--date", "2025-06-21", *flags, "--units", 3, "--seed", 1,
+        "--audit-log", tmp_path / "audit.jsonl", "--out", tmp_path / "p", cwd=d,
+    )  # fmt: skip
+    assert (tmp_path / "p" / "plan_2025-06-21_night.csv").is_file()

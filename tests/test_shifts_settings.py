@@ -68,3 +68,26 @@ def test_settings_errors(tmp_path):
         load_settings(bad, env={})
     s = load_settings(None, env={"RISKMODEL_SIGNING_KEY": "secret"})
     assert ("signing_key", "***", "env:RISKMODEL_SIGNING_KEY") in s.describe()
+
+
+def test_settings_are_typed_and_frozen():
+    import dataclasses
+    import typing
+
+    from riskmodel.config.settings import SETTING_NAMES, Settings
+
+    s = load_settings(None, env={"RISKMODEL_SEGMENT_LENGTH_M": "750", "RISKMODEL_SIGNING_KEY": "k"})
+    hints = typing.get_type_hints(Settings)
+    for name in SETTING_NAMES:  # every setting is a typed field with a source
+        assert isinstance(getattr(s, name), hints[name]), name
+        assert name in s.sources
+    assert s.segment_length_m == 750.0 and isinstance(s.segment_length_m, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.timezone = "UTC"
+    f = s.with_flags(max_distance_m="5000")
+    assert f.max_distance_m == 5000.0 and s.max_distance_m == 20000.0  # a copy
+    assert f.sources["max_distance_m"] == "flag" and s.sources["max_distance_m"] == "default"
+    with pytest.raises(ConfigError, match="unknown setting"):
+        s.with_flags(no_such_setting=1)
+    assert "'k'" not in repr(s)  # the secret is not printed
+    assert [r[0] for r in Settings().describe()] == list(SETTING_NAMES)

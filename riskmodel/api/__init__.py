@@ -3,11 +3,21 @@
 files -> validated frames -> features -> model -> scores -> plan -> writers.
 """
 
+from riskmodel.api._evaluate import backtest
 from riskmodel.api._geo import build_segments, write_layer
+from riskmodel.api._inputs import read_border, read_inputs, read_segments, validate_inputs
 from riskmodel.api._model import check_bundle_matches, load_model, model_card, train_bundle
 from riskmodel.api._plan import audit_report, audit_summary, run_plan, write_audit_report
-from riskmodel.api._score import RISK_COLUMNS, provenance, score_dates, write_score_outputs
-from riskmodel.api._sim import run_simulation, scenario_params
+from riskmodel.api._registry import list_models, show_model
+from riskmodel.api._score import (
+    RISK_COLUMNS,
+    provenance,
+    run_score,
+    score_dates,
+    score_for_plan,
+    write_score_outputs,
+)
+from riskmodel.api._sim import run_field_trial, run_simulation, scenario_params
 from riskmodel.io.read.risk import read_risk, read_units_per_area
 from riskmodel.planning import PlanConfig, load_caps, make_plans, parse_ids
 
@@ -16,21 +26,31 @@ __all__ = [
     "PlanConfig",
     "audit_report",
     "audit_summary",
+    "backtest",
     "build_segments",
     "check_bundle_matches",
+    "list_models",
     "load_caps",
     "load_model",
     "make_plans",
     "model_card",
     "parse_ids",
     "provenance",
+    "read_border",
+    "read_inputs",
     "read_risk",
+    "read_segments",
     "read_units_per_area",
+    "run_field_trial",
     "run_plan",
+    "run_score",
     "run_simulation",
     "scenario_params",
     "score_dates",
+    "score_for_plan",
+    "show_model",
     "train_bundle",
+    "validate_inputs",
     "write_audit_report",
     "write_layer",
     "write_score_outputs",

@@ -67,8 +67,101 @@ def score_dates(
             )
         targets = targets[names == shift]
     if len(targets) == 0:
-        raise InputError(f"no shift windows on {date}", fix="check --date/--to")
+        raise InputError(f"no shift windows on {date}", fix="check --date (or --from/--to)")
     return score_windows(bundle, ds, targets, reasons=reasons)
+
+
+def run_score(
+    settings: Settings,
+    events: str | os.PathLike[str],
+    effort: str | os.PathLike[str] | None = None,
+    *,
+    date: str,
+    to: str | None = None,
+    shift: str | None = None,
+    model: str | None = None,
+    trust: bool = False,
+    border: str | None = None,
+    read_kwargs: dict[str, Any] | None = None,
+    out: str | os.PathLike[str],
+    html: bool = True,
+    png: bool = True,
+) -> tuple[pd.DataFrame, Any, list[Path]]:
+    """Load a bundle, read the inputs, score ``date`` (.. ``to``) and write the risk maps.
+
+    The output folder is locked for the run (a second run on it fails cleanly).
+
+    Returns
+    -------
+    (DataFrame, Bundle, list of Path)
+        Scored rows of every shift in the range, the bundle used, the files written.
+    """
+    from riskmodel.api._inputs import read_inputs
+    from riskmodel.api._model import load_model
+    from riskmodel.io.atomic import folder_lock
+
+    bundle = load_model(settings, model, trust=trust)
+    with folder_lock(out):
+        ds = read_inputs(
+            settings,
+            events,
+            effort,
+            border=border,
+            end=to or date,
+            read_kwargs=read_kwargs,
+            quarantine_dir=out,
+        )
+        scored = score_dates(settings, bundle, ds, date, to, shift)
+        files = write_score_outputs(
+            settings,
+            scored,
+            ds,
+            bundle,
+            out,
+            date=date,
+            forecast=to is not None,
+            html=html,
+            png=png,
+        )
+    return scored, bundle, files
+
+
+def score_for_plan(
+    settings: Settings,
+    events: str | os.PathLike[str],
+    effort: str | os.PathLike[str] | None = None,
+    *,
+    date: str,
+    shift: str | None = None,
+    model: str | None = None,
+    trust: bool = False,
+    border: str | None = None,
+    read_kwargs: dict[str, Any] | None = None,
+    quarantine_dir: str | os.PathLike[str] | None = None,
+) -> tuple[pd.DataFrame, str, gpd.GeoDataFrame]:
+    """Score the shifts of one local date into a risk table for planning.
+
+    Returns
+    -------
+    (DataFrame, str, GeoDataFrame)
+        The risk table (the contract of :func:`riskmodel.planning.plan.read_risk`), the model
+        id and the segments scored.
+    """
+    from riskmodel.api._inputs import read_inputs
+    from riskmodel.api._model import load_model
+
+    bundle = load_model(settings, model, trust=trust)
+    ds = read_inputs(
+        settings,
+        events,
+        effort,
+        border=border,
+        end=date,
+        read_kwargs=read_kwargs,
+        quarantine_dir=quarantine_dir,
+    )
+    risk = score_dates(settings, bundle, ds, date, None, shift).drop(columns=["window", "seq"])
+    return risk, bundle.model_id, ds.geo.segments
 
 
 def write_score_outputs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,12 @@ def scenario_params(
     persons_per_year: float | None,
     params: tuple[str, ...] | dict[str, Any] = (),
 ) -> Any:
-    """Build :class:`~riskmodel.sim.world.ScenarioParams` from flags (``NAME=VALUE`` pairs)."""
+    """Build :class:`~riskmodel.sim.world.ScenarioParams` from flags.
+
+    ``params`` is a dict of overrides (values as parsed from ``--scenario-param``: numbers,
+    lists, dicts or strings) or raw ``NAME=VALUE`` strings; values are converted to each
+    field's type (a tuple field takes ``12,14,22`` or ``[12, 14, 22]``).
+    """
     from riskmodel.sim.world import ScenarioParams
 
     p = ScenarioParams(seed=seed, start=start or "", end=end or "")
@@ -40,12 +46,13 @@ def scenario_params(
         cur = getattr(p, name)
         try:
             if isinstance(cur, tuple):
-                val = tuple(int(v) for v in str(val).split(","))
+                seq = val if isinstance(val, list | tuple) else str(val).split(",")
+                val = tuple(int(v) for v in seq)
             elif isinstance(cur, dict):
                 val = json.loads(val) if isinstance(val, str) else dict(val)
             else:
                 val = type(cur)(val)
-        except (ValueError, json.JSONDecodeError):
+        except (TypeError, ValueError):
             raise ConfigError(
                 f"bad value for {name}: {val!r}", fix=f"give a {type(cur).__name__}"
             ) from None
@@ -72,3 +79,49 @@ def run_simulation(
     sc = simulate(geo, p, settings.shifts, settings.timezone)
     write_scenario(sc, out)
     return sc.summary
+
+
+def run_field_trial(
+    settings: Settings,
+    *,
+    out: str | Path,
+    border: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    **config: Any,
+) -> tuple[Any, dict[str, Path]]:
+    """Run the closed-loop field trial and write its report into ``out`` (locked meanwhile).
+
+    Parameters
+    ----------
+    settings : Settings
+        Shifts, time zone, feature spec and layers.
+    out : path-like
+        Report folder.
+    border : str, optional
+        Border line file (default: setting ``border``, else bundled).
+    progress : callable, optional
+        Receives one progress line at a time.
+    **config
+        Fields of :class:`~riskmodel.sim.trial.TrialConfig` (``scenario`` is a dict of
+        :class:`~riskmodel.sim.world.ScenarioParams` overrides).
+
+    Returns
+    -------
+    (TrialResult, dict of str to Path)
+    """
+    from riskmodel.features.build import FeatureSpec
+    from riskmodel.io.atomic import folder_lock
+    from riskmodel.sim.trial import TrialConfig, run_trial, write_report
+
+    cfg = TrialConfig(**config)
+    res = run_trial(
+        Geography(settings, border=border),
+        cfg,
+        shifts=settings.shifts,
+        tz=settings.timezone,
+        spec=FeatureSpec.load(settings.feature_spec or None),
+        progress=progress,
+    )
+    with folder_lock(out):
+        paths = write_report(res, out)
+    return res, paths

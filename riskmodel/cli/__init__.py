@@ -14,6 +14,8 @@ from riskmodel import __version__
 from riskmodel.config.settings import load_settings
 from riskmodel.errors import EXIT_INTERRUPTED, RiskModelError
 
+log = logging.getLogger(__name__)
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -38,7 +40,7 @@ def _sigterm(signum: int, frame: Any) -> None:  # turn kill into the same clean 
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="riskmodel")
 @click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors: no results, notes or progress.")
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
@@ -57,7 +59,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config: str | None) -> N
     logging.basicConfig(
         level=level, format="riskmodel: %(levelname)s: %(message)s", stream=sys.stderr
     )
-    logging.getLogger("riskmodel").setLevel(level)
+    logging.getLogger(__name__.partition(".")[0]).setLevel(level)  # the whole package
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _sigterm)
     ctx.ensure_object(dict)

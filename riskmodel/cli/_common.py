@@ -1,24 +1,150 @@
-"""Shared click option decorators and context for the thin CLI (no logic lives here)."""
+"""Shared option groups, the one ``KEY=VALUE`` parser, renamed-option aliases and quiet-aware
+output for the thin CLI (no engine logic lives here)."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
 
 from riskmodel.config.settings import Settings
+from riskmodel.io.read.times import DST_POLICIES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-log = logging.getLogger("riskmodel")
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- context, output
 
 
 def get_settings(ctx: click.Context | None = None) -> Settings:
     """Settings resolved by the group (file + environment); commands add their flags."""
     ctx = ctx or click.get_current_context()
     return ctx.find_root().obj["settings"]
+
+
+def is_quiet() -> bool:
+    """Whether ``-q`` was given (only errors are shown then)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and (ctx.find_root().obj or {}).get("quiet"))
+
+
+def echo(message: str = "", *, err: bool = False) -> None:
+    """Print a result line (stdout) or a progress line (``err=True``), unless ``-q``."""
+    if not is_quiet():
+        click.echo(message, err=err)
+
+
+def note(message: str) -> None:
+    """One ``riskmodel: note: ...`` line on stderr, unless ``-q``."""
+    echo(f"riskmodel: note: {message}", err=True)
+
+
+# ----------------------------------------------------------------------------- KEY=VALUE
+
+
+def parse_pairs(pairs: tuple[str, ...], option: str, *, json_values: bool = True) -> dict[str, Any]:
+    """Parse repeated ``KEY=VALUE`` flags into a dict (later flags win).
+
+    Parameters
+    ----------
+    pairs : tuple of str
+        The raw flag values.
+    option : str
+        The flag, for the error message.
+    json_values : bool
+        Decode values as JSON where they parse (numbers, ``true``, ``{}``, ``[12, 14]``); else
+        keep every value a string (column names).
+
+    Returns
+    -------
+    dict
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, val = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+        key, val = key.strip(), val.strip()
+        if json_values:
+            try:
+                out[key] = json.loads(val)
+                continue
+            except ValueError:
+                pass
+        out[key] = val
+    return out
+
+
+def pairs_option(
+    *decls: str, help: str, metavar: str = "NAME=VALUE", json_values: bool = True, **kw: Any
+) -> Callable[[F], F]:
+    """A repeatable ``KEY=VALUE`` option whose value reaches the command as a dict."""
+
+    def convert(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict:
+        return parse_pairs(value, param.opts[0], json_values=json_values)
+
+    return click.option(*decls, multiple=True, metavar=metavar, callback=convert, help=help, **kw)
+
+
+# ----------------------------------------------------------------------------- renamed options
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value != () and value != {}
+
+
+def renamed_option(
+    old: str, new: str, dest: str, *, required: bool = False, **option_kw: Any
+) -> Callable[[F], F]:
+    """Keep ``old`` as a hidden spelling of option ``new`` (parameter ``dest``).
+
+    The old spelling gives the same value and a one-line deprecation note on stderr. Giving
+    both is a usage error (``KEY=VALUE`` dicts are merged instead, the new spelling winning).
+    With ``required`` the new option (declared not required) must be given in one spelling.
+    ``option_kw`` are click settings the old spelling needs to parse like the new one.
+    """
+    alias = "renamed_" + old.lstrip("-").replace("-", "_")
+
+    def deco(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(alias)
+            if _given(value):
+                note(f"{old} is deprecated; use {new}")
+                current = kwargs.get(dest)
+                if isinstance(value, dict):
+                    kwargs[dest] = {**value, **(current or {})}
+                elif _given(current):
+                    raise click.UsageError(f"give {new} only, not also its old spelling {old}")
+                else:
+                    kwargs[dest] = value
+            if required and not _given(kwargs.get(dest)):
+                raise click.MissingParameter(param_hint=f"'{new}'", param_type="option")
+            return f(*args, **kwargs)
+
+        opt = click.option(old, alias, hidden=True, **option_kw)
+        return opt(wrapper)  # type: ignore[return-value]
+
+    return deco
+
+
+def renamed_pairs(old: str, new: str, dest: str, *, json_values: bool = True) -> Callable[[F], F]:
+    """Hidden old spelling of a ``KEY=VALUE`` option (see :func:`renamed_option`)."""
+
+    def convert(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict:
+        return parse_pairs(value, old, json_values=json_values)
+
+    return renamed_option(old, new, dest, multiple=True, callback=convert)
+
+
+# ----------------------------------------------------------------------------- option groups
 
 
 def out_option(
@@ -39,62 +165,176 @@ def seed_option(
     )
 
 
-def events_options(required: bool = True) -> Callable[[F], F]:
-    """Input options shared by every command that reads events/effort files."""
+@dataclass(frozen=True)
+class Inputs:
+    """What the reader options name: files and the keyword arguments for the readers."""
+
+    events: str | None
+    effort: str | None
+    border: str | None
+    read_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+# Parameter name -> reader keyword (None: not a reader keyword).
+_READER_PARAMS = {
+    "events": None,
+    "effort": None,
+    "border": None,
+    "assume_tz": "assume_tz",
+    "dst": "dst",
+    "encoding": "encoding",
+    "delimiter": "delimiter",
+    "input_crs": "crs",
+    "columns": "columns",
+    "swap_latlon": "swap_latlon",
+    "max_distance_m": "max_distance_m",
+    "strict": "strict",
+}
+
+
+def _reader_option_list(required: bool) -> list[Callable[[F], F]]:
+    path = click.Path(dir_okay=False)
+    return [
+        click.option(
+            "--events",
+            type=path,
+            required=required,
+            help="Events file (CSV, GeoJSON, GeoPackage, Parquet, Shapefile)."
+            + ("" if required else " Needed with --date."),
+        ),
+        click.option(
+            "--effort",
+            type=path,
+            default=None,
+            help="Patrol effort log (segment_id or location, start, end, officer_hours).",
+        ),
+        click.option(
+            "--border",
+            type=path,
+            default=None,
+            help="Border line file (default: setting border, else the bundled SI-HR border).",
+        ),
+        click.option(
+            "--assume-tz",
+            default=None,
+            help="Zone for naive timestamps, e.g. Europe/Ljubljana (else they are rejected).",
+        ),
+        click.option(
+            "--dst",
+            type=click.Choice(DST_POLICIES),
+            default=None,
+            help="Naive local times that do not exist / occur twice at DST changes: raise an "
+            "error (default); shift (read with the pre-change offset; ambiguous quarantined); "
+            "earliest/latest occurrence; drop (quarantine).",
+        ),
+        click.option(
+            "--encoding", default=None, help="Text encoding of CSV inputs (default: detected)."
+        ),
+        click.option(
+            "--delimiter",
+            default=None,
+            help="Delimiter of CSV inputs: , ; tab | (default: sniffed per file).",
+        ),
+        click.option(
+            "--crs",
+            "input_crs",
+            default=None,
+            help="CRS of x/y columns, e.g. EPSG:3794 or EPSG:3912.",
+        ),
+        pairs_option(
+            "--column",
+            "columns",
+            metavar="CANON=NAME",
+            json_values=False,
+            help="Map a canonical column to your column name (repeatable), e.g. "
+            "timestamp=DATUM_CAS; adds to [columns] of the configuration.",
+        ),
+        click.option(
+            "--swap-latlon",
+            is_flag=True,
+            help="Swap lat/lon in rows where only the swapped pair lies in Slovenia.",
+        ),
+        click.option(
+            "--max-distance-m",
+            type=float,
+            default=None,
+            help="Quarantine events farther from the border (default: setting max_distance_m).",
+        ),
+        click.option("--strict", is_flag=True, help="Any rejected row is an error."),
+    ]
+
+
+def reader_options(required: bool = True) -> Callable[[F], F]:
+    """The reader option group of every command that reads events or effort files.
+
+    The command receives one ``inputs`` argument (:class:`Inputs`) whose ``read_kwargs`` go to
+    the readers unchanged (see :func:`riskmodel.api.read_inputs`).
+    """
 
     def deco(f: F) -> F:
-        opts = [
-            click.option(
-                "--events",
-                type=click.Path(dir_okay=False),
-                required=required,
-                help="Events file (CSV, GeoJSON, GeoPackage, Parquet, Shapefile).",
-            ),
-            click.option(
-                "--effort",
-                type=click.Path(dir_okay=False),
-                default=None,
-                help="Patrol effort log (segment_id or location, start, end, officer_hours).",
-            ),
-            click.option(
-                "--border",
-                type=click.Path(dir_okay=False),
-                default=None,
-                help="Border line file (default: bundled SI-HR border).",
-            ),
-            click.option(
-                "--assume-tz",
-                default=None,
-                help="Zone for naive timestamps, e.g. Europe/Ljubljana (else they are rejected).",
-            ),
-            click.option(
-                "--crs",
-                "input_crs",
-                default=None,
-                help="CRS of x/y columns, e.g. EPSG:3794 or EPSG:3912.",
-            ),
-            click.option(
-                "--column",
-                "columns",
-                multiple=True,
-                metavar="CANON=NAME",
-                help="Map a canonical column to your column name (repeatable), e.g. timestamp=DATUM_CAS.",
-            ),
-            click.option("--strict", is_flag=True, help="Any rejected row is an error."),
-        ]
-        for o in reversed(opts):
-            f = o(f)
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            vals = {name: kwargs.pop(name) for name in _READER_PARAMS}
+            read_kwargs = {
+                key: vals[name]
+                for name, key in _READER_PARAMS.items()
+                if key is not None and _given(vals[name])
+            }
+            inputs = Inputs(vals["events"], vals["effort"], vals["border"], read_kwargs)
+            return f(*args, inputs=inputs, **kwargs)
+
+        for opt in reversed(_reader_option_list(required)):
+            wrapper = opt(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+def model_options(help_model: str = "") -> Callable[[F], F]:
+    """``--model``, ``--trust-model`` and ``--models-root``: which bundle to load."""
+    opts = [
+        click.option(
+            "--model",
+            default=None,
+            help=help_model
+            or "Model bundle folder or id (default: the newest in the models root).",
+        ),
+        click.option(
+            "--trust-model",
+            is_flag=True,
+            help="Allow a bundle outside the models root (after checking it).",
+        ),
+        models_root_option(),
+    ]
+
+    def deco(f: F) -> F:
+        for opt in reversed(opts):
+            f = opt(f)
         return f
 
     return deco
 
 
-def parse_columns(pairs: tuple[str, ...], settings: Settings) -> dict[str, str]:
-    """Merge ``[columns]`` from the config file with ``--column CANON=NAME`` flags (flags win)."""
-    mapping = dict(settings.columns)
-    for p in pairs:
-        if "=" not in p:
-            raise click.BadParameter(f"{p!r} is not CANON=NAME", param_hint="--column")
-        k, v = p.split("=", 1)
-        mapping[k.strip()] = v.strip()
-    return mapping
+def models_root_option() -> Callable[[F], F]:
+    """``--models-root DIR``."""
+    return click.option(
+        "--models-root", default=None, help="Model registry folder (default: setting models_root)."
+    )
+
+
+def one_day_or_range(
+    date: str | None, date_from: str | None, to: str | None
+) -> tuple[str, str | None]:
+    """``--date D`` (one day) or ``--from D --to E`` (a range) -> (first day, last day or None).
+
+    ``--date D --to E`` is the old range spelling: accepted with a note.
+    """
+    if date is not None and date_from is not None:
+        raise click.UsageError("give --date D for one day or --from D --to E, not both")
+    if date is not None:
+        if to is not None:
+            note("--date D --to E is deprecated; use --from D --to E")
+        return date, to
+    if date_from is None or to is None:
+        raise click.UsageError("give --date D for one day or --from D --to E for a range")
+    return date_from, to

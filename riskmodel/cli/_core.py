@@ -1,25 +1,40 @@
-"""Commands: config, segments, simulate (demo lives in _demo)."""
+"""Commands: config, segments, simulate (demo lives in _score)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import click
 
 from riskmodel.cli import main
-from riskmodel.cli._common import get_settings, out_option, seed_option
+from riskmodel.cli._common import (
+    echo,
+    get_settings,
+    note,
+    out_option,
+    pairs_option,
+    renamed_option,
+    renamed_pairs,
+    seed_option,
+)
+
+log = logging.getLogger(__name__)
+
+SEGMENT_FORMATS = {"geojson": ".geojson", "gpkg": ".gpkg", "csv": ".csv"}
+# The old `segments --out FILE` form, recognised by its extension.
+_FILE_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".csv": "csv"}
 
 
 @main.command("config")
 def config_cmd() -> None:
     """Print the effective configuration and where each value came from."""
-    s = get_settings()
-    rows = s.describe()
+    rows = get_settings().describe()
     w = max(len(r[0]) for r in rows)
-    click.echo(f"{'setting':<{w}}  value  [source]")
+    echo(f"{'setting':<{w}}  value  [source]")
     for key, val, src in rows:
-        click.echo(f"{key:<{w}}  {val}  [{src}]")
+        echo(f"{key:<{w}}  {val}  [{src}]")
 
 
 @main.command("segments")
@@ -42,52 +57,74 @@ def config_cmd() -> None:
 @click.option(
     "--out",
     "out",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     required=True,
-    help="Output file (.geojson, .gpkg, .csv).",
+    help="Output folder (created if missing): writes segments.<format>.",
 )
-def segments_cmd(border: str | None, length_m: float | None, max_gap_m: float, out: str) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(SEGMENT_FORMATS)),
+    default=None,
+    help="geojson (RFC 7946, default), gpkg (metric CRS) or csv (attributes and WKT).",
+)
+def segments_cmd(
+    border: str | None, length_m: float | None, max_gap_m: float, out: str, fmt: str | None
+) -> None:
     """Split a border line into segments with stable ids."""
     from riskmodel.api import build_segments
 
+    old_form = _FILE_SUFFIXES.get(Path(out).suffix.lower())
+    if old_form is not None:
+        if fmt is not None and fmt != old_form:
+            raise click.UsageError(f"--out {out} and --format {fmt} disagree")
+        path = Path(out)
+    else:
+        path = Path(out) / f"segments{SEGMENT_FORMATS[fmt or 'geojson']}"
     s = get_settings().with_flags(segment_length_m=length_m)
     t0 = time.perf_counter()
-    info = build_segments(s, border=border, out=out, max_gap_m=max_gap_m)
-    click.echo(
+    info = build_segments(s, border=border, out=str(path), max_gap_m=max_gap_m)
+    echo(
         f"{info['segments']} segments of ~{info['mean_length_m']:.0f} m; length sum "
         f"{info['segment_length_sum_m'] / 1000:.3f} km vs line {info['line_length_m'] / 1000:.3f} km "
-        f"(diff {info['difference_m']:.3f} m); metric CRS {info['crs']} -> {out} "
+        f"(diff {info['difference_m']:.3f} m); metric CRS {info['crs']} -> {path} "
         f"[{time.perf_counter() - t0:.2f} s]"
     )
+    if old_form is not None:  # after the work, so errors stay one line
+        note(f"--out FILE is deprecated; use --out {path.parent} [--format {old_form}]")
 
 
 @main.command("simulate")
 @out_option()
 @seed_option()
 @click.option(
-    "--start", default=None, help="First date YYYY-MM-DD (default: 3 years before --end)."
+    "--from",
+    "date_from",
+    default=None,
+    help="First date YYYY-MM-DD (default: 3 years before --to).",
 )
-@click.option("--end", default=None, help="Last date YYYY-MM-DD (default: yesterday).")
+@click.option("--to", "to", default=None, help="Last date YYYY-MM-DD (default: yesterday).")
+@renamed_option("--start", "--from", "date_from")
+@renamed_option("--end", "--to", "to")
 @click.option(
     "--persons-per-year",
     type=float,
     default=None,
     help="Recorded persons in the first year (default 50000).",
 )
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
+@pairs_option(
+    "--scenario-param",
+    "scenario",
     help="Any other scenario parameter (repeatable), e.g. theta=0.5.",
 )
+@renamed_pairs("--param", "--scenario-param", "scenario")
 def simulate_cmd(
     out: str,
     seed: int,
-    start: str | None,
-    end: str | None,
+    date_from: str | None,
+    to: str | None,
     persons_per_year: float | None,
-    params: tuple[str, ...],
+    scenario: dict,
 ) -> None:
     """Simulate a truth-known multi-year history on the real border."""
     from riskmodel.api import run_simulation
@@ -96,24 +133,24 @@ def simulate_cmd(
         get_settings(),
         out=Path(out),
         seed=seed,
-        start=start,
-        end=end,
+        start=date_from,
+        end=to,
         persons_per_year=persons_per_year,
-        params=params,
+        params=scenario,
     )
     _print_sim_summary(summary, out)
 
 
 def _print_sim_summary(summary: dict, out: str | Path) -> None:
-    click.echo(
+    echo(
         f"simulated {summary['incidents']} incidents, {summary['persons']} persons "
         f"on {summary['segments']} segments x {summary['windows']} shifts "
         f"in {summary['runtime_s']:.1f} s -> {out}"
     )
     for y, r in summary["per_year"].items():
-        click.echo(
+        echo(
             f"  {y}: {r['incidents']:6d} incidents {r['persons']:7d} persons {r['smugglers']:4d} smugglers"
         )
     areas = ", ".join(f"{k or '?'} {v:.1%}" for k, v in summary["share_by_area"].items())
-    click.echo(f"  persons by directorate: {areas}")
-    click.echo(f"  share at night (22-06): {summary['share_night_22_06']:.1%}")
+    echo(f"  persons by directorate: {areas}")
+    echo(f"  share at night (22-06): {summary['share_night_22_06']:.1%}")

@@ -3,12 +3,24 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from riskmodel.cli import main
-from riskmodel.cli._common import get_settings, out_option, seed_option
-from riskmodel.errors import EXIT_VIOLATION, InputError
+from riskmodel.cli._common import (
+    Inputs,
+    echo,
+    get_settings,
+    model_options,
+    out_option,
+    reader_options,
+    seed_option,
+)
+from riskmodel.errors import EXIT_VIOLATION
 from riskmodel.geo.shifts import parse_shifts
+
+log = logging.getLogger(__name__)
 
 
 @main.command()
@@ -78,17 +90,8 @@ from riskmodel.geo.shifts import parse_shifts
     metavar="D",
     help="Score local date D first (needs --events; model: --model or the newest bundle).",
 )
-@click.option(
-    "--events",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Events file for --date (as for 'riskmodel score').",
-)
-@click.option(
-    "--effort", default=None, type=click.Path(dir_okay=False), help="Effort log for --date."
-)
-@click.option("--model", default=None, help="Model bundle for --date (default: newest).")
-@click.option("--assume-tz", default=None, help="Zone for naive timestamps of --events.")
+@reader_options(required=False)
+@model_options(help_model="Model bundle for --date (default: the newest in the models root).")
 @out_option()
 def plan(
     risk: str | None,
@@ -102,10 +105,10 @@ def plan(
     segments: str | None,
     audit_log: str | None,
     date: str | None,
-    events: str | None,
-    effort: str | None,
+    inputs: Inputs,
     model: str | None,
-    assume_tz: str | None,
+    trust_model: bool,
+    models_root: str | None,
     out: str,
 ) -> None:
     """Randomised, risk-weighted, capped spot-check plan(s) for the shift(s) of a risk table.
@@ -115,60 +118,36 @@ def plan(
     """
     from riskmodel import api
 
-    settings = get_settings()
+    settings = get_settings().with_flags(models_root=models_root)
     if (risk is None) == (date is None):
         raise click.UsageError(
             "give either --risk FILE (from 'riskmodel score') or --date D with --events FILE"
         )
     if units is None and units_per_area is None:
         raise click.UsageError("give --units N or --units-per-area FILE")
+    if date is not None and inputs.events is None:
+        raise click.UsageError("--date needs --events FILE")
     model_id = None
+    seg_gdf = api.read_segments(settings, segments) if segments else None
     if date is not None:
-        if events is None:
-            raise click.UsageError("--date needs --events FILE")
-        from riskmodel.api import load_model, score_dates
-        from riskmodel.model.pipeline import read_dataset
-
-        bundle = load_model(settings, model)
-        ds = read_dataset(
+        risk_df, model_id, scored_segments = api.score_for_plan(
             settings,
-            events,
-            effort,
-            end=date,
-            read_kwargs={"assume_tz": assume_tz},
+            inputs.events,
+            inputs.effort,
+            date=date,
+            shift=shift_name,
+            model=model,
+            trust=trust_model,
+            border=inputs.border,
+            read_kwargs=inputs.read_kwargs,
             quarantine_dir=out,
         )
-        risk_df = score_dates(settings, bundle, ds, date, None, shift_name).drop(
-            columns=["window", "seq"]
-        )
-        model_id = bundle.model_id
-        if segments is None:
-            segments_gdf = ds.geo.segments
+        if seg_gdf is None:
+            seg_gdf = scored_segments
     else:
         risk_df = api.read_risk(risk)
     upa = api.read_units_per_area(units_per_area) if units_per_area else None
     config = api.load_caps(caps, shifts_per_day=len(parse_shifts(settings.shifts)))
-    seg_gdf = segments_gdf if date is not None and segments is None else None
-    if segments:
-        import geopandas as gpd
-
-        try:
-            seg_gdf = gpd.read_file(segments)
-        except Exception as exc:  # pyogrio raises several types
-            raise InputError(
-                f"cannot read segments: {str(exc).splitlines()[0]}",
-                where=segments,
-                fix="give a vector file with segment_id and geometry",
-            ) from None
-        if "segment_id" not in seg_gdf.columns:
-            raise InputError("segments layer lacks column segment_id", where=segments)
-        if seg_gdf.crs is None:
-            raise InputError(
-                "segments layer has no CRS",
-                where=segments,
-                fix="assign a CRS to the file (e.g. in QGIS: Set CRS)",
-            )
-        seg_gdf = seg_gdf.to_crs(settings.metric_crs)  # metres for the border sketch
     log_path = audit_log or settings.audit_log
     results = api.run_plan(
         risk_df,
@@ -186,20 +165,18 @@ def plan(
         risk_file=risk,
         model_id=model_id,
     )
-    quiet = click.get_current_context().find_root().obj.get("quiet")
     for p, files in results:
         s = p.stats
-        if not quiet:
-            click.echo(
-                f"{p.date} {p.shift}: {p.units} checks, entropy {s['entropy']:.2f} "
-                f"(top-k {s['topk_entropy']:.2f}), max p {s['max_inclusion']:.2f}, expected "
-                f"{s['expected_detections']:.2f} vs top-k {s['topk_expected_detections']:.2f}, "
-                f"{s['blocked_by_caps']} capped, {len(p.warnings)} warning(s) -> "
-                + ", ".join(f.name for f in files)
-            )
-    if not quiet and results:
+        echo(
+            f"{p.date} {p.shift}: {p.units} checks, entropy {s['entropy']:.2f} "
+            f"(top-k {s['topk_entropy']:.2f}), max p {s['max_inclusion']:.2f}, expected "
+            f"{s['expected_detections']:.2f} vs top-k {s['topk_expected_detections']:.2f}, "
+            f"{s['blocked_by_caps']} capped, {len(p.warnings)} warning(s) -> "
+            + ", ".join(f.name for f in files)
+        )
+    if results:
         # Keep this hash elsewhere (e-mail, paper log): it anchors the audit log's hash chain.
-        click.echo(
+        echo(
             f"recorded {len(results)} plan(s) with seed in {log_path}; "
             f"log head sha256 {results[-1][0].audit_sha256}"
         )
@@ -234,11 +211,11 @@ def audit(
     log_path = audit_log or settings.audit_log
     report = audit_report(log_path, date_from, date_to)
     if report.summary["log_integrity"]["lines"] == 0:
-        click.echo(f"riskmodel: warning: audit log {log_path} is empty or missing", err=True)
+        echo(f"riskmodel: warning: audit log {log_path} is empty or missing", err=True)
     for line in audit_summary(report):
-        click.echo(line)
+        echo(line)
     if out:
         files = write_audit_report(report, out)
-        click.echo("wrote " + ", ".join(str(f) for f in files))
+        echo("wrote " + ", ".join(str(f) for f in files))
     if fail_on_violation and not report.passed:
         raise click.exceptions.Exit(EXIT_VIOLATION)

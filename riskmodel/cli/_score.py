@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import click
 
 from riskmodel.cli import main
-from riskmodel.cli._common import events_options, get_settings
-from riskmodel.cli._model import read_kwargs
+from riskmodel.cli._common import (
+    Inputs,
+    echo,
+    get_settings,
+    model_options,
+    one_day_or_range,
+    reader_options,
+)
+
+log = logging.getLogger(__name__)
 
 
 @main.command("score")
-@events_options()
+@reader_options()
+@model_options()
+@click.option("--date", "date", default=None, help="Local date to score (YYYY-MM-DD).")
 @click.option(
-    "--model", default=None, help="Model bundle folder or id (default: newest in the models root)."
+    "--from", "date_from", default=None, help="First date of a range (with --to): forecast.csv."
 )
-@click.option(
-    "--trust-model",
-    is_flag=True,
-    help="Allow a bundle outside the models root (after checking it).",
-)
-@click.option("--date", "date", required=True, help="Local date to score (YYYY-MM-DD).")
-@click.option("--to", "to", default=None, help="Last date of a range: also writes forecast.csv.")
+@click.option("--to", "to", default=None, help="Last date of a range (with --from).")
 @click.option("--shift", default=None, help="Only this shift (default: all).")
 @click.option("--no-html", is_flag=True, help="Skip the HTML map.")
 @click.option("--no-png", is_flag=True, help="Skip the PNG map.")
@@ -31,64 +36,49 @@ from riskmodel.cli._model import read_kwargs
     "--out", "out", type=click.Path(file_okay=False), required=True, help="Output folder."
 )
 def score_cmd(
-    events: str,
-    effort: str | None,
-    border: str | None,
-    assume_tz: str | None,
-    input_crs: str | None,
-    columns: tuple[str, ...],
-    strict: bool,
+    inputs: Inputs,
     model: str | None,
     trust_model: bool,
-    date: str,
+    models_root: str | None,
+    date: str | None,
+    date_from: str | None,
     to: str | None,
     shift: str | None,
     no_html: bool,
     no_png: bool,
     out: str,
 ) -> None:
-    """Score every segment for the shifts of --date (.. --to) and write the risk maps."""
-    from riskmodel.api import load_model, score_dates, write_score_outputs
-    from riskmodel.io.atomic import folder_lock
-    from riskmodel.model.pipeline import read_dataset
+    """Score every segment for the shifts of --date D (or of --from D --to E, also writing
+    forecast.csv) and write the risk maps of the first day."""
+    from riskmodel.api import run_score
 
+    first, last = one_day_or_range(date, date_from, to)
     t0 = time.perf_counter()
-    s = get_settings()
-    bundle = load_model(s, model, trust=trust_model)
-    with folder_lock(out):
-        ds = read_dataset(
-            s,
-            events,
-            effort,
-            border=border,
-            end=to or date,
-            read_kwargs=read_kwargs(assume_tz, input_crs, columns, strict),
-            quarantine_dir=out,
-        )
-        scored = score_dates(s, bundle, ds, date, to, shift)
-        files = write_score_outputs(
-            s,
-            scored,
-            ds,
-            bundle,
-            out,
-            date=date,
-            forecast=to is not None,
-            html=not no_html,
-            png=not no_png,
-        )
-    _print_top(scored[scored["date"] == date])
-    click.echo(
-        f"model {bundle.model_id}; {len(files)} files in {out} ({time.perf_counter() - t0:.1f} s)"
+    scored, bundle, files = run_score(
+        get_settings().with_flags(models_root=models_root),
+        inputs.events,
+        inputs.effort,
+        date=first,
+        to=last,
+        shift=shift,
+        model=model,
+        trust=trust_model,
+        border=inputs.border,
+        read_kwargs=inputs.read_kwargs,
+        out=out,
+        html=not no_html,
+        png=not no_png,
     )
+    _print_top(scored[scored["date"] == first])
+    echo(f"model {bundle.model_id}; {len(files)} files in {out} ({time.perf_counter() - t0:.1f} s)")
 
 
 def _print_top(day, n: int = 5) -> None:  # noqa: ANN001
     for sh in dict.fromkeys(day["shift"]):
         part = day[day["shift"] == sh].nsmallest(n, "rank")
-        click.echo(f"{sh}: top {n}")
+        echo(f"{sh}: top {n}")
         for _, r in part.iterrows():
-            click.echo(
+            echo(
                 f"  {int(r['rank']):>3} {r['segment_id']} {r['area'][:14]:<14} {r['expected']:.3f}  {r['reason_1']}"
             )
 
@@ -134,5 +124,5 @@ def demo_cmd(
         backtest_days=backtest_days,
         units=units,
         small=small,
-        echo=click.echo,
+        echo=echo,
     )

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import logging
 
 import click
 
 from riskmodel.cli import main
-from riskmodel.cli._common import get_settings, out_option, seed_option
+from riskmodel.cli._common import (
+    echo,
+    get_settings,
+    is_quiet,
+    out_option,
+    pairs_option,
+    renamed_option,
+    renamed_pairs,
+    seed_option,
+)
 
-
-def _scenario_params(pairs: tuple[str, ...]) -> dict[str, object]:
-    """``NAME=VALUE`` scenario overrides; values are JSON where they parse (numbers, ``{}``,
-    ``[12, 14, 22]``), else strings."""
-    out: dict[str, object] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
-        k, v = (x.strip() for x in pair.split("=", 1))
-        try:
-            out[k] = json.loads(v)
-        except ValueError:
-            out[k] = v
-    return out
+log = logging.getLogger(__name__)
 
 
 @main.command("trial")
@@ -49,7 +45,8 @@ def _scenario_params(pairs: tuple[str, ...]) -> dict[str, object]:
     show_default=True,
     help="Simulated history before the trial (the simulator's own police patrol it).",
 )
-@click.option("--start", default="2024-04-01", show_default=True, help="First trial date.")
+@click.option("--from", "date_from", default=None, help="First trial date (default 2024-04-01).")
+@renamed_option("--start", "--from", "date_from")
 @click.option(
     "--officers-per-unit", type=int, default=2, show_default=True, help="Officers per patrol."
 )
@@ -89,13 +86,12 @@ def _scenario_params(pairs: tuple[str, ...]) -> dict[str, object]:
     help="Correct the map by its recorded-vs-forecast residuals of this many days (0 = off).",
 )
 @click.option("--border", type=click.Path(dir_okay=False), default=None, help="Border line file.")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
+@pairs_option(
+    "--scenario-param",
+    "scenario",
     help="Scenario parameter (repeatable), e.g. displacement_strength=1.0.",
 )
+@renamed_pairs("--param", "--scenario-param", "scenario")
 @out_option(required=False, help="Output folder (default ./trial).")
 def trial_cmd(
     weeks: int,
@@ -105,7 +101,7 @@ def trial_cmd(
     seeds: int,
     retrain_weeks: int,
     burn_in_days: int,
-    start: str,
+    date_from: str | None,
     officers_per_unit: int,
     route_shift_week: int | None,
     route_shift_share: float,
@@ -114,7 +110,7 @@ def trial_cmd(
     max_share_of_shifts: float,
     recalibrate_days: int,
     border: str | None,
-    params: tuple[str, ...],
+    scenario: dict,
     out: str | None,
 ) -> None:
     """Run patrol policies in a closed loop on a simulated world and compare them.
@@ -123,13 +119,14 @@ def trial_cmd(
     displace away from stretches checked often; the model is retrained on what was recorded.
     Writes trial.md, trial.json, trial_weekly.csv and PNG plots into --out.
     """
-    from riskmodel.features.build import FeatureSpec
-    from riskmodel.geo.geodata import Geography
-    from riskmodel.io.atomic import folder_lock
-    from riskmodel.sim.trial import DEFAULT_POLICIES, TrialConfig, run_trial, write_report
+    from riskmodel.api import run_field_trial
+    from riskmodel.sim.trial import DEFAULT_POLICIES, TrialConfig
 
-    s = get_settings()
-    cfg = TrialConfig(
+    res, paths = run_field_trial(
+        get_settings(),
+        out=out or "trial",
+        border=border,
+        progress=None if is_quiet() else (lambda m: echo(m, err=True)),
         weeks=weeks,
         units=units,
         policies=tuple(policies) or DEFAULT_POLICIES,
@@ -137,7 +134,7 @@ def trial_cmd(
         seeds=seeds,
         retrain_weeks=retrain_weeks,
         burn_in_days=burn_in_days,
-        start=start,
+        start=date_from or TrialConfig.start,
         officers_per_unit=officers_per_unit,
         route_shift=not no_route_shift,
         route_shift_week=route_shift_week,
@@ -145,27 +142,14 @@ def trial_cmd(
         per_shift_cap=per_shift_cap,
         max_share_of_shifts=max_share_of_shifts,
         recalibrate_days=recalibrate_days,
-        scenario=_scenario_params(params),
+        scenario=scenario,
     )
-    geo = Geography(s, border=border)
-    quiet = click.get_current_context().find_root().obj.get("quiet")
-    res = run_trial(
-        geo,
-        cfg,
-        shifts=s.shifts,
-        tz=s.timezone,
-        spec=FeatureSpec.load(s.feature_spec or None),
-        progress=None if quiet else (lambda m: click.echo(m, err=True)),
-    )
-    folder = out or "trial"
-    with folder_lock(folder):
-        paths = write_report(res, folder)
-    for p in cfg.policies:
+    for p in res.config.policies:
         sm = res.summary[p]
-        click.echo(
+        echo(
             f"{p:>10}: {sm['patrol_detections_per_patrol_hour']['mean']:.4f} patrol detections "
             f"per patrol-hour, HR@10% vs truth {sm['hit_rate_10_start']['mean']:.3f} -> "
             f"{sm['hit_rate_10_end']['mean']:.3f}, max share of shifts in 30 days "
             f"{sm['max_share_of_shifts_30d']['mean']:.2f}"
         )
-    click.echo(f"report -> {paths['markdown']} ({res.meta['runtime_s']} s)")
+    echo(f"report -> {paths['markdown']} ({res.meta['runtime_s']} s)")

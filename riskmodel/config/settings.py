@@ -1,7 +1,9 @@
-"""One documented settings object, resolved with the precedence
+"""One typed, frozen settings object, resolved with the precedence
 flag > environment variable (``RISKMODEL_*``) > ``riskmodel.toml`` > built-in default.
 
-Keys (TOML key / environment variable / meaning):
+Every setting is a field of :class:`Settings` (its default is the built-in default); the same
+field is read from the TOML key of its name, from ``RISKMODEL_<NAME>`` and from a command-line
+flag through :meth:`Settings.with_flags`:
 
 =====================  ===============================  ==============================================
 ``segment_length_m``   ``RISKMODEL_SEGMENT_LENGTH_M``   segment length in metres (default 1000)
@@ -30,6 +32,7 @@ A ``[columns]`` table maps canonical input columns to a user's names, e.g.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -40,78 +43,90 @@ from riskmodel.errors import ConfigError
 
 DEFAULT_SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
 
-_DEFAULTS: dict[str, Any] = {
-    "segment_length_m": 1000.0,
-    "metric_crs": "EPSG:3794",
-    "timezone": "Europe/Ljubljana",
-    "shifts": DEFAULT_SHIFTS,
-    "models_root": "models",
-    "feature_spec": "",
-    "border": "",
-    "settlements": "",
-    "crossings": "",
-    "corridors": "",
-    "areas": "",
-    "max_distance_m": 20000.0,
-    "audit_log": "plans/audit.jsonl",
-    "signing_key": "",
-}
-_TYPES: dict[str, type] = {k: type(v) for k, v in _DEFAULTS.items()}
-_ENV_ONLY = {"signing_key"}
-_SECRET = {"signing_key"}
+
+def _setting(default: Any, *, env_only: bool = False, secret: bool = False) -> Any:
+    """A settings field: ``default`` is the built-in default and fixes the type."""
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"setting": True, "env_only": env_only, "secret": secret},
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
     """Effective configuration and where each value came from.
 
     Attributes
     ----------
-    values : dict
-        Key -> effective value.
+    segment_length_m, metric_crs, timezone, shifts, models_root, feature_spec, border,
+    settlements, crossings, corridors, areas, max_distance_m, audit_log, signing_key
+        The settings (see the module documentation); empty strings mean "bundled default".
     sources : dict
-        Key -> ``"default"``, ``"file:<path>"``, ``"env:<NAME>"`` or ``"flag"``.
+        Setting -> ``"default"``, ``"file:<path>"``, ``"env:<NAME>"`` or ``"flag"``.
     columns : dict
         Canonical column name -> user's column name (from ``[columns]``; flags add to it).
+    config_path : Path or None
+        The TOML file read, if any.
     """
 
-    values: dict[str, Any] = field(default_factory=lambda: dict(_DEFAULTS))
-    sources: dict[str, str] = field(default_factory=lambda: dict.fromkeys(_DEFAULTS, "default"))
-    columns: dict[str, str] = field(default_factory=dict)
+    segment_length_m: float = _setting(1000.0)
+    metric_crs: str = _setting("EPSG:3794")
+    timezone: str = _setting("Europe/Ljubljana")
+    shifts: str = _setting(DEFAULT_SHIFTS)
+    models_root: str = _setting("models")
+    feature_spec: str = _setting("")
+    border: str = _setting("")
+    settlements: str = _setting("")
+    crossings: str = _setting("")
+    corridors: str = _setting("")
+    areas: str = _setting("")
+    max_distance_m: float = _setting(20000.0)
+    audit_log: str = _setting("plans/audit.jsonl")
+    # Not read by the bundle registry yet (it reads RISKMODEL_SIGNING_KEY itself).
+    signing_key: str = _setting("", env_only=True, secret=True)
+    sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    columns: dict[str, str] = field(default_factory=dict, hash=False)
     config_path: Path | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        values = self.__dict__.get("values", {})
-        if name in values:
-            return values[name]
-        raise AttributeError(name)
+    def __post_init__(self) -> None:
+        # Every setting has a source; a bare Settings() is all defaults.
+        sources = {key: "default" for key in SETTING_NAMES} | dict(self.sources)
+        object.__setattr__(self, "sources", sources)
 
     def with_flags(self, **flags: Any) -> Settings:
         """Return a copy where non-``None`` flags override everything else."""
-        new = Settings(dict(self.values), dict(self.sources), dict(self.columns), self.config_path)
+        changes: dict[str, Any] = {}
         for key, val in flags.items():
             if val is None:
                 continue
-            if key not in _DEFAULTS:
+            if key not in SETTING_NAMES:
                 raise ConfigError(f"unknown setting {key!r}")
-            new.values[key] = _coerce(key, val, "flag")
-            new.sources[key] = "flag"
-        return new
+            changes[key] = _coerce(key, val, "flag")
+        if not changes:
+            return self
+        sources = dict(self.sources) | dict.fromkeys(changes, "flag")
+        return dataclasses.replace(self, sources=sources, columns=dict(self.columns), **changes)
 
     def describe(self) -> list[tuple[str, str, str]]:
         """Rows of (key, value, source) for ``riskmodel config``; secrets are masked."""
         rows = []
-        for key in _DEFAULTS:
-            val = self.values[key]
-            shown = ("***" if val else "") if key in _SECRET else str(val)
-            rows.append((key, shown, self.sources[key]))
+        for f in _FIELDS:
+            val = getattr(self, f.name)
+            shown = ("***" if val else "") if f.metadata["secret"] else str(val)
+            rows.append((f.name, shown, self.sources[f.name]))
         for canon, user in sorted(self.columns.items()):
             rows.append((f"columns.{canon}", user, f"file:{self.config_path}"))
         return rows
 
 
+_FIELDS = tuple(f for f in dataclasses.fields(Settings) if f.metadata.get("setting"))
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in _FIELDS)
+_BY_NAME = {f.name: f for f in _FIELDS}
+
+
 def _coerce(key: str, value: Any, source: str) -> Any:
-    typ = _TYPES[key]
+    typ = type(_BY_NAME[key].default)
     try:
         if typ is float:
             return float(value)
@@ -121,6 +136,52 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             f"setting {key!r} from {source} must be a number, got {value!r}",
             fix=f"set {key} to a number",
         ) from None
+
+
+def _config_path(config: str | os.PathLike[str] | None, env: dict[str, str]) -> Path | None:
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(
+                f"configuration file not found: {path}", fix="check the --config path"
+            )
+        return path
+    if env.get("RISKMODEL_CONFIG"):
+        path = Path(env["RISKMODEL_CONFIG"])
+        if not path.is_file():
+            raise ConfigError(
+                f"configuration file not found: {path} (from RISKMODEL_CONFIG)",
+                fix="fix or unset RISKMODEL_CONFIG",
+            )
+        return path
+    return Path("riskmodel.toml") if Path("riskmodel.toml").is_file() else None
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Settings and ``[columns]`` of a TOML file, checked."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"invalid TOML: {exc}", where=str(path), fix="fix the syntax") from None
+    cols = data.pop("columns", {})
+    if not isinstance(cols, dict):
+        raise ConfigError("[columns] must be a table", where=str(path))
+    values: dict[str, Any] = {}
+    for key, val in data.items():
+        if key not in _BY_NAME:
+            raise ConfigError(
+                f"unknown setting {key!r}",
+                where=str(path),
+                fix=f"use one of: {', '.join(sorted(SETTING_NAMES))}",
+            )
+        if _BY_NAME[key].metadata["env_only"]:
+            raise ConfigError(
+                f"{key} may only come from the environment",
+                where=str(path),
+                fix=f"remove it from the file and set RISKMODEL_{key.upper()}",
+            )
+        values[key] = _coerce(key, val, str(path))
+    return values, {str(k): str(v) for k, v in cols.items()}
 
 
 def load_settings(
@@ -134,55 +195,22 @@ def load_settings(
         TOML file; default ``./riskmodel.toml`` if it exists (or ``RISKMODEL_CONFIG``).
     env : dict, optional
         Environment to read (default ``os.environ``).
+
+    Returns
+    -------
+    Settings
     """
     env = dict(os.environ) if env is None else env
-    s = Settings()
-    path: Path | None = None
-    if config is not None:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(
-                f"configuration file not found: {path}", fix="check the --config path"
-            )
-    elif env.get("RISKMODEL_CONFIG"):
-        path = Path(env["RISKMODEL_CONFIG"])
-        if not path.is_file():
-            raise ConfigError(
-                f"configuration file not found: {path} (from RISKMODEL_CONFIG)",
-                fix="fix or unset RISKMODEL_CONFIG",
-            )
-    elif Path("riskmodel.toml").is_file():
-        path = Path("riskmodel.toml")
+    path = _config_path(config, env)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    columns: dict[str, str] = {}
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"invalid TOML: {exc}", where=str(path), fix="fix the syntax"
-            ) from None
-        s.config_path = path
-        cols = data.pop("columns", {})
-        if not isinstance(cols, dict):
-            raise ConfigError("[columns] must be a table", where=str(path))
-        s.columns = {str(k): str(v) for k, v in cols.items()}
-        for key, val in data.items():
-            if key not in _DEFAULTS:
-                raise ConfigError(
-                    f"unknown setting {key!r}",
-                    where=str(path),
-                    fix=f"use one of: {', '.join(sorted(_DEFAULTS))}",
-                )
-            if key in _ENV_ONLY:
-                raise ConfigError(
-                    f"{key} may only come from the environment",
-                    where=str(path),
-                    fix=f"remove it from the file and set RISKMODEL_{key.upper()}",
-                )
-            s.values[key] = _coerce(key, val, str(path))
-            s.sources[key] = f"file:{path}"
-    for key in _DEFAULTS:
+        values, columns = _read_file(path)
+        sources = dict.fromkeys(values, f"file:{path}")
+    for key in SETTING_NAMES:
         name = f"RISKMODEL_{key.upper()}"
         if env.get(name, "") != "":
-            s.values[key] = _coerce(key, env[name], name)
-            s.sources[key] = f"env:{name}"
-    return s
+            values[key] = _coerce(key, env[name], name)
+            sources[key] = f"env:{name}"
+    return Settings(**values, sources=sources, columns=columns, config_path=path)

@@ -1,0 +1,142 @@
+"""Input verbs: read and validate the user's events, effort and layer files.
+
+Every command that reads events or effort passes one ``read_kwargs`` dict (the keyword
+arguments of :func:`riskmodel.io.read.events.read_events`) through these functions, so the
+same reader options mean the same everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+
+from riskmodel.config.settings import Settings
+from riskmodel.errors import InputError
+from riskmodel.geo import geodata
+from riskmodel.io.read.effort import read_effort
+from riskmodel.io.read.events import read_events
+from riskmodel.io.read.result import ReadResult
+from riskmodel.model.pipeline import Dataset, read_dataset
+
+log = logging.getLogger(__name__)
+
+
+def _resolve(
+    settings: Settings, read_kwargs: dict[str, Any] | None
+) -> tuple[Settings, dict[str, Any]]:
+    """Settings with ``max_distance_m`` applied, and reader keywords with ``[columns]`` of the
+    configuration under the flags' columns."""
+    kw = dict(read_kwargs or {})
+    settings = settings.with_flags(max_distance_m=kw.pop("max_distance_m", None))
+    kw["columns"] = {**settings.columns, **kw.get("columns", {})}
+    return settings, kw
+
+
+def read_inputs(
+    settings: Settings,
+    events: str | os.PathLike[str],
+    effort: str | os.PathLike[str] | None = None,
+    *,
+    border: str | None = None,
+    end: str | None = None,
+    read_kwargs: dict[str, Any] | None = None,
+    quarantine_dir: str | os.PathLike[str] | None = None,
+) -> Dataset:
+    """Read and validate events (and effort) into a dataset on the border's segments.
+
+    Parameters
+    ----------
+    settings : Settings
+    events, effort : path-like
+        The user's files (effort optional).
+    border : str, optional
+        Border line file (default: setting ``border``, else bundled).
+    end : str, optional
+        Last local date the dataset's shift windows must reach.
+    read_kwargs : dict, optional
+        Reader keywords (``columns``, ``assume_tz``, ``crs``, ``dst``, ``encoding``,
+        ``delimiter``, ``swap_latlon``, ``strict``) and ``max_distance_m``.
+    quarantine_dir : path-like, optional
+        Where ``rejected_<input>.csv`` go.
+
+    Returns
+    -------
+    Dataset
+    """
+    settings, kw = _resolve(settings, read_kwargs)
+    return read_dataset(
+        settings,
+        events,
+        effort,
+        border=border,
+        end=end,
+        read_kwargs=kw,
+        quarantine_dir=quarantine_dir,
+    )
+
+
+def read_border(settings: Settings, path: str | None = None) -> gpd.GeoDataFrame | None:
+    """The border line in the metric CRS: ``path``, else setting ``border``, else the bundled
+    one (``None`` with a warning when the bundled layer is absent)."""
+    path = path or settings.border or None
+    if path:
+        return geodata.load_layer("border", override=path, crs=settings.metric_crs)
+    try:
+        return geodata.load_layer("border", crs=settings.metric_crs)
+    except InputError as exc:
+        log.warning("bundled border not available (%s); distance checks skipped", exc.what)
+        return None
+
+
+def validate_inputs(
+    settings: Settings,
+    events: str | os.PathLike[str],
+    effort: str | os.PathLike[str] | None = None,
+    *,
+    border: str | None = None,
+    read_kwargs: dict[str, Any] | None = None,
+    out: str | os.PathLike[str] | None = None,
+) -> list[tuple[ReadResult, Path | None]]:
+    """Read and check events (and effort) without building anything.
+
+    Rows are never refused here (``strict`` is ignored): the caller reports every result and
+    then decides (``ReadResult.first_rejection_error``).
+
+    Returns
+    -------
+    list of (ReadResult, Path or None)
+        Each result and its ``rejected_<input>.csv`` when ``out`` is given and rows were
+        quarantined.
+    """
+    settings, kw = _resolve(settings, read_kwargs)
+    kw.pop("strict", None)
+    kw["metric_crs"] = settings.metric_crs
+    results = [
+        read_events(
+            events,
+            border=read_border(settings, border),
+            max_distance_m=settings.max_distance_m,
+            **kw,
+        )
+    ]
+    if effort:
+        results.append(read_effort(effort, **kw))
+    return [(res, res.write_quarantine(out) if out else None) for res in results]
+
+
+def read_segments(settings: Settings, path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
+    """A segments layer (``segment_id`` and geometry, any OGR format and CRS) in the metric CRS.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no CRS, or no ``segment_id`` column.
+    """
+    seg = geodata.load_layer("segments", override=path, crs=settings.metric_crs)
+    if "segment_id" not in seg.columns:
+        raise InputError("segments layer lacks column segment_id", where=str(path))
+    return seg
