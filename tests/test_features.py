@@ -3,7 +3,14 @@ import pandas as pd
 import pytest
 
 from riskmodel.errors import ConfigError
-from riskmodel.features.build import FeatureSpec, Panel, build_features, feature_columns
+from riskmodel.features import (
+    FeatureContext,
+    FeatureSpec,
+    Panel,
+    build_features,
+    build_features_blocked,
+    feature_columns,
+)
 
 
 def _panel(ds, events):
@@ -77,3 +84,22 @@ def test_groups_can_be_switched_off(dataset, tmp_path):
     X = build_features(dataset.panel, dataset.static, spec, np.array([100]))
     assert not any(c.startswith("effort") for c in X.columns)
     assert "darkness" not in X.columns and "n_7d" in X.columns
+
+
+def test_context_blocks_equal_build_features(dataset):
+    """Time blocks x segment blocks (and an effort override) equal the full build bit for bit."""
+    ref = dataset.features()
+    ctx = FeatureContext(dataset.panel, dataset.static, dataset.spec)
+    got = build_features_blocked(
+        dataset.panel, dataset.static, dataset.spec, block_rows=5_000, seg_blocks=3, context=ctx
+    )
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    for w in (0, dataset.panel.counts.shape[0] - 1):  # single windows at both ends
+        one = build_features(dataset.panel, dataset.static, dataset.spec, np.array([w]))
+        pd.testing.assert_frame_equal(one, ref[ref["window"] == w].reset_index(drop=True))
+    tg = np.arange(400, 437)
+    segs = np.arange(7, 40, 2)
+    eff = np.random.default_rng(0).gamma(1.0, 8.0, (len(tg), dataset.n_segments))
+    want = build_features(dataset.panel, dataset.static, dataset.spec, tg, effort_override=eff)
+    want = want[want["seq"].isin(segs)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ctx.frame(tg, segs, effort_now=eff), want, check_exact=True)

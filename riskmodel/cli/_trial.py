@@ -123,7 +123,7 @@ def trial_cmd(
     displace away from stretches checked often; the model is retrained on what was recorded.
     Writes trial.md, trial.json, trial_weekly.csv and PNG plots into --out.
     """
-    from riskmodel.features.build import FeatureSpec
+    from riskmodel.features import FeatureSpec
     from riskmodel.geo.geodata import Geography
     from riskmodel.io.atomic import folder_lock
     from riskmodel.sim.trial import DEFAULT_POLICIES, TrialConfig, run_trial, write_report
