@@ -137,11 +137,10 @@ def plural(n: float, word: str, words: str | None = None) -> str:
 
 
 def period(days: float) -> str:
-    """A look-back in words: ``"day"``, ``"7 days"``, ``"year"``, ``"2 years"``."""
+    """A look-back in words: ``"day"``, ``"7 days"``, ``"365 days"``, ``"2 years"``."""
     d = float(days)
-    if d >= 365 and d % 365 == 0:
-        y = int(d // 365)
-        return "year" if y == 1 else f"{y} years"
+    if d >= 730 and d % 365 == 0:
+        return f"{d / 365:g} years"
     return "day" if d == 1 else f"{d:g} days"
 
 

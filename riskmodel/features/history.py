@@ -344,10 +344,12 @@ def _area_compute(ctx: Any, blk: Block, cols: list[Column]) -> Iterator[np.ndarr
 
 def _area_describe(c: Column, v: float, where: Where) -> str:
     if c.params["where"] == "border":
-        place = "the whole border"
+        place = "on the whole border"
     else:
-        place = f"the {where['area']} directorate" if where.get("area") else "this directorate"
-    return f"{plural(v, 'incident')} in {place} in the last {period(c.params['days'])}"
+        place = (
+            f"in the {where['area']} directorate" if where.get("area") else "in this directorate"
+        )
+    return f"{plural(v, 'incident')} {place} in the last {period(c.params['days'])}"
 
 
 # ----------------------------------------------------------------------------- history length

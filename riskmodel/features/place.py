@@ -145,7 +145,11 @@ def _place_describe(c: Column, v: float, where: Where) -> str:
         return "river border" if v else "land border (no river)"
     if c.name == "segment_length_km":
         return f"segment {float(v):.1f} km long"
-    return f"in the {where['area']} directorate" if where.get("area") else "its directorate"
+    return (
+        f"in the {where['area']} directorate"
+        if where.get("area")
+        else "in this segment's directorate"
+    )
 
 
 def _route_columns(spec: FeatureSpec) -> list[Column]:
@@ -184,11 +188,14 @@ def _route_describe(c: Column, v: float, where: Where) -> str:
     words = dict(_SIDES)[side]
     nm = where.get(f"settlement_{side}_name") or "a settlement"
     if kind == "population_within":
-        people = np.expm1(float(v))
-        return f"{people:,.0f} inhabitants within {c.params['km']:g} km {words}"
+        return f"{_inhabitants(v)} inhabitants within {c.params['km']:g} km {words}"
     if kind == "population":
-        return f"near {nm} {words} ({np.expm1(float(v)):,.0f} inhabitants)"
+        return f"near {nm} {words} ({_inhabitants(v)} inhabitants)"
     return f"near {nm} {words} ({float(where.get(f'dist_settlement_{side}_km', v)):.1f} km)"
+
+
+def _inhabitants(log1p_pop: float) -> str:
+    return f"{np.expm1(np.clip(float(log1p_pop), 0.0, 40.0)):,.0f}"
 
 
 def _chainage_columns(spec: FeatureSpec) -> list[Column]:

@@ -82,7 +82,7 @@ def _shift_describe(c: Column, v: float, where: Where) -> str:
 
 
 def _weekday_describe(c: Column, v: float, where: Where) -> str:
-    return _cal.day_name[int(v)]
+    return _cal.day_name[int(v) % 7]  # 0 = Monday
 
 
 def _season_describe(c: Column, v: float, where: Where) -> str:
