@@ -139,6 +139,15 @@ def test_frame_columns_are_the_registry_columns(dataset, tmp_path):
     assert {"effort_window", "darkness", "river", "chainage_km"} <= set(Y.columns)
 
 
+def test_engine_follows_the_spec(dataset, tmp_path):
+    """The near-repeat feature is computed with the spec's distance and hours."""
+    tg = np.array([dataset.window_of_date("2024-09-15")])
+    a = build_features(dataset.panel, dataset.static, dataset.spec, tg)["near_repeat"]
+    wide = _spec(tmp_path, "[history]\nnear_repeat_km = 10\nnear_repeat_hours = 240\n")
+    b = build_features(dataset.panel, dataset.static, wide, tg)["near_repeat"]
+    assert (b.to_numpy() >= a.to_numpy()).all() and b.sum() > a.sum()
+
+
 def static_features_for(ds, spec):
     from riskmodel.features import static_features
 

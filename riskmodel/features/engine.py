@@ -67,11 +67,11 @@ class FeatureContext:
         self.chain = ((seg["chainage_from_km"] + seg["chainage_to_km"]) / 2).to_numpy()
         self.shift_of = panel.windows["shift_idx"].to_numpy()
         self.static_cols = {c: static[c].to_numpy(np.float32) for c in static.columns}
-        self.plan = active_families(spec)
-        self.columns = [c.name for _, cols in self.plan for c in cols]
+        self.families = active_families(spec)
+        self.columns = [c.name for _, cols in self.families for c in cols]
         missing = [
             c.name
-            for f, cols in self.plan
+            for f, cols in self.families
             if f.key in ("place", "route")
             for c in cols
             if c.name not in self.static_cols
@@ -85,6 +85,10 @@ class FeatureContext:
         self.effort = EffortState.build(self) if spec.enabled("effort") else None
         self.time_cols = time_columns(panel.windows, seg, spec) if spec.enabled("time") else {}
         self.seconds = time.perf_counter() - t0
+        log.debug(
+            "feature context: %d windows x %d segments, %d columns, %.2f s",
+            self.W, self.S, len(self.columns), self.seconds,
+        )  # fmt: skip
 
     @property
     def nbytes(self) -> int:
@@ -118,7 +122,7 @@ class FeatureContext:
         ``effort_now`` is a (T, S) in-window officer-hours override.
         """
         blk = Block(targets, segs, self.S, effort_now)
-        for fam, cols in self.plan:
+        for fam, cols in self.families:
             for col, arr in zip(cols, fam.compute(self, blk, cols), strict=True):
                 yield col.name, arr
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar as _cal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import holidays as _holidays
@@ -59,7 +59,9 @@ def _compute(ctx: Any, blk: Block, cols: list[Column]) -> Iterator[np.ndarray]:
         yield blk.per_window(ctx.time_cols[c.name][blk.tg])
 
 
-def _fixed(family: str, group: str, names: tuple[str, ...]) -> Any:
+def _fixed(
+    family: str, group: str, names: tuple[str, ...]
+) -> Callable[[FeatureSpec], list[Column]]:
     def columns(spec: FeatureSpec) -> list[Column]:
         return [Column(n, family, group) for n in names]
 
