@@ -331,14 +331,11 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 t0 = time.perf_counter()
                 ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)
                 t1 = time.perf_counter()
-                ctx.verify()
-                t2 = time.perf_counter()
                 smp = scale.training_sample(
                     ctx, until, zero_keep=zk, valid_keep=cfg.get("valid_keep", 1.0)
                 )
                 out.update(
                     context_seconds=t1 - t0,
-                    verify_seconds=t2 - t1,
                     sample_seconds=smp.seconds,
                     context_mb=ctx.nbytes / 2**20,
                 )
@@ -358,7 +355,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 * (len(smp.train.columns) + 2)
                 * 4
                 / 2**20,
-                note="context + verify (one build_features window) + one training draw + validation rows",
+                note="context + one training draw + validation rows",
             )
     elif name == "features_chunked":
         from riskmodel.model import scale as scale
@@ -415,7 +412,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
 
                 s = _settings(cfg)
                 t0 = time.perf_counter()
-                with scale.ScaledPipeline(ds, verify=False):
+                with scale.ScaledPipeline(ds):
                     pipeline.fit_model = lambda *a, **k: (model, list(model.feature_names_in_))
                     path, _ = train_bundle(
                         ds,

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("xgboost.dask")
 
-from riskmodel.features.build import build_features  # noqa: E402
+from riskmodel.features import FeatureContext, build_features  # noqa: E402
 from riskmodel.model import pipeline as pipeline  # noqa: E402
 from riskmodel.model import scale as scale  # noqa: E402
 
@@ -47,24 +47,6 @@ def client():
     yield c
     c.close()
     cluster.close()
-
-
-def test_context_blocks_equal_build_features(dataset):
-    """Time blocks x segment blocks (and an effort override) equal the full build bit for bit."""
-    ref = dataset.features()
-    ctx = scale.FeatureContext(dataset.panel, dataset.static, dataset.spec)
-    got = scale.build_features_blocked(
-        dataset.panel, dataset.static, dataset.spec, block_rows=5_000, seg_blocks=3, context=ctx
-    )
-    pd.testing.assert_frame_equal(got, ref, check_exact=True)
-    ctx.verify()
-    ctx.verify(0)
-    tg = np.arange(400, 437)
-    segs = np.arange(7, 40, 2)
-    eff = np.random.default_rng(0).gamma(1.0, 8.0, (len(tg), dataset.n_segments))
-    want = build_features(dataset.panel, dataset.static, dataset.spec, tg, effort_override=eff)
-    want = want[want["seq"].isin(segs)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(ctx.frame(tg, segs, effort_now=eff), want, check_exact=True)
 
 
 def test_distributed_features_equal_single_machine(dataset, client):
@@ -97,7 +79,7 @@ def test_sample_independent_of_blocking(dataset):
     y = dataset.panel.counts[a.start : a.cut]
     assert {(a.start + w, s) for w, s in zip(*np.nonzero(y > 0), strict=True)} <= tr
     assert 0.07 < (len(tr) - (y > 0).sum()) / (y == 0).sum() < 0.13
-    ctx = scale.FeatureContext(dataset.panel, dataset.static, dataset.spec)
+    ctx = FeatureContext(dataset.panel, dataset.static, dataset.spec)
     s = scale.training_sample(ctx, until, zero_keep=0.1, seed=3, block_rows=3_000)
     assert len(s.train.y) == len(tr) and len(s.valid.y) == (
         dataset.panel.counts[a.cut : until].size
@@ -137,7 +119,7 @@ def test_dask_model_equals_chunked_and_loads_exactly(dataset, client, tmp_path):
     params = {"n_estimators": 60, **FAST}
     dfe = scale.DaskFeatures(client, dataset.panel, dataset.static, dataset.spec)
     model, cols = dfe.fit(until, params=params, seg_blocks=3)
-    ctx = scale.FeatureContext(dataset.panel, dataset.static, dataset.spec)
+    ctx = FeatureContext(dataset.panel, dataset.static, dataset.spec)
     local, cols_l = scale.fit_chunked(ctx, until, params=params)
     assert cols == cols_l and isinstance(model.booster_, xgb.Booster)
     tg = np.arange(until, until + 6)

@@ -165,7 +165,7 @@ def test_methodology_mentions_legal_basis_and_governance(methodology):
 
 
 def test_methodology_feature_sections_match_spec(methodology):
-    from riskmodel.features.build import FeatureSpec
+    from riskmodel.features import FeatureSpec
 
     spec = FeatureSpec.load()
     for section in ("history", "route", "time", "effort"):

@@ -3,7 +3,14 @@ import pandas as pd
 import pytest
 
 from riskmodel.errors import ConfigError
-from riskmodel.features.build import FeatureSpec, Panel, build_features, feature_columns
+from riskmodel.features import (
+    FeatureContext,
+    FeatureSpec,
+    Panel,
+    build_features,
+    build_features_blocked,
+    feature_columns,
+)
 
 
 def _panel(ds, events):
@@ -77,3 +84,143 @@ def test_groups_can_be_switched_off(dataset, tmp_path):
     X = build_features(dataset.panel, dataset.static, spec, np.array([100]))
     assert not any(c.startswith("effort") for c in X.columns)
     assert "darkness" not in X.columns and "n_7d" in X.columns
+
+
+def test_context_blocks_equal_build_features(dataset):
+    """Time blocks x segment blocks (and an effort override) equal the full build bit for bit."""
+    ref = dataset.features()
+    ctx = FeatureContext(dataset.panel, dataset.static, dataset.spec)
+    got = build_features_blocked(
+        dataset.panel, dataset.static, dataset.spec, block_rows=5_000, seg_blocks=3, context=ctx
+    )
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    for w in (0, dataset.panel.counts.shape[0] - 1):  # single windows at both ends
+        one = build_features(dataset.panel, dataset.static, dataset.spec, np.array([w]))
+        pd.testing.assert_frame_equal(one, ref[ref["window"] == w].reset_index(drop=True))
+    tg = np.arange(400, 437)
+    segs = np.arange(7, 40, 2)
+    eff = np.random.default_rng(0).gamma(1.0, 8.0, (len(tg), dataset.n_segments))
+    want = build_features(dataset.panel, dataset.static, dataset.spec, tg, effort_override=eff)
+    want = want[want["seq"].isin(segs)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ctx.frame(tg, segs, effort_now=eff), want, check_exact=True)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def _spec(tmp_path, text: str) -> FeatureSpec:
+    p = tmp_path / "f.toml"
+    p.write_text(text)
+    return FeatureSpec.load(p)
+
+
+def test_defaults_come_from_the_bundled_toml():
+    import tomllib
+
+    from riskmodel.features import spec as spec_mod
+
+    data = tomllib.loads(spec_mod.default_spec_path().read_text(encoding="utf-8"))
+    loaded = FeatureSpec.load().data
+    for sec in ("history", "route", "time", "effort"):
+        assert loaded[sec] == data[sec]
+    assert not hasattr(spec_mod, "_DEFAULT_SPEC")
+
+
+def test_frame_columns_are_the_registry_columns(dataset, tmp_path):
+    from riskmodel.features import registry
+
+    X = dataset.features()
+    assert feature_columns(X) == [c.name for c in registry.columns(dataset.spec)]
+    spec = _spec(tmp_path, "[history]\nenabled = false\n[route]\nenabled = false\n")
+    static = static_features_for(dataset, spec)
+    Y = build_features(dataset.panel, static, spec, np.array([100, 101]))
+    assert feature_columns(Y) == [c.name for c in registry.columns(spec)]
+    assert "n_7d" not in Y.columns and "dist_crossing_km" not in Y.columns
+    assert {"effort_window", "darkness", "river", "chainage_km"} <= set(Y.columns)
+
+
+def test_engine_follows_the_spec(dataset, tmp_path):
+    """The near-repeat feature is computed with the spec's distance and hours."""
+    tg = np.array([dataset.window_of_date("2024-09-15")])
+    a = build_features(dataset.panel, dataset.static, dataset.spec, tg)["near_repeat"]
+    wide = _spec(tmp_path, "[history]\nnear_repeat_km = 10\nnear_repeat_hours = 240\n")
+    b = build_features(dataset.panel, dataset.static, wide, tg)["near_repeat"]
+    assert (b.to_numpy() >= a.to_numpy()).all() and b.sum() > a.sum()
+
+
+def static_features_for(ds, spec):
+    from riskmodel.features import static_features
+
+    return static_features(ds.geo, spec)
+
+
+def test_reasons_use_the_numbers_of_the_spec(tmp_path):
+    """An analyst who edits the TOML gets reasons with the new numbers."""
+    from riskmodel.features.registry import describe
+
+    base = FeatureSpec.load()
+    edited = _spec(
+        tmp_path,
+        "[history]\nnear_repeat_km = 5\nnear_repeat_hours = 48\nmax_days_since = 365\n"
+        "trend_days = [14, 182]\n",
+    )
+    a = describe("near_repeat", 2.0, base)
+    b = describe("near_repeat", 2.0, edited)
+    assert "within 3 km in the last 72 h" in a
+    assert "within 5 km in the last 48 h" in b and "3 km" not in b
+    assert "2 years" in describe("days_since", 730.0, base)
+    assert "365 days" in describe("days_since", 365.0, edited)
+    assert "14 days" in describe("trend", 1.5, edited) and "182 days" in describe(
+        "trend", 1.5, edited
+    )
+
+
+def test_scored_reasons_follow_the_spec(tmp_path):
+    """The scoring path (TreeSHAP -> reasons) words a near-repeat with the spec's numbers."""
+    from riskmodel.scoring.score import top_reasons
+
+    feats = ["near_repeat", "n_7d", "darkness"]
+    contrib = pd.DataFrame([[0.9, 0.5, 0.2, -1.0]], columns=[*feats, "bias"])
+    X = pd.DataFrame([[2.0, 4.0, 0.5]], columns=feats)
+    where = [{"shift": "night", "month": 1}]
+    base = top_reasons(contrib, X, where, FeatureSpec.load())[0]
+    edited = top_reasons(contrib, X, where, _spec(tmp_path, "[history]\nnear_repeat_km = 5\n"))[0]
+    assert base[0] == "2 incidents within 3 km in the last 72 h (near-repeat)"
+    assert edited[0] == "2 incidents within 5 km in the last 72 h (near-repeat)"
+    assert (
+        base[1:]
+        == edited[1:]
+        == ["4 incidents on this segment in the last 7 days", "dark for 50% of the shift"]
+    )
+
+
+def test_no_reason_contains_an_internal_name():
+    """Every feature of the default spec is described in plain words (no column names)."""
+    import re
+
+    from riskmodel.features import registry
+
+    spec = FeatureSpec.load()
+    cols = registry.columns(spec)
+    internal = {c.name for c in cols if "_" in c.name or any(ch.isdigit() for ch in c.name)}
+    where = {
+        "shift": "night",
+        "month": 3,
+        "area": "Novo mesto",
+        "crossing_name": "Obrežje",
+        "corridor_name": "Route A",
+        "settlement_far_name": "Samobor",
+        "settlement_si_name": "Brežice",
+        "dist_corridor_km": 1.5,
+        "dist_settlement_far_km": 2.0,
+        "dist_settlement_si_km": 3.0,
+    }
+    for c in cols:
+        for v in (0.0, 1.0, 3.5, 900.0):
+            for w in (where, {}):
+                text = registry.describe(c.name, v, spec, w)
+                assert text and text == text.strip(), (c.name, text)
+                assert not (set(re.findall(r"[A-Za-z0-9_]+", text)) & internal), (c.name, text)
+                assert not re.search(r"\b[a-z]+_[a-z0-9_]+\b", text), (c.name, text)
+    with pytest.raises(ConfigError, match="not produced"):
+        registry.describe("no_such_feature", 1.0, spec)

@@ -10,7 +10,7 @@ import pytest
 from conftest import SHIFTS, synthetic_geography
 
 from riskmodel.errors import ConfigError
-from riskmodel.features.build import FeatureSpec, build_features
+from riskmodel.features import FeatureSpec, build_features
 from riskmodel.sim.trial import (
     POLICIES,
     TrialConfig,

@@ -17,7 +17,7 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-EXPOSURE_FEATURE = "effort_window"
+from riskmodel.features.effort import EXPOSURE_FEATURE
 
 
 class RiskRegressor(RegressorMixin, BaseEstimator):
@@ -126,7 +126,7 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : DataFrame
-            Feature columns (see :func:`riskmodel.features.build.feature_columns`).
+            Feature columns (see :func:`riskmodel.features.engine.feature_columns`).
         y : array-like
             Recorded events per row (non-negative).
         time : array-like, optional

@@ -19,7 +19,7 @@ import pandas as pd
 
 from riskmodel.config.settings import Settings
 from riskmodel.errors import InputError
-from riskmodel.features.build import (
+from riskmodel.features import (
     FeatureSpec,
     Panel,
     assign_segments,

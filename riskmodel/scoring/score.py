@@ -20,15 +20,14 @@ class  label         segments (by rank within a shift)
 
 from __future__ import annotations
 
-import calendar
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from riskmodel.features import EXPOSURE_FEATURE, FeatureSpec, build_features
+from riskmodel.features.registry import column_map, describe, reason_group
 from riskmodel.model.bundle import Bundle
-from riskmodel.model.estimator import EXPOSURE_FEATURE
 from riskmodel.model.pipeline import Dataset
 
 CLASS_BREAKS = (0.02, 0.05, 0.15, 0.40)  # cumulative top shares for classes 5, 4, 3, 2
@@ -45,142 +44,33 @@ def risk_class(rank: np.ndarray, n: int) -> np.ndarray:
     return cls
 
 
-def _family(feature: str) -> str:
-    """Group features so the three reasons are not three variants of one count."""
-    for pre, fam in (
-        ("near_repeat", "near"),
-        ("n_1d", "recent"),
-        ("n_7d", "recent"),
-        ("decay_3d", "recent"),
-        ("n_28d", "month"),
-        ("decay_14d", "month"),
-        ("n_91d", "long"),
-        ("n_365d", "long"),
-        ("decay_60d", "long"),
-        ("persons", "long"),
-        ("days_since", "since"),
-        ("shift", "time"),
-        ("local_hour", "time"),
-        ("darkness", "dark"),
-        ("effort", "effort"),
-        ("area_n", "area"),
-        ("border_n", "area"),
-        ("trend", "trend"),
-        ("month", "season"),
-        ("doy", "season"),
-        ("weekday", "weekday"),
-        ("holiday", "holiday"),
-        ("dist_crossing", "crossing"),
-        ("dist_corridor", "corridor"),
-        ("dist_approach", "corridor"),
-        ("corridor_pull", "corridor"),
-        ("dist_settlement_far", "settle_far"),
-        ("pop_nearest_far", "settle_far"),
-        ("pop_within_far", "settle_far"),
-        ("dist_settlement_si", "settle_si"),
-        ("pop_nearest_si", "settle_si"),
-        ("pop_within_si", "settle_si"),
-        ("river", "river"),
-        ("chainage", "place"),
-        ("area_code", "place"),
-        ("history_days", "place"),
-        ("segment_length", "place"),
-    ):
-        if feature.startswith(pre):
-            return fam
-    return feature
-
-
-def describe(feature: str, value: float, ctx: dict[str, Any]) -> str:
-    """Plain-words reason for one feature value of one segment-shift."""
-    v = float(value)
-    m = re.fullmatch(r"n_(\d+)d(?:_pm(\d+(?:\.\d+)?)km|_r(\d+(?:\.\d+)?)km)?", feature)
-    if m:
-        days, pm, r = m.groups()
-        where = (
-            f"within {pm} km along the border"
-            if pm
-            else f"within {r} km"
-            if r
-            else "on this segment"
-        )
-        return f"{v:.0f} incident{'s' if v != 1 else ''} {where} in the last {days} day{'s' if days != '1' else ''}"
-    m = re.fullmatch(r"decay_(\d+)d(_pm3km)?", feature)
-    if m:
-        where = "within 3 km" if m.group(2) else "on this segment"
-        return f"recent activity {where} (time-weighted count {v:.1f}, {m.group(1)}-day memory)"
-    m = re.fullmatch(r"longrun_(\d+(?:\.\d+)?)km", feature)
-    if m:
-        return f"long-run rate {v * 30:.1f} incidents a month within ~{m.group(1)} km"
-    if feature == "near_repeat":
-        return f"{v:.0f} incident{'s' if v != 1 else ''} within 3 km in the last 72 h (near-repeat)"
-    if feature.startswith("persons_"):
-        return f"{v:.0f} persons apprehended here in the last {feature.split('_')[1][:-1]} days"
-    if feature == "days_since":
-        return (
-            "no incident here in the last 2 years"
-            if v >= 730
-            else f"last incident here {v:.0f} days ago"
-        )
-    if feature == "days_since_pm3km":
-        return (
-            "no incident within 3 km in 2 years"
-            if v >= 730
-            else f"last incident within 3 km {v:.0f} days ago"
-        )
-    if feature in ("shift_idx", "local_hour", "shift_hours"):
-        return f"{ctx['shift']} shift"
-    if feature == "darkness":
-        return f"dark for {v:.0%} of the shift"
-    if feature == "shift_share":
-        return f"{v:.0%} of this stretch's incidents fall in the {ctx['shift']} shift"
-    if feature == "trend":
-        return (
-            f"activity within 3 km {'rising' if v >= 1 else 'falling'} ({v:.1f}x the yearly rate)"
-        )
-    if feature.startswith("area_n_") or feature.startswith("border_n_"):
-        days = feature.rsplit("_", 1)[1][:-1]
-        where = (
-            f"the {ctx['area']} directorate"
-            if feature.startswith("area") and ctx.get("area")
-            else "the whole border"
-        )
-        return f"{v:.0f} incidents in {where} in the last {days} days"
-    if feature.startswith("effort"):
-        return f"patrol effort {v:.0f} officer-hours ({feature.replace('_', ' ')})"
-    if feature in ("month_sin", "month_cos", "doy_sin", "doy_cos"):
-        return f"season ({calendar.month_name[ctx['month']]})"
-    if feature == "weekday":
-        return f"{calendar.day_name[int(v)]}"
-    if feature.startswith("holiday_"):
-        cc = feature.split("_")[1].upper()
-        return f"{'public holiday' if v else 'working day'} in {cc}"
-    if feature == "dist_crossing_km":
-        nm = ctx.get("crossing_name") or "a crossing point"
-        return f"{v:.1f} km from crossing point {nm}"
-    if feature in ("dist_corridor_km", "dist_approach_km", "corridor_pull"):
-        nm = ctx.get("corridor_name") or "a route corridor"
-        d = ctx.get("dist_corridor_km", v)
-        return f"{float(d):.1f} km from route {nm}"
-    if feature.endswith("_far_km") or feature.endswith("_far"):
-        nm = ctx.get("settlement_far_name") or "a settlement"
-        return f"near {nm} across the border ({ctx.get('dist_settlement_far_km', 0):.1f} km)"
-    if feature.endswith("_si_km") or feature.endswith("_si"):
-        nm = ctx.get("settlement_si_name") or "a settlement"
-        return f"near {nm} ({ctx.get('dist_settlement_si_km', 0):.1f} km)"
-    if feature == "river":
-        return "river border" if v else "land border (no river)"
-    return f"location along the border ({feature})"
-
-
 def top_reasons(
-    contrib: pd.DataFrame, X: pd.DataFrame, ctx_rows: list[dict[str, Any]], k: int = 3
+    contrib: pd.DataFrame,
+    X: pd.DataFrame,
+    where_rows: list[dict[str, Any]],
+    spec: FeatureSpec,
+    k: int = 3,
 ) -> list[list[str]]:
     """Top ``k`` plain-word reasons per row from TreeSHAP contributions (positive first,
-    one reason per feature family)."""
+    one reason per reason group), worded by the feature registry with the numbers of ``spec``.
+
+    Parameters
+    ----------
+    contrib : DataFrame
+        Contributions per feature (and ``bias``), one row per scored row.
+    X : DataFrame
+        The feature values of the same rows.
+    where_rows : list of dict
+        Plain-word context per row (see :func:`riskmodel.features.registry.describe`).
+    spec : FeatureSpec
+        The feature spec of the model.
+    k : int
+        Reasons per row (missing ones are ``""``).
+    """
+    cmap = column_map(spec)
     feats = [c for c in contrib.columns if c != "bias"]
     vals = contrib[feats].to_numpy()
-    fam = np.array([_family(f) for f in feats])
+    group = np.array([reason_group(f, cmap) for f in feats])
     order = np.argsort(-vals, axis=1, kind="stable")[:, :12]  # reasons come from the top few
     xv = X[feats].to_numpy()
     out = []
@@ -190,14 +80,40 @@ def top_reasons(
         for j in order[i]:
             if vals[i, j] <= 0 and reasons:
                 break
-            if fam[j] in seen:
+            if group[j] in seen:
                 continue
-            seen.add(fam[j])
-            reasons.append(describe(feats[j], xv[i, j], ctx_rows[i]))
+            seen.add(group[j])
+            reasons.append(describe(feats[j], xv[i, j], cmap, where_rows[i]))
             if len(reasons) == k:
                 break
         out.append(reasons + [""] * (k - len(reasons)))
     return out
+
+
+def _where_rows(ds: Dataset, win: pd.DataFrame, seqs: np.ndarray) -> list[dict[str, Any]]:
+    """Plain-word context of each scored row: names of and distances to the nearest places,
+    the directorate, the shift and the month."""
+    st = ds.static
+    S = ds.n_segments
+    names = st.attrs.get("names", {})
+    zeros = np.zeros(S)
+    dist = {
+        n: (st[n].to_numpy(float) if n in st else zeros)
+        for n in ("dist_corridor_km", "dist_settlement_far_km", "dist_settlement_si_km")
+    }
+    areas = ds.geo.segments["area"].astype(str).to_numpy()
+    static_where = [
+        {k: v[s] for k, v in names.items()}
+        | {n: float(a[s]) for n, a in dist.items()}
+        | {"area": areas[s]}
+        for s in range(S)
+    ]
+    shifts = win["shift"].to_numpy()
+    months = win["date"].dt.month.to_numpy()
+    return [
+        static_where[s] | {"shift": shifts[i // S], "month": int(months[i // S])}
+        for i, s in enumerate(seqs)
+    ]
 
 
 def score_windows(
@@ -230,8 +146,6 @@ def score_windows(
         upper, rank, percentile, risk_class, risk_label, reason_1..3, threat, vulnerability,
         impact`` plus ``window`` and ``seq``.
     """
-    from riskmodel.features.build import build_features
-
     model = bundle.model
     cols = list(model.feature_names_in_)
     X = build_features(ds.panel, ds.static, ds.spec, targets)
@@ -283,28 +197,8 @@ def score_windows(
     df["impact"] = threat * _persons_per_incident(ds)[df["seq"].to_numpy()]
     if reasons:
         contrib = model.predict_contributions(X[cols])
-        names = ds.static.attrs.get("names", {})
-        months = win["date"].dt.month.to_numpy()
-        st = ds.static
-
-        zeros = np.zeros(S)
-        dist = {
-            n: (st[n].to_numpy(float) if n in st else zeros)
-            for n in ("dist_corridor_km", "dist_settlement_far_km", "dist_settlement_si_km")
-        }
-        areas = seg["area"].astype(str).to_numpy()
-        static_ctx = [
-            {k: v[s] for k, v in names.items()}
-            | {n: float(a[s]) for n, a in dist.items()}
-            | {"area": areas[s]}
-            for s in range(S)
-        ]
-        shifts = win["shift"].to_numpy()
-        ctx_rows = [
-            static_ctx[s] | {"shift": shifts[i // S], "month": int(months[i // S])}
-            for i, s in enumerate(df["seq"].to_numpy())
-        ]
-        rs = top_reasons(contrib, X[cols].reset_index(drop=True), ctx_rows)
+        where = _where_rows(ds, win, df["seq"].to_numpy())
+        rs = top_reasons(contrib, X[cols].reset_index(drop=True), where, ds.spec)
         for k in range(3):
             df[f"reason_{k + 1}"] = [r[k] for r in rs]
     return df

@@ -73,14 +73,14 @@ from riskmodel import __version__
 from riskmodel.config.settings import DEFAULT_SHIFTS
 from riskmodel.errors import ConfigError
 from riskmodel.evaluation.metrics import hit_rate_curve
-from riskmodel.features.build import (
+from riskmodel.features import (
     FeatureSpec,
     Panel,
-    _band,
     build_features,
     feature_columns,
     static_features,
 )
+from riskmodel.features.kernels import band as _band
 from riskmodel.geo.geodata import Geography
 from riskmodel.io.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from riskmodel.model.estimator import RiskRegressor, recent_residual_factor
