@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from riskmodel.evaluation import metrics as ev
+from riskmodel.model.estimator import poisson_deviance
 
 # 3 windows x 5 segments, unequal lengths (L = 10).
 LENGTHS = np.array([1.0, 2.0, 1.0, 3.0, 3.0])
@@ -120,10 +121,16 @@ def test_deviance_brier_hand_computed() -> None:
     pred = np.array([[1.0, 0.0]])
     actual = np.array([[2.0, 0.0]])
     dev = (2 * (2 * np.log(2) - 1) + 2 * 1e-9) / 2
-    assert ev.poisson_deviance(pred, actual) == pytest.approx(dev)
+    assert poisson_deviance(actual, pred) == pytest.approx(dev)
+    assert ev.evaluate(pred, actual, np.ones(2))["deviance"] == pytest.approx(dev)
     brier = ((1 - np.exp(-1.0)) - 1) ** 2 / 2
     assert ev.brier_score(pred, actual) == pytest.approx(brier)
-    assert ev.poisson_deviance(actual, actual) == pytest.approx(2e-9 / 2)
+    assert poisson_deviance(actual, actual) == pytest.approx(2e-9 / 2)
+    # weighted: the mean of the cells repeated by their weights
+    w = np.array([[3.0, 1.0]])
+    rep = poisson_deviance(np.array([2.0, 2.0, 2.0, 0.0]), np.array([1.0, 1.0, 1.0, 0.0]))
+    assert poisson_deviance(actual, pred, weight=w) == pytest.approx(rep)
+    assert np.isnan(poisson_deviance(np.array([]), np.array([])))
 
 
 def test_calibration_deciles() -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from riskmodel.config.settings import Settings
 from riskmodel.errors import InputError
+from riskmodel.model.engine import InMemoryEngine, TrainingEngine
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,27 @@ def train_bundle(
     settings: Settings,
     params: dict[str, Any] | None = None,
     root: str | os.PathLike[str] | None = None,
+    engine: TrainingEngine | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Train on all shifts up to and including local date ``until`` and write a bundle.
 
     The bundle's metrics compare the model with the baselines on the time-ordered validation
     windows (the last ``validation_fraction`` of the training period, also used for early
     stopping, so slightly optimistic; ``riskmodel backtest`` gives the honest figures).
+
+    Parameters
+    ----------
+    ds : Dataset
+    until : str
+        Last local date trained on.
+    settings : Settings
+    params : dict, optional
+        :class:`~riskmodel.model.estimator.RiskRegressor` parameters.
+    root : path-like, optional
+        Models root (default ``settings.models_root``).
+    engine : TrainingEngine, optional
+        Where features are built and the model trained (default in memory; see
+        :mod:`riskmodel.model.engine`).
 
     Returns
     -------
@@ -39,12 +55,13 @@ def train_bundle(
     from riskmodel.evaluation import metrics as ev
     from riskmodel.evaluation.baselines import compute_baselines
     from riskmodel.model.bundle import save_bundle, segment_hash
-    from riskmodel.model.pipeline import fit_model, predict_windows
 
     w_end = ds.window_of_date(pd.Timestamp(until) + pd.Timedelta(days=1))
     if w_end <= 0:
         raise InputError(f"--until {until} is before the first event", fix="choose a later date")
-    model, cols = fit_model(ds, w_end, params=params)
+    engine = engine or InMemoryEngine()
+    model = engine.fit(ds, w_end, params)
+    cols = list(model.feature_names_in_)
     info = model.fit_info_
     # Validation metrics against the baselines on the last validation windows.
     S = ds.n_segments
@@ -57,7 +74,7 @@ def train_bundle(
         seg = ds.geo.segments[
             ["segment_id", "seq", "length_m", "chainage_from_km", "chainage_to_km"]
         ]
-        preds = {"model": predict_windows(ds, model, cols, v0, w_end)}
+        preds = {"model": engine.predict(ds, model, v0, w_end)}
         preds.update(compute_baselines(evf, seg, win))
         table = ev.compare(preds, ds.panel.counts[v0:w_end], seg["length_m"].to_numpy())
         metrics = {

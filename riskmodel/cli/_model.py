@@ -79,11 +79,12 @@ def train_cmd(
     )
     _progress("building features and training ...")
     if scheduler:  # Dask is imported only here
-        from riskmodel.model.scale import train_bundle_scaled
+        from riskmodel.model.engine import DaskEngine
 
-        path, man = train_bundle_scaled(
-            ds, until, settings=s, params=_params(params), root=s.models_root, scheduler=scheduler
-        )
+        with DaskEngine(scheduler) as engine:
+            path, man = train_bundle(
+                ds, until, settings=s, params=_params(params), root=s.models_root, engine=engine
+            )
     else:
         path, man = train_bundle(ds, until, settings=s, params=_params(params), root=s.models_root)
     fit = man["fit"]
@@ -184,9 +185,10 @@ def backtest_cmd(
         "compare_exposure": compare_exposure and tr is not None,
     }
     if scheduler:  # Dask is imported only here
-        from riskmodel.model.scale import run_backtest_scaled
+        from riskmodel.model.engine import DaskEngine
 
-        res = run_backtest_scaled(ds, start, end, scheduler=scheduler, **kw)
+        with DaskEngine(scheduler) as engine:
+            res = run_backtest(ds, start, end, engine=engine, **kw)
     else:
         res = run_backtest(ds, start, end, **kw)
     paths = write_report(res, out)

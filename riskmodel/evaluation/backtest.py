@@ -3,7 +3,7 @@
 At each origin the model is retrained on all windows before it and predicts every shift of the
 next ``step_days``; the baselines score the same windows from the same past events; the oracle
 ranks segments by the simulator's truth (expected recorded events) when a truth file is given.
-Metrics (BRIEF section 4) are pooled over all predicted windows.
+Metrics (METHODOLOGY.md, "Evaluation") are pooled over all predicted windows.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from riskmodel.errors import InputError
 from riskmodel.evaluation import metrics as ev
 from riskmodel.evaluation.baselines import compute_baselines
 from riskmodel.io.atomic import atomic_write_json, atomic_write_text
-from riskmodel.model.pipeline import Dataset, fit_model, predict_windows
+from riskmodel.model.engine import InMemoryEngine, TrainingEngine
+from riskmodel.model.pipeline import Dataset
 
-log = logging.getLogger("riskmodel")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,6 +90,7 @@ def run_backtest(
     params: dict[str, Any] | None = None,
     baselines: list[str] | None = None,
     compare_exposure: bool = False,
+    engine: TrainingEngine | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest over local dates ``[start, end]``.
 
@@ -108,7 +110,11 @@ def run_backtest(
     compare_exposure : bool
         Also train a variant without any effort features and compare both against the true
         crossings (needs ``truth``).
+    engine : TrainingEngine, optional
+        Where features are built and models trained (default
+        :class:`~riskmodel.model.engine.InMemoryEngine`).
     """
+    engine = engine or InMemoryEngine()
     t_all = time.perf_counter()
     w0 = ds.window_of_date(start)
     w1 = ds.window_of_date(pd.Timestamp(end) + pd.Timedelta(days=1))
@@ -125,13 +131,13 @@ def run_backtest(
     fits = []
     for o in origins:
         e = min(o + step_days * K, w1)
-        model, cols = fit_model(ds, o, params=params)
-        pred[o - w0 : e - w0] = predict_windows(ds, model, cols, o, e)
-        pred_neutral[o - w0 : e - w0] = predict_windows(ds, model, cols, o, e, effort_neutral=True)
+        model = engine.fit(ds, o, params)
+        pred[o - w0 : e - w0] = engine.predict(ds, model, o, e)
+        pred_neutral[o - w0 : e - w0] = engine.predict(ds, model, o, e, effort_neutral=True)
         fits.append({"origin": str(ds.windows["start_utc"].iloc[o]), **model.fit_info_})
         if pred_noexp is not None:
-            m2, c2 = fit_model(ds, o, params=params, drop=("effort",))
-            pred_noexp[o - w0 : e - w0] = predict_windows(ds, m2, c2, o, e)
+            m2 = engine.fit(ds, o, params, drop=("effort",))
+            pred_noexp[o - w0 : e - w0] = engine.predict(ds, m2, o, e)
         log.info("backtest origin %s done", ds.windows["date"].iloc[o].date())
     actual = ds.panel.counts[w0:w1].astype(float)
     win = ds.windows.iloc[w0:w1].reset_index(drop=True)

@@ -7,7 +7,7 @@ been computed at the start of that shift. Scores are scaled to *expected recorde
 (window, segment)* so that deviance, Brier and calibration are meaningful; the scaling never
 changes the ranking of segments within a window.
 
-Baselines (open_cp / PredPol anchors, BRIEF section 3):
+Baselines (open_cp / PredPol anchors, METHODOLOGY.md section 3.4):
 
 ``historical``  count in the segment over the last ``days`` days (optionally times the share
                 of the window's shift-of-day), the naive-count baseline.

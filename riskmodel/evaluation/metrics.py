@@ -1,4 +1,4 @@
-"""Forecast metrics along the border (BRIEF section 4), with border *length* in place of area.
+"""Forecast metrics along the border (METHODOLOGY.md section 3.3), with border *length* in place of area.
 
 Inputs are ``pred`` and ``actual`` of shape (W, S) (windows x segments) and ``lengths`` (S,).
 
@@ -18,7 +18,7 @@ Pooled metrics (sums over all windows, then the ratio)
     ``HR(c) = n / N``; ``PAI_L(c) = HR / (l / L) = HR / c``; ``PEI*(c) = n / n*`` where ``n*``
     is the largest (fractional) number of events any selection of length ``c L`` could
     capture in each window: segments ranked by ``actual / length``, which for equal lengths
-    is ranking by actual counts (BRIEF) and in general is the exact optimum, so ``PEI* <= 1``.
+    is ranking by actual counts and in general is the exact optimum, so ``PEI* <= 1``.
     ``oracle_ratio(c) = HR_model / HR_oracle`` with the oracle ranked by the truth.
 
 Cell metrics (pooled over all window x segment cells)
@@ -37,6 +37,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from riskmodel.model.estimator import poisson_deviance
+
 __all__ = [
     "DEFAULT_FRACTIONS",
     "brier_score",
@@ -49,7 +51,6 @@ __all__ = [
     "markdown_table",
     "plot_calibration",
     "plot_hit_rate_curves",
-    "poisson_deviance",
     "results_table",
 ]
 
@@ -132,7 +133,7 @@ def captured(
         ``"order"``: equal scores are taken in segment order (lower index first).
         ``"spread"``: a tied group is included proportionally (same fraction per member).
     rank_by : {"pred", "density"}
-        Rank by ``pred`` (default, BRIEF) or by ``pred / length`` (events per km).
+        Rank by ``pred`` (default) or by ``pred / length`` (events per km).
 
     Returns
     -------
@@ -215,28 +216,6 @@ def hit_rate_curve(
 # --------------------------------------------------------------------------------------------
 # cell metrics
 # --------------------------------------------------------------------------------------------
-
-
-def poisson_deviance(pred: Any, actual: Any, *, floor: float = 1e-9) -> float:
-    """Mean Poisson deviance over all cells, predictions clipped at ``floor``.
-
-    Parameters
-    ----------
-    pred, actual : array_like
-        Expected and observed counts, same shape.
-    floor : float
-        Lower clip of the prediction.
-
-    Returns
-    -------
-    float
-        ``mean(2 * (y log(y / mu) - (y - mu)))`` with ``y log y = 0`` at ``y = 0``.
-    """
-    mu = np.maximum(np.asarray(pred, float), floor)
-    y = np.asarray(actual, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ylog = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-    return float(np.mean(2.0 * (ylog - (y - mu)))) if y.size else float("nan")
 
 
 def brier_score(pred: Any, actual: Any) -> float:
@@ -325,7 +304,7 @@ def evaluate(
     rank_by: RankBy = "pred",
     n_bins: int = 10,
 ) -> dict[str, Any]:
-    """All BRIEF section 4 metrics of one prediction, as a JSON-serialisable dict.
+    """All metrics (METHODOLOGY.md section 3.3) of one prediction, as a JSON-serialisable dict.
 
     Parameters
     ----------
@@ -393,7 +372,7 @@ def evaluate(
             "pai_curve": [_num(v) for v in pai[pos]],
             "pei_curve": [_num(v) for v in pei[pos]],
             "oracle_curve": [_num(v) for v in hr_o[pos]],
-            "deviance": _num(poisson_deviance(pred, actual)),
+            "deviance": _num(poisson_deviance(actual, pred)),
             "brier": _num(brier_score(pred, actual)),
             "mean_pred": _num(pred.mean()) if pred.size else None,
             "mean_actual": _num(actual.mean()) if actual.size else None,

@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.model.bundle import Bundle
-from riskmodel.model.estimator import EXPOSURE_FEATURE
 from riskmodel.model.pipeline import Dataset
 
 CLASS_BREAKS = (0.02, 0.05, 0.15, 0.40)  # cumulative top shares for classes 5, 4, 3, 2
@@ -237,10 +236,7 @@ def score_windows(
     X = build_features(ds.panel, ds.static, ds.spec, targets)
     S = ds.n_segments
     mu = model.predict(X[cols])
-    neutral = X[cols].copy()
-    if EXPOSURE_FEATURE in cols:
-        neutral[EXPOSURE_FEATURE] = 0.0
-    threat = model.predict(neutral)
+    threat = model.predict_neutral(X[cols])
     lo, hi = model.predict_interval(mu, 0.8)
     seg = ds.geo.segments
     win = ds.windows.iloc[targets].reset_index(drop=True)
