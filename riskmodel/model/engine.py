@@ -21,13 +21,14 @@ import contextlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from riskmodel.errors import ConfigError, InputError
-from riskmodel.features.build import build_features
+from riskmodel.features.build import FeatureSpec, Panel, build_features
 from riskmodel.model.estimator import RiskRegressor
 from riskmodel.model.pipeline import fit_model, predict_windows
 from riskmodel.model.sample import plan_sample, sample_block, sample_info, sample_rows
@@ -39,6 +40,21 @@ from riskmodel.model.scale import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FeatureData:
+    """The inputs of a feature build, for engines that need no :class:`Dataset` (e.g. a
+    simulation loop): ``panel``, ``static`` and ``spec`` as in a Dataset."""
+
+    panel: Panel
+    static: pd.DataFrame
+    spec: FeatureSpec
+
+    @property
+    def n_segments(self) -> int:
+        """Number of segments."""
+        return int(self.panel.counts.shape[1])
 
 
 class TrainingEngine(Protocol):
