@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -343,23 +341,3 @@ def test_no_events_gives_zeros(small) -> None:
     )
     for name, arr in bl.compute_baselines(empty, seg, win).items():
         assert arr.shape == (len(win), len(seg)) and not arr.any(), name
-
-
-def test_runtime_at_stated_size(capsys) -> None:
-    """~550 windows x 650 segments, ~5 000 events/year x 3 years: print, do not assert."""
-    seg = make_segments(650, seed=7)
-    events = simulate_hawkes(
-        seg, 3 * 365 + 183, mu_per_day=7.0, theta=0.5, omega=0.5, sigma=1.5, seed=8
-    )
-    win = make_windows("2024-01-01", 183)
-    lines = [f"runtime: {len(win)} windows x {len(seg)} segments, {len(events)} events"]
-    for name, fn in bl.BASELINES.items():
-        t = time.perf_counter()
-        out = fn(events, seg, win)
-        lines.append(f"  {name:<10} {time.perf_counter() - t:6.2f} s  shape={out.shape}")
-    actual = actual_counts(events, win, len(seg))
-    t = time.perf_counter()
-    ev.evaluate(out, actual, (seg["length_m"] / 1000).to_numpy(), oracle_pred=out)
-    lines.append(f"  evaluate   {time.perf_counter() - t:6.2f} s")
-    with capsys.disabled():
-        print("\n" + "\n".join(lines))

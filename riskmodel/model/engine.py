@@ -321,7 +321,6 @@ def fit_dask(
     drop: tuple[str, ...] = (),
     valid_keep: float = 1.0,
     block_rows: int = DEFAULT_BLOCK_ROWS,
-    seg_blocks: int = 2,
 ) -> tuple[RiskRegressor, list[str]]:
     """Distributed counterpart of :func:`fit_chunked` (``xgboost.dask``; same rows)."""
     import functools
@@ -330,11 +329,13 @@ def fit_dask(
 
     model = RiskRegressor(**(params or {}))
     cols = model_columns(dfe.columns, drop)
+    # Sample tasks are whole time blocks (all segments): the rows then come in the in-memory
+    # order, so the sample is exactly RiskRegressor.fit's (``seg_blocks`` splits the
+    # feature-frame tasks only).
     kw = {
         "validation_fraction": model.validation_fraction,
         "seed": model.random_state,
         "block_rows": block_rows,
-        "seg_blocks": seg_blocks,
     }
     client = dfe.client
     t0 = time.perf_counter()
@@ -393,7 +394,7 @@ class DaskEngine:
     block_rows, valid_keep, verify
         As for :class:`ChunkedEngine`.
     seg_blocks : int
-        Segment blocks per time block.
+        Segment blocks per time block of the feature frames (prediction).
     """
 
     name = "dask"
@@ -450,7 +451,6 @@ class DaskEngine:
             drop=drop,
             valid_keep=self.valid_keep,
             block_rows=self.block_rows,
-            seg_blocks=self.seg_blocks,
         )[0]
 
     def predict(
