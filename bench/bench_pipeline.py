@@ -16,7 +16,7 @@ Tiers::
 
     S        the demo: SI-HR border at 1 km (~640 segments) x 3 shifts x 3 years (~2.1 M rows)
     M        250 m segments (~2,560) x 6 four-hour bands x 5 years (~28 M rows): bounded-memory
-             feature build (riskmodel.model.scale) and training with two empty-row shares
+             feature build (riskmodel.model.scale, model.sample) and training with two empty-row shares
     scaling  features and training at 640 / 1,280 / 2,560 segments x 3 shifts x 3 years, plus
              the PNG scaling curve (bench/results/scaling.png)
     eu       ~12,000 km of external land border at 1 km x 3 shifts x 3 years (~39 M rows) on
@@ -322,6 +322,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             X = measured(ds.features)
             out.update(rows=len(X), columns=X.shape[1] - 2, frame_mb=X.memory_usage().sum() / 2**20)
         else:
+            from riskmodel.model import sample as sample
             from riskmodel.model import scale as scale
 
             zk = cfg["zero_keeps"][0]
@@ -333,7 +334,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 t1 = time.perf_counter()
                 ctx.verify()
                 t2 = time.perf_counter()
-                smp = scale.training_sample(
+                smp = sample.training_sample(
                     ctx, until, zero_keep=zk, valid_keep=cfg.get("valid_keep", 1.0)
                 )
                 out.update(
@@ -361,6 +362,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 note="context + verify (one build_features window) + one training draw + validation rows",
             )
     elif name == "features_chunked":
+        from riskmodel.model import sample as sample
         from riskmodel.model import scale as scale
 
         ds = _load_ds(cfg)
@@ -368,7 +370,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
 
         def run() -> Any:
             ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)
-            return scale.training_sample(ctx, until)
+            return sample.training_sample(ctx, until)
 
         smp = measured(run)
         out.update(kept_rows=len(smp.train.y) + len(smp.valid.y), sample_mb=smp.nbytes / 2**20)
@@ -392,11 +394,12 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 shutil.rmtree(path, ignore_errors=True)
         else:
             from riskmodel.model import scale as scale
+            from riskmodel.model.engine import ChunkedEngine, fit_chunked
 
             until = ds.window_of_date(cfg["end"], side="right")
             ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)  # setup (own stage)
             model, _ = measured(
-                lambda: scale.fit_chunked(
+                lambda: fit_chunked(
                     ctx,
                     until,
                     params=_params(cfg, zero_keep=zk),
@@ -411,19 +414,21 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 # Write the bundle of this model for the score stage (api.train_bundle adds the
                 # validation metrics against the baselines; no second training).
                 from riskmodel.api import train_bundle
-                from riskmodel.model import pipeline as pipeline
+
+                class Fitted(ChunkedEngine):  # serves the model just trained
+                    def fit(self, *a: Any, **k: Any) -> Any:
+                        return model
 
                 s = _settings(cfg)
                 t0 = time.perf_counter()
-                with scale.ScaledPipeline(ds, verify=False):
-                    pipeline.fit_model = lambda *a, **k: (model, list(model.feature_names_in_))
-                    path, _ = train_bundle(
-                        ds,
-                        cfg["end"],
-                        settings=s,
-                        params=_params(cfg, zero_keep=zk),
-                        root=s.models_root,
-                    )
+                path, _ = train_bundle(
+                    ds,
+                    cfg["end"],
+                    settings=s,
+                    params=_params(cfg, zero_keep=zk),
+                    root=s.models_root,
+                    engine=Fitted(verify=False),
+                )
                 out["bundle_seconds"] = time.perf_counter() - t0
                 (work / "bundle.txt").write_text(str(path))
         out.update(
@@ -486,7 +491,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
 
         from riskmodel.evaluation.backtest import run_backtest
         from riskmodel.io.read.truth import read_truth
-        from riskmodel.model import scale as scale
+        from riskmodel.model.engine import ChunkedEngine
 
         ds = _load_ds(cfg)
         truth = read_truth(work / "scenario" / "truth.parquet")
@@ -505,14 +510,14 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             )
         else:
             res = measured(
-                lambda: scale.run_backtest_scaled(
+                lambda: run_backtest(
                     ds,
                     b0,
                     b1,
                     step_days=step,
                     truth=truth,
                     params=_params(cfg, zero_keep=zk),
-                    pipeline_kw={"valid_keep": cfg.get("valid_keep", 1.0)},
+                    engine=ChunkedEngine(valid_keep=cfg.get("valid_keep", 1.0)),
                 )
             )
         tab = res.table

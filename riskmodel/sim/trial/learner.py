@@ -38,7 +38,8 @@ class _Learner:
         self.seed = seed
         self.S = panel.counts.shape[1]
         self.K = panel.n_shifts
-        self.engine = ChunkedEngine(verify=False)
+        # Validation rows subsampled like the training rows (weighted): the retrains stay cheap.
+        self.engine = ChunkedEngine(verify=False, valid_keep=cfg.zero_keep)
         self.params = {
             "n_estimators": cfg.n_estimators,
             "learning_rate": cfg.learning_rate,
