@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskmodel.evaluation import _events
 from riskmodel.evaluation import baselines as bl
 from riskmodel.evaluation import metrics as ev
+from riskmodel.evaluation._events import _to_ns
 
 DAY = pd.Timedelta(days=1)
 
@@ -87,8 +89,8 @@ def simulate_hawkes(
 
 
 def actual_counts(events: pd.DataFrame, windows: pd.DataFrame, n_seg: int) -> np.ndarray:
-    t = bl._to_ns(events["timestamp"])
-    st, en = bl._to_ns(windows["start_utc"]), bl._to_ns(windows["end_utc"])
+    t = _to_ns(events["timestamp"])
+    st, en = _to_ns(windows["start_utc"]), _to_ns(windows["end_utc"])
     w = np.searchsorted(st, t, side="right") - 1
     ok = (w >= 0) & (t < en[np.clip(w, 0, None)])
     out = np.zeros((len(windows), n_seg))
@@ -137,7 +139,7 @@ def test_leakage_free(small, name: str) -> None:
 def test_blocked_evaluation_matches_single_block(small, monkeypatch) -> None:
     events, seg, win = small
     ref = bl.compute_baselines(events, seg, win, ["kde", "hotspot", "etas"])
-    monkeypatch.setattr(bl, "_MAX_PAIRS", 97)  # many window blocks and pair chunks
+    monkeypatch.setattr(_events, "_MAX_PAIRS", 97)  # many window blocks and pair chunks
     got = bl.compute_baselines(events, seg, win, ["kde", "hotspot", "etas"])
     for name in ref:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-9, atol=1e-15)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from riskmodel.evaluation import metrics as ev
+from riskmodel.evaluation.plots import plot_calibration, plot_hit_rate_curves
 from riskmodel.model.estimator import poisson_deviance
 
 # 3 windows x 5 segments, unequal lengths (L = 10).
@@ -209,11 +210,11 @@ def test_plots_are_deterministic(tmp_path) -> None:
     results = ev.evaluate_all(
         {"model": truth + 0.01 * rng.random(truth.shape), "oracle": truth}, actual, np.ones(30)
     )
-    a = ev.plot_hit_rate_curves(results, tmp_path / "a.png")
-    b = ev.plot_hit_rate_curves(results, tmp_path / "b.png")
+    a = plot_hit_rate_curves(results, tmp_path / "a.png")
+    b = plot_hit_rate_curves(results, tmp_path / "b.png")
     assert a.read_bytes() == b.read_bytes() and a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    c = ev.plot_calibration(results, tmp_path / "c.png")
-    d = ev.plot_calibration(results, tmp_path / "d.png")
+    c = plot_calibration(results, tmp_path / "c.png")
+    d = plot_calibration(results, tmp_path / "d.png")
     assert c.read_bytes() == d.read_bytes()
 
 

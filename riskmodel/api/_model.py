@@ -52,8 +52,6 @@ def train_bundle(
     """
     import datetime as _dt
 
-    from riskmodel.evaluation import metrics as ev
-    from riskmodel.evaluation.baselines import compute_baselines
     from riskmodel.model.bundle import save_bundle, segment_hash
 
     w_end = ds.window_of_date(pd.Timestamp(until) + pd.Timedelta(days=1))
@@ -63,31 +61,7 @@ def train_bundle(
     model = engine.fit(ds, w_end, params)
     cols = list(model.feature_names_in_)
     info = model.fit_info_
-    # Validation metrics against the baselines on the last validation windows.
-    S = ds.n_segments
-    n_val = max(ds.panel.n_shifts, int(info["rows_valid"] // S))
-    v0 = max(w_end - n_val, 0)
-    metrics: dict[str, Any] = {}
-    if n_val > 0 and v0 < w_end:
-        win = ds.windows.iloc[v0:w_end].reset_index(drop=True)
-        evf = ds.events[ds.events["seq"] >= 0][["timestamp", "seq", "chainage_km", "persons"]]
-        seg = ds.geo.segments[
-            ["segment_id", "seq", "length_m", "chainage_from_km", "chainage_to_km"]
-        ]
-        preds = {"model": engine.predict(ds, model, v0, w_end)}
-        preds.update(compute_baselines(evf, seg, win))
-        table = ev.compare(preds, ds.panel.counts[v0:w_end], seg["length_m"].to_numpy())
-        metrics = {
-            "period": [str(win["date"].iloc[0].date()), str(win["date"].iloc[-1].date())],
-            "note": "validation windows of the training period (used for early stopping)",
-            "table": {
-                m: {
-                    k: (None if pd.isna(v) else (float(v) if not isinstance(v, str) else v))
-                    for k, v in r.items()
-                }
-                for m, r in table.iterrows()
-            },
-        }
+    metrics = _validation_metrics(ds, engine, model, w_end)
     seg = ds.geo.segments
     created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
     first = ds.windows["date"].iloc[0].date()
@@ -117,6 +91,40 @@ def train_bundle(
     root = Path(root or settings.models_root)
     path = save_bundle(model, preprocess, manifest, card, root, model_id)
     return path, manifest
+
+
+def _validation_metrics(ds: Any, engine: TrainingEngine, model: Any, w_end: int) -> dict[str, Any]:
+    """The model against the baselines on its validation windows (the last ones before
+    ``w_end``; also used for early stopping)."""
+    from riskmodel.evaluation import metrics as ev
+    from riskmodel.evaluation.baselines import compute_baselines
+
+    info = model.fit_info_
+    S = ds.n_segments
+    n_val = max(ds.panel.n_shifts, int(info["rows_valid"] // S))
+    v0 = max(w_end - n_val, 0)
+    metrics: dict[str, Any] = {}
+    if n_val > 0 and v0 < w_end:
+        win = ds.windows.iloc[v0:w_end].reset_index(drop=True)
+        evf = ds.events[ds.events["seq"] >= 0][["timestamp", "seq", "chainage_km", "persons"]]
+        seg = ds.geo.segments[
+            ["segment_id", "seq", "length_m", "chainage_from_km", "chainage_to_km"]
+        ]
+        preds = {"model": engine.predict(ds, model, v0, w_end)}
+        preds.update(compute_baselines(evf, seg, win))
+        table = ev.compare(preds, ds.panel.counts[v0:w_end], seg["length_m"].to_numpy())
+        metrics = {
+            "period": [str(win["date"].iloc[0].date()), str(win["date"].iloc[-1].date())],
+            "note": "validation windows of the training period (used for early stopping)",
+            "table": {
+                m: {
+                    k: (None if pd.isna(v) else (float(v) if not isinstance(v, str) else v))
+                    for k, v in r.items()
+                }
+                for m, r in table.iterrows()
+            },
+        }
+    return metrics
 
 
 def model_card(model_id: str, man: dict[str, Any]) -> str:
