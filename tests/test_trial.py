@@ -11,14 +11,8 @@ from conftest import SHIFTS, synthetic_geography
 
 from riskmodel.errors import ConfigError
 from riskmodel.features.build import FeatureSpec, build_features
-from riskmodel.sim.trial import (
-    POLICIES,
-    TrialConfig,
-    _run_policy,
-    _seed_world,
-    run_trial,
-    write_report,
-)
+from riskmodel.sim.trial import POLICIES, TrialConfig, run_trial, write_report
+from riskmodel.sim.trial.loop import _run_policy, _seed_world
 from riskmodel.sim.world import ScenarioParams, World
 
 # Small but busy: concentrated attraction and many crossings, so a few weeks say something.

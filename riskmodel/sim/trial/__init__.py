@@ -65,7 +65,7 @@ from riskmodel.sim.trial.config import (
     TrialConfig,
     TrialResult,
 )
-from riskmodel.sim.trial.loop import _run_policy, _seed_world, run_trial, summarise
+from riskmodel.sim.trial.loop import run_trial, summarise
 from riskmodel.sim.trial.report import markdown_report, write_report
 
 __all__ = [
@@ -77,8 +77,6 @@ __all__ = [
     "PolicyRun",
     "TrialConfig",
     "TrialResult",
-    "_run_policy",
-    "_seed_world",
     "markdown_report",
     "run_trial",
     "summarise",
