@@ -16,7 +16,7 @@ Tiers::
 
     S        the demo: SI-HR border at 1 km (~640 segments) x 3 shifts x 3 years (~2.1 M rows)
     M        250 m segments (~2,560) x 6 four-hour bands x 5 years (~28 M rows): bounded-memory
-             feature build (riskmodel.model.scale) and training with two empty-row shares
+             feature build (riskmodel.features.engine, model.sample) and training with two empty-row shares
     scaling  features and training at 640 / 1,280 / 2,560 segments x 3 shifts x 3 years, plus
              the PNG scaling curve (bench/results/scaling.png)
     eu       ~12,000 km of external land border at 1 km x 3 shifts x 3 years (~39 M rows) on
@@ -322,16 +322,17 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             X = measured(ds.features)
             out.update(rows=len(X), columns=X.shape[1] - 2, frame_mb=X.memory_usage().sum() / 2**20)
         else:
-            from riskmodel.model import scale as scale
+            from riskmodel.features import FeatureContext
+            from riskmodel.model import sample as sample
 
             zk = cfg["zero_keeps"][0]
             until = ds.window_of_date(cfg["end"], side="right")
 
             def run() -> Any:
                 t0 = time.perf_counter()
-                ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)
+                ctx = FeatureContext(ds.panel, ds.static, ds.spec)
                 t1 = time.perf_counter()
-                smp = scale.training_sample(
+                smp = sample.training_sample(
                     ctx, until, zero_keep=zk, valid_keep=cfg.get("valid_keep", 1.0)
                 )
                 out.update(
@@ -358,14 +359,15 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 note="context + one training draw + validation rows",
             )
     elif name == "features_chunked":
-        from riskmodel.model import scale as scale
+        from riskmodel.features import FeatureContext
+        from riskmodel.model import sample as sample
 
         ds = _load_ds(cfg)
         until = ds.window_of_date(cfg["end"], side="right")
 
         def run() -> Any:
-            ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)
-            return scale.training_sample(ctx, until)
+            ctx = FeatureContext(ds.panel, ds.static, ds.spec)
+            return sample.training_sample(ctx, until)
 
         smp = measured(run)
         out.update(kept_rows=len(smp.train.y) + len(smp.valid.y), sample_mb=smp.nbytes / 2**20)
@@ -388,12 +390,13 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             else:
                 shutil.rmtree(path, ignore_errors=True)
         else:
-            from riskmodel.model import scale as scale
+            from riskmodel.features import FeatureContext
+            from riskmodel.model.engine import ChunkedEngine, fit_chunked
 
             until = ds.window_of_date(cfg["end"], side="right")
-            ctx = scale.FeatureContext(ds.panel, ds.static, ds.spec)  # setup (own stage)
+            ctx = FeatureContext(ds.panel, ds.static, ds.spec)  # setup (own stage)
             model, _ = measured(
-                lambda: scale.fit_chunked(
+                lambda: fit_chunked(
                     ctx,
                     until,
                     params=_params(cfg, zero_keep=zk),
@@ -408,19 +411,21 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
                 # Write the bundle of this model for the score stage (api.train_bundle adds the
                 # validation metrics against the baselines; no second training).
                 from riskmodel.api import train_bundle
-                from riskmodel.model import pipeline as pipeline
+
+                class Fitted(ChunkedEngine):  # serves the model just trained
+                    def fit(self, *a: Any, **k: Any) -> Any:
+                        return model
 
                 s = _settings(cfg)
                 t0 = time.perf_counter()
-                with scale.ScaledPipeline(ds):
-                    pipeline.fit_model = lambda *a, **k: (model, list(model.feature_names_in_))
-                    path, _ = train_bundle(
-                        ds,
-                        cfg["end"],
-                        settings=s,
-                        params=_params(cfg, zero_keep=zk),
-                        root=s.models_root,
-                    )
+                path, _ = train_bundle(
+                    ds,
+                    cfg["end"],
+                    settings=s,
+                    params=_params(cfg, zero_keep=zk),
+                    root=s.models_root,
+                    engine=Fitted(),
+                )
                 out["bundle_seconds"] = time.perf_counter() - t0
                 (work / "bundle.txt").write_text(str(path))
         out.update(
@@ -483,7 +488,7 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
 
         from riskmodel.evaluation.backtest import run_backtest
         from riskmodel.io.read.truth import read_truth
-        from riskmodel.model import scale as scale
+        from riskmodel.model.engine import ChunkedEngine
 
         ds = _load_ds(cfg)
         truth = read_truth(work / "scenario" / "truth.parquet")
@@ -502,14 +507,14 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
             )
         else:
             res = measured(
-                lambda: scale.run_backtest_scaled(
+                lambda: run_backtest(
                     ds,
                     b0,
                     b1,
                     step_days=step,
                     truth=truth,
                     params=_params(cfg, zero_keep=zk),
-                    pipeline_kw={"valid_keep": cfg.get("valid_keep", 1.0)},
+                    engine=ChunkedEngine(valid_keep=cfg.get("valid_keep", 1.0)),
                 )
             )
         tab = res.table
@@ -845,7 +850,7 @@ def _plot_scaling(points: list[dict[str, Any]], path: Path) -> None:
     rows = np.array([p["rows"] for p in points]) / 1e6
     fig, (a, b) = plt.subplots(1, 2, figsize=(11.5, 4.4))
     series = [
-        ("features_chunked", "features (riskmodel.model.scale, sample)", "tab:blue"),
+        ("features_chunked", "features (features.engine, model.sample)", "tab:blue"),
         ("features_full", "features (build_features, full frame)", "tab:orange"),
         ("train_100_rounds", "training (1 booster x 100 rounds, sample)", "tab:green"),
     ]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from riskmodel.evaluation import _events
 from riskmodel.evaluation import baselines as bl
 from riskmodel.evaluation import metrics as ev
+from riskmodel.evaluation._events import _to_ns
 
 DAY = pd.Timedelta(days=1)
 
@@ -89,8 +89,8 @@ def simulate_hawkes(
 
 
 def actual_counts(events: pd.DataFrame, windows: pd.DataFrame, n_seg: int) -> np.ndarray:
-    t = bl._to_ns(events["timestamp"])
-    st, en = bl._to_ns(windows["start_utc"]), bl._to_ns(windows["end_utc"])
+    t = _to_ns(events["timestamp"])
+    st, en = _to_ns(windows["start_utc"]), _to_ns(windows["end_utc"])
     w = np.searchsorted(st, t, side="right") - 1
     ok = (w >= 0) & (t < en[np.clip(w, 0, None)])
     out = np.zeros((len(windows), n_seg))
@@ -139,7 +139,7 @@ def test_leakage_free(small, name: str) -> None:
 def test_blocked_evaluation_matches_single_block(small, monkeypatch) -> None:
     events, seg, win = small
     ref = bl.compute_baselines(events, seg, win, ["kde", "hotspot", "etas"])
-    monkeypatch.setattr(bl, "_MAX_PAIRS", 97)  # many window blocks and pair chunks
+    monkeypatch.setattr(_events, "_MAX_PAIRS", 97)  # many window blocks and pair chunks
     got = bl.compute_baselines(events, seg, win, ["kde", "hotspot", "etas"])
     for name in ref:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-9, atol=1e-15)
@@ -343,23 +343,3 @@ def test_no_events_gives_zeros(small) -> None:
     )
     for name, arr in bl.compute_baselines(empty, seg, win).items():
         assert arr.shape == (len(win), len(seg)) and not arr.any(), name
-
-
-def test_runtime_at_stated_size(capsys) -> None:
-    """~550 windows x 650 segments, ~5 000 events/year x 3 years: print, do not assert."""
-    seg = make_segments(650, seed=7)
-    events = simulate_hawkes(
-        seg, 3 * 365 + 183, mu_per_day=7.0, theta=0.5, omega=0.5, sigma=1.5, seed=8
-    )
-    win = make_windows("2024-01-01", 183)
-    lines = [f"runtime: {len(win)} windows x {len(seg)} segments, {len(events)} events"]
-    for name, fn in bl.BASELINES.items():
-        t = time.perf_counter()
-        out = fn(events, seg, win)
-        lines.append(f"  {name:<10} {time.perf_counter() - t:6.2f} s  shape={out.shape}")
-    actual = actual_counts(events, win, len(seg))
-    t = time.perf_counter()
-    ev.evaluate(out, actual, (seg["length_m"] / 1000).to_numpy(), oracle_pred=out)
-    lines.append(f"  evaluate   {time.perf_counter() - t:6.2f} s")
-    with capsys.disabled():
-        print("\n" + "\n".join(lines))

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from riskmodel.evaluation import metrics as ev
+from riskmodel.evaluation.plots import plot_calibration, plot_hit_rate_curves
+from riskmodel.model.estimator import poisson_deviance
 
 # 3 windows x 5 segments, unequal lengths (L = 10).
 LENGTHS = np.array([1.0, 2.0, 1.0, 3.0, 3.0])
@@ -120,10 +122,16 @@ def test_deviance_brier_hand_computed() -> None:
     pred = np.array([[1.0, 0.0]])
     actual = np.array([[2.0, 0.0]])
     dev = (2 * (2 * np.log(2) - 1) + 2 * 1e-9) / 2
-    assert ev.poisson_deviance(pred, actual) == pytest.approx(dev)
+    assert poisson_deviance(actual, pred) == pytest.approx(dev)
+    assert ev.evaluate(pred, actual, np.ones(2))["deviance"] == pytest.approx(dev)
     brier = ((1 - np.exp(-1.0)) - 1) ** 2 / 2
     assert ev.brier_score(pred, actual) == pytest.approx(brier)
-    assert ev.poisson_deviance(actual, actual) == pytest.approx(2e-9 / 2)
+    assert poisson_deviance(actual, actual) == pytest.approx(2e-9 / 2)
+    # weighted: the mean of the cells repeated by their weights
+    w = np.array([[3.0, 1.0]])
+    rep = poisson_deviance(np.array([2.0, 2.0, 2.0, 0.0]), np.array([1.0, 1.0, 1.0, 0.0]))
+    assert poisson_deviance(actual, pred, weight=w) == pytest.approx(rep)
+    assert np.isnan(poisson_deviance(np.array([]), np.array([])))
 
 
 def test_calibration_deciles() -> None:
@@ -202,11 +210,11 @@ def test_plots_are_deterministic(tmp_path) -> None:
     results = ev.evaluate_all(
         {"model": truth + 0.01 * rng.random(truth.shape), "oracle": truth}, actual, np.ones(30)
     )
-    a = ev.plot_hit_rate_curves(results, tmp_path / "a.png")
-    b = ev.plot_hit_rate_curves(results, tmp_path / "b.png")
+    a = plot_hit_rate_curves(results, tmp_path / "a.png")
+    b = plot_hit_rate_curves(results, tmp_path / "b.png")
     assert a.read_bytes() == b.read_bytes() and a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    c = ev.plot_calibration(results, tmp_path / "c.png")
-    d = ev.plot_calibration(results, tmp_path / "d.png")
+    c = plot_calibration(results, tmp_path / "c.png")
+    d = plot_calibration(results, tmp_path / "d.png")
     assert c.read_bytes() == d.read_bytes()
 
 

@@ -22,6 +22,32 @@ def test_sklearn_contract():
         m.predict(np.zeros((2, 3)))
 
 
+def test_estimator_owns_the_draw_and_the_neutral_prediction(dataset):
+    """keep_rows of any slice equals the same rows of the whole draw (what lets engines build
+    samples block by block); fit validates and returns self; predict_neutral zeroes the
+    in-window effort."""
+    from riskmodel.model.estimator import EXPOSURE_FEATURE
+
+    y = np.random.default_rng(1).poisson(0.05, 5000)
+    m = RiskRegressor(zero_keep=0.1, random_state=4)
+    whole = [m.keep_rows(y, b) for b in (0, 1)]
+    assert not np.array_equal(whole[0], whole[1]) and (whole[0][y > 0]).all()
+    for b in (0, 1):
+        part = m.keep_rows(y[1234:3000], b, offset=1234, total=len(y))
+        np.testing.assert_array_equal(part, whole[b][1234:3000])
+    np.testing.assert_allclose(m.row_weights(np.array([0, 2])), [10.0, 1.0])
+    with pytest.raises(ValueError, match="zero_keep"):
+        RiskRegressor(zero_keep=0.0).fit(np.zeros((4, 2)), np.zeros(4))
+    w = dataset.window_of_date("2024-11-01")
+    model, cols = fit_model(dataset, w, params=FAST)
+    X = dataset.features().iloc[w * dataset.n_segments : (w + 3) * dataset.n_segments][cols]
+    X0 = X.copy()
+    X0[EXPOSURE_FEATURE] = 0.0
+    np.testing.assert_array_equal(model.predict_neutral(X), model.predict(X0))
+    np.testing.assert_array_equal(model.predict_neutral(X.to_numpy()), model.predict(X0))
+    assert X[EXPOSURE_FEATURE].abs().sum() > 0  # the input is left as it was
+
+
 def test_deterministic_and_exposure_monotone(dataset):
     w = dataset.window_of_date("2024-11-01")
     m1, cols = fit_model(dataset, w, params=FAST)

@@ -11,14 +11,8 @@ from conftest import SHIFTS, synthetic_geography
 
 from riskmodel.errors import ConfigError
 from riskmodel.features import FeatureSpec, build_features
-from riskmodel.sim.trial import (
-    POLICIES,
-    TrialConfig,
-    _run_policy,
-    _seed_world,
-    run_trial,
-    write_report,
-)
+from riskmodel.sim.trial import POLICIES, TrialConfig, run_trial, write_report
+from riskmodel.sim.trial.loop import _run_policy, _seed_world
 from riskmodel.sim.world import ScenarioParams, World
 
 # Small but busy: concentrated attraction and many crossings, so a few weeks say something.
@@ -226,3 +220,49 @@ def test_engine_corrects_its_map_by_recent_residuals(tiny_geo):
     off = copy.copy(learner)
     off.cfg = _cfg(weeks=1, route_shift=False, recalibrate_days=0)
     np.testing.assert_allclose(off.predict_neutral(w0, K), base, rtol=1e-6)
+
+
+def test_randomised_policy_is_the_shipped_planner(tiny_geo):
+    """The randomised policy's day is make_plans on the day's risk table with the trial's caps
+    and its running checks history: same checks, same coverage."""
+    from riskmodel.planning import make_plans
+    from riskmodel.sim.trial.policies import _Policy
+
+    cfg = _cfg(weeks=1, route_shift=False)
+    world, learner, _, _, _ = _seed_world(
+        tiny_geo, cfg, 0, SHIFTS, "Europe/Ljubljana", FeatureSpec.load()
+    )
+    K, S = world.n_shifts, world.n_segments
+    win = learner.panel.windows
+    pol = _Policy("randomised", cfg, learner.panel.segments, win, 0, "Europe/Ljubljana")
+    d = cfg.burn_in_days
+    risk = learner.predict_neutral(d * K, K)
+    history = pol.history.copy()
+    pick, cov = pol.decide_day(d, risk, risk, np.random.default_rng(0))
+    plans = make_plans(
+        pol._risk_frame(d, risk),
+        cfg.units,
+        config=pol.plan_config,
+        seed=pol.plan_seed,
+        history=history,
+        tz="Europe/Ljubljana",
+    )
+    ids = learner.panel.segments["segment_id"].astype(str).to_numpy()
+    for k, plan in enumerate(plans):
+        assert set(ids[pick[k]]) == set(plan.checks["segment_id"])
+        got = dict(zip(ids, cov[k], strict=True))
+        for sid, c in plan.coverage["coverage"].items():
+            assert got[str(sid)] == pytest.approx(c)
+    assert pick.sum() == K * cfg.units and cov.max() <= cfg.per_shift_cap + 1e-9
+    assert len(pol.history) == K * cfg.units  # the day's checks count for the caps
+    assert pol.plan_config.max_share_of_shifts == cfg.max_share_of_shifts and S == len(ids)
+
+
+def test_caps_hold_in_the_loop(result):
+    """The legal statistic (worst 30 consecutive days, whole days as the cap counts them) never
+    exceeds the share cap for the policies that plan with the caps."""
+    cap = result.config.max_share_of_shifts
+    for pol in ("randomised", "oracle"):
+        for seed_runs in result.runs.values():
+            assert seed_runs[pol].totals["max_share_of_shifts_30d"] <= cap + 1e-12
+    assert result.runs[0]["top-k"].totals["max_share_of_shifts_30d"] > cap  # top-k ignores it

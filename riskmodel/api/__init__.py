@@ -6,7 +6,13 @@ files -> validated frames -> features -> model -> scores -> plan -> writers.
 from riskmodel.api._evaluate import backtest
 from riskmodel.api._geo import build_segments, write_layer
 from riskmodel.api._inputs import read_border, read_inputs, read_segments, validate_inputs
-from riskmodel.api._model import check_bundle_matches, load_model, model_card, train_bundle
+from riskmodel.api._model import (
+    check_bundle_matches,
+    load_model,
+    model_card,
+    train_bundle,
+    training_engine,
+)
 from riskmodel.api._plan import audit_report, audit_summary, run_plan, write_audit_report
 from riskmodel.api._registry import list_models, show_model
 from riskmodel.api._score import (
@@ -50,6 +56,7 @@ __all__ = [
     "score_for_plan",
     "show_model",
     "train_bundle",
+    "training_engine",
     "validate_inputs",
     "write_audit_report",
     "write_layer",

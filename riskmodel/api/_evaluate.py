@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from riskmodel.api._model import training_engine
 from riskmodel.evaluation.backtest import BacktestResult, run_backtest, write_report
 from riskmodel.io.read.truth import read_truth
 from riskmodel.model.pipeline import Dataset
@@ -60,10 +61,6 @@ def backtest(
         "params": params or {},
         "compare_exposure": compare_exposure and tr is not None,
     }
-    if scheduler:  # Dask is imported only here
-        from riskmodel.model.scale import run_backtest_scaled
-
-        res = run_backtest_scaled(ds, start, end, scheduler=scheduler, **kw)
-    else:
-        res = run_backtest(ds, start, end, **kw)
+    with training_engine(scheduler) as engine:
+        res = run_backtest(ds, start, end, engine=engine, **kw)
     return res, write_report(res, out)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pandas as pd
 
 from riskmodel.config.settings import Settings
 from riskmodel.errors import InputError
+from riskmodel.model.engine import InMemoryEngine, TrainingEngine
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +25,27 @@ def train_bundle(
     settings: Settings,
     params: dict[str, Any] | None = None,
     root: str | os.PathLike[str] | None = None,
+    engine: TrainingEngine | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Train on all shifts up to and including local date ``until`` and write a bundle.
 
     The bundle's metrics compare the model with the baselines on the time-ordered validation
     windows (the last ``validation_fraction`` of the training period, also used for early
     stopping, so slightly optimistic; ``riskmodel backtest`` gives the honest figures).
+
+    Parameters
+    ----------
+    ds : Dataset
+    until : str
+        Last local date trained on.
+    settings : Settings
+    params : dict, optional
+        :class:`~riskmodel.model.estimator.RiskRegressor` parameters.
+    root : path-like, optional
+        Models root (default ``settings.models_root``).
+    engine : TrainingEngine, optional
+        Where features are built and the model trained (default in memory; see
+        :mod:`riskmodel.model.engine`).
 
     Returns
     -------
@@ -36,41 +54,16 @@ def train_bundle(
     """
     import datetime as _dt
 
-    from riskmodel.evaluation import metrics as ev
-    from riskmodel.evaluation.baselines import compute_baselines
     from riskmodel.model.bundle import save_bundle, segment_hash
-    from riskmodel.model.pipeline import fit_model, predict_windows
 
     w_end = ds.window_of_date(pd.Timestamp(until) + pd.Timedelta(days=1))
     if w_end <= 0:
         raise InputError(f"--until {until} is before the first event", fix="choose a later date")
-    model, cols = fit_model(ds, w_end, params=params)
+    engine = engine or InMemoryEngine()
+    model = engine.fit(ds, w_end, params)
+    cols = list(model.feature_names_in_)
     info = model.fit_info_
-    # Validation metrics against the baselines on the last validation windows.
-    S = ds.n_segments
-    n_val = max(ds.panel.n_shifts, int(info["rows_valid"] // S))
-    v0 = max(w_end - n_val, 0)
-    metrics: dict[str, Any] = {}
-    if n_val > 0 and v0 < w_end:
-        win = ds.windows.iloc[v0:w_end].reset_index(drop=True)
-        evf = ds.events[ds.events["seq"] >= 0][["timestamp", "seq", "chainage_km", "persons"]]
-        seg = ds.geo.segments[
-            ["segment_id", "seq", "length_m", "chainage_from_km", "chainage_to_km"]
-        ]
-        preds = {"model": predict_windows(ds, model, cols, v0, w_end)}
-        preds.update(compute_baselines(evf, seg, win))
-        table = ev.compare(preds, ds.panel.counts[v0:w_end], seg["length_m"].to_numpy())
-        metrics = {
-            "period": [str(win["date"].iloc[0].date()), str(win["date"].iloc[-1].date())],
-            "note": "validation windows of the training period (used for early stopping)",
-            "table": {
-                m: {
-                    k: (None if pd.isna(v) else (float(v) if not isinstance(v, str) else v))
-                    for k, v in r.items()
-                }
-                for m, r in table.iterrows()
-            },
-        }
+    metrics = _validation_metrics(ds, engine, model, w_end)
     seg = ds.geo.segments
     created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
     first = ds.windows["date"].iloc[0].date()
@@ -100,6 +93,40 @@ def train_bundle(
     root = Path(root or settings.models_root)
     path = save_bundle(model, preprocess, manifest, card, root, model_id)
     return path, manifest
+
+
+def _validation_metrics(ds: Any, engine: TrainingEngine, model: Any, w_end: int) -> dict[str, Any]:
+    """The model against the baselines on its validation windows (the last ones before
+    ``w_end``; also used for early stopping)."""
+    from riskmodel.evaluation import metrics as ev
+    from riskmodel.evaluation.baselines import compute_baselines
+
+    info = model.fit_info_
+    S = ds.n_segments
+    n_val = max(ds.panel.n_shifts, int(info["rows_valid"] // S))
+    v0 = max(w_end - n_val, 0)
+    metrics: dict[str, Any] = {}
+    if n_val > 0 and v0 < w_end:
+        win = ds.windows.iloc[v0:w_end].reset_index(drop=True)
+        evf = ds.events[ds.events["seq"] >= 0][["timestamp", "seq", "chainage_km", "persons"]]
+        seg = ds.geo.segments[
+            ["segment_id", "seq", "length_m", "chainage_from_km", "chainage_to_km"]
+        ]
+        preds = {"model": engine.predict(ds, model, v0, w_end)}
+        preds.update(compute_baselines(evf, seg, win))
+        table = ev.compare(preds, ds.panel.counts[v0:w_end], seg["length_m"].to_numpy())
+        metrics = {
+            "period": [str(win["date"].iloc[0].date()), str(win["date"].iloc[-1].date())],
+            "note": "validation windows of the training period (used for early stopping)",
+            "table": {
+                m: {
+                    k: (None if pd.isna(v) else (float(v) if not isinstance(v, str) else v))
+                    for k, v in r.items()
+                }
+                for m, r in table.iterrows()
+            },
+        }
+    return metrics
 
 
 def model_card(model_id: str, man: dict[str, Any]) -> str:
@@ -206,3 +233,27 @@ def check_bundle_matches(bundle: Any, ds: Any) -> None:
             where=where,
             fix="use the model's shift definitions or retrain",
         )
+
+
+@contextlib.contextmanager
+def training_engine(scheduler: str | None = None) -> Iterator[TrainingEngine]:
+    """The training engine of a run: in memory, or on a Dask cluster.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        ``"local"`` (an in-process cluster) or a scheduler address (``tcp://HOST:8786``);
+        ``None`` trains in memory. Dask is imported only when one is given.
+
+    Yields
+    ------
+    TrainingEngine
+        Closed (with any cluster it started) when the block ends.
+    """
+    if not scheduler:
+        yield InMemoryEngine()
+        return
+    from riskmodel.model.engine import DaskEngine
+
+    with DaskEngine(scheduler) as engine:
+        yield engine

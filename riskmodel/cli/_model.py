@@ -55,7 +55,7 @@ def train_cmd(
     inputs: Inputs, to: str, models_root: str | None, model_params: dict, scheduler: str | None
 ) -> None:
     """Train a model on events up to --to (required) and write a versioned bundle."""
-    from riskmodel.api import read_inputs, train_bundle
+    from riskmodel.api import read_inputs, train_bundle, training_engine
 
     s = get_settings().with_flags(models_root=models_root)
     _progress("reading and validating inputs ...")
@@ -69,14 +69,10 @@ def train_cmd(
         quarantine_dir=Path(s.models_root) / "_quarantine",
     )
     _progress("building features and training ...")
-    if scheduler:  # Dask is imported only here
-        from riskmodel.model.scale import train_bundle_scaled
-
-        path, man = train_bundle_scaled(
-            ds, to, settings=s, params=model_params, root=s.models_root, scheduler=scheduler
+    with training_engine(scheduler) as engine:
+        path, man = train_bundle(
+            ds, to, settings=s, params=model_params, root=s.models_root, engine=engine
         )
-    else:
-        path, man = train_bundle(ds, to, settings=s, params=model_params, root=s.models_root)
     fit = man["fit"]
     echo(f"model {man['model_id'] if 'model_id' in man else path.name} -> {path}")
     echo(

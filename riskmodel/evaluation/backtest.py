@@ -3,7 +3,7 @@
 At each origin the model is retrained on all windows before it and predicts every shift of the
 next ``step_days``; the baselines score the same windows from the same past events; the oracle
 ranks segments by the simulator's truth (expected recorded events) when a truth file is given.
-Metrics (BRIEF section 4) are pooled over all predicted windows.
+Metrics (METHODOLOGY.md, "Evaluation") are pooled over all predicted windows.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ import pandas as pd
 from riskmodel.errors import InputError
 from riskmodel.evaluation import metrics as ev
 from riskmodel.evaluation.baselines import compute_baselines
+from riskmodel.evaluation.plots import plot_calibration, plot_hit_rate_curves
 from riskmodel.io.atomic import atomic_write_json, atomic_write_text
-from riskmodel.model.pipeline import Dataset, fit_model, predict_windows
+from riskmodel.model.engine import InMemoryEngine, TrainingEngine
+from riskmodel.model.pipeline import Dataset
 
-log = logging.getLogger("riskmodel")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,6 +81,35 @@ def truth_matrix(
     return out
 
 
+def _predict_origins(
+    ds: Dataset,
+    engine: TrainingEngine,
+    origins: list[int],
+    w1: int,
+    step: int,
+    params: dict[str, Any] | None,
+    compare_exposure: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[dict[str, Any]]]:
+    """Retrain at every origin and predict its step: (recorded, effort-neutral, no-exposure
+    variant or None) predictions of windows ``[origins[0], w1)`` and the fit statistics."""
+    w0, S = origins[0], ds.n_segments
+    pred = np.zeros((w1 - w0, S))
+    pred_neutral = np.zeros((w1 - w0, S))
+    pred_noexp = np.zeros((w1 - w0, S)) if compare_exposure else None
+    fits = []
+    for o in origins:
+        e = min(o + step, w1)
+        model = engine.fit(ds, o, params)
+        pred[o - w0 : e - w0] = engine.predict(ds, model, o, e)
+        pred_neutral[o - w0 : e - w0] = engine.predict(ds, model, o, e, effort_neutral=True)
+        fits.append({"origin": str(ds.windows["start_utc"].iloc[o]), **model.fit_info_})
+        if pred_noexp is not None:
+            m2 = engine.fit(ds, o, params, drop=("effort",))
+            pred_noexp[o - w0 : e - w0] = engine.predict(ds, m2, o, e)
+        log.info("backtest origin %s done", ds.windows["date"].iloc[o].date())
+    return pred, pred_neutral, pred_noexp, fits
+
+
 def run_backtest(
     ds: Dataset,
     start: str | dt.date,
@@ -89,6 +120,7 @@ def run_backtest(
     params: dict[str, Any] | None = None,
     baselines: list[str] | None = None,
     compare_exposure: bool = False,
+    engine: TrainingEngine | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest over local dates ``[start, end]``.
 
@@ -108,7 +140,11 @@ def run_backtest(
     compare_exposure : bool
         Also train a variant without any effort features and compare both against the true
         crossings (needs ``truth``).
+    engine : TrainingEngine, optional
+        Where features are built and models trained (default
+        :class:`~riskmodel.model.engine.InMemoryEngine`).
     """
+    engine = engine or InMemoryEngine()
     t_all = time.perf_counter()
     w0 = ds.window_of_date(start)
     w1 = ds.window_of_date(pd.Timestamp(end) + pd.Timedelta(days=1))
@@ -119,20 +155,9 @@ def run_backtest(
     S = ds.n_segments
     K = ds.panel.n_shifts
     origins = list(range(w0, w1, step_days * K))
-    pred = np.zeros((w1 - w0, S))
-    pred_neutral = np.zeros((w1 - w0, S))
-    pred_noexp = np.zeros((w1 - w0, S)) if compare_exposure else None
-    fits = []
-    for o in origins:
-        e = min(o + step_days * K, w1)
-        model, cols = fit_model(ds, o, params=params)
-        pred[o - w0 : e - w0] = predict_windows(ds, model, cols, o, e)
-        pred_neutral[o - w0 : e - w0] = predict_windows(ds, model, cols, o, e, effort_neutral=True)
-        fits.append({"origin": str(ds.windows["start_utc"].iloc[o]), **model.fit_info_})
-        if pred_noexp is not None:
-            m2, c2 = fit_model(ds, o, params=params, drop=("effort",))
-            pred_noexp[o - w0 : e - w0] = predict_windows(ds, m2, c2, o, e)
-        log.info("backtest origin %s done", ds.windows["date"].iloc[o].date())
+    pred, pred_neutral, pred_noexp, fits = _predict_origins(
+        ds, engine, origins, w1, step_days * K, params, compare_exposure
+    )
     actual = ds.panel.counts[w0:w1].astype(float)
     win = ds.windows.iloc[w0:w1].reset_index(drop=True)
     t_b = time.perf_counter()
@@ -206,8 +231,8 @@ def write_report(
             out / "metrics.json",
             {"table": _records(table), "results": res.results, "info": res.info},
         ),
-        "hit_rate_png": ev.plot_hit_rate_curves(res.results, out / "hit_rate.png"),
-        "calibration_png": ev.plot_calibration(res.results, out / "calibration.png"),
+        "hit_rate_png": plot_hit_rate_curves(res.results, out / "hit_rate.png"),
+        "calibration_png": plot_calibration(res.results, out / "calibration.png"),
     }
     lines = [
         f"# {title}",

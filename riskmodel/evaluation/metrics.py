@@ -1,4 +1,4 @@
-"""Forecast metrics along the border (BRIEF section 4), with border *length* in place of area.
+"""Forecast metrics along the border (METHODOLOGY.md section 3.3), with border *length* in place of area.
 
 Inputs are ``pred`` and ``actual`` of shape (W, S) (windows x segments) and ``lengths`` (S,).
 
@@ -18,7 +18,7 @@ Pooled metrics (sums over all windows, then the ratio)
     ``HR(c) = n / N``; ``PAI_L(c) = HR / (l / L) = HR / c``; ``PEI*(c) = n / n*`` where ``n*``
     is the largest (fractional) number of events any selection of length ``c L`` could
     capture in each window: segments ranked by ``actual / length``, which for equal lengths
-    is ranking by actual counts (BRIEF) and in general is the exact optimum, so ``PEI* <= 1``.
+    is ranking by actual counts and in general is the exact optimum, so ``PEI* <= 1``.
     ``oracle_ratio(c) = HR_model / HR_oracle`` with the oracle ranked by the truth.
 
 Cell metrics (pooled over all window x segment cells)
@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from riskmodel.model.estimator import poisson_deviance
 
 __all__ = [
     "DEFAULT_FRACTIONS",
@@ -47,9 +48,6 @@ __all__ = [
     "evaluate_all",
     "hit_rate_curve",
     "markdown_table",
-    "plot_calibration",
-    "plot_hit_rate_curves",
-    "poisson_deviance",
     "results_table",
 ]
 
@@ -132,7 +130,7 @@ def captured(
         ``"order"``: equal scores are taken in segment order (lower index first).
         ``"spread"``: a tied group is included proportionally (same fraction per member).
     rank_by : {"pred", "density"}
-        Rank by ``pred`` (default, BRIEF) or by ``pred / length`` (events per km).
+        Rank by ``pred`` (default) or by ``pred / length`` (events per km).
 
     Returns
     -------
@@ -215,28 +213,6 @@ def hit_rate_curve(
 # --------------------------------------------------------------------------------------------
 # cell metrics
 # --------------------------------------------------------------------------------------------
-
-
-def poisson_deviance(pred: Any, actual: Any, *, floor: float = 1e-9) -> float:
-    """Mean Poisson deviance over all cells, predictions clipped at ``floor``.
-
-    Parameters
-    ----------
-    pred, actual : array_like
-        Expected and observed counts, same shape.
-    floor : float
-        Lower clip of the prediction.
-
-    Returns
-    -------
-    float
-        ``mean(2 * (y log(y / mu) - (y - mu)))`` with ``y log y = 0`` at ``y = 0``.
-    """
-    mu = np.maximum(np.asarray(pred, float), floor)
-    y = np.asarray(actual, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ylog = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-    return float(np.mean(2.0 * (ylog - (y - mu)))) if y.size else float("nan")
 
 
 def brier_score(pred: Any, actual: Any) -> float:
@@ -325,7 +301,7 @@ def evaluate(
     rank_by: RankBy = "pred",
     n_bins: int = 10,
 ) -> dict[str, Any]:
-    """All BRIEF section 4 metrics of one prediction, as a JSON-serialisable dict.
+    """All metrics (METHODOLOGY.md section 3.3) of one prediction, as a JSON-serialisable dict.
 
     Parameters
     ----------
@@ -393,7 +369,7 @@ def evaluate(
             "pai_curve": [_num(v) for v in pai[pos]],
             "pei_curve": [_num(v) for v in pei[pos]],
             "oracle_curve": [_num(v) for v in hr_o[pos]],
-            "deviance": _num(poisson_deviance(pred, actual)),
+            "deviance": _num(poisson_deviance(actual, pred)),
             "brier": _num(brier_score(pred, actual)),
             "mean_pred": _num(pred.mean()) if pred.size else None,
             "mean_actual": _num(actual.mean()) if actual.size else None,
@@ -579,125 +555,3 @@ def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".3f", index: bool = Tru
         cells = ([cell(idx)] if index else []) + [cell(v) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# plots
-# --------------------------------------------------------------------------------------------
-
-
-def _figure(width: float, height: float) -> Any:
-    # Figure + Agg canvas directly: no pyplot global state, no backend switching.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # No Software/date metadata, so identical inputs give byte-identical PNGs.
-    fig.savefig(path, format="png", metadata={"Software": None})
-    return path
-
-
-def _style(name: str, i: int, oracle_key: str) -> dict[str, Any]:
-    if name == oracle_key:
-        return {"color": "black", "linestyle": "--", "linewidth": 1.5}
-    return {"color": f"C{i % 10}", "linestyle": "-", "linewidth": 1.5}
-
-
-def plot_hit_rate_curves(
-    results: Mapping[str, Mapping[str, Any]], path: str | Path, *, oracle_key: str = "oracle"
-) -> Path:
-    """Hit-rate curves ``HR(c)`` of all methods, with the random-selection line ``HR = c``.
-
-    Parameters
-    ----------
-    results : mapping of str to dict
-        Results of :func:`evaluate` by method.
-    path : str or Path
-        PNG file to write.
-    oracle_key : str
-        Method drawn as a dashed black line.
-
-    Returns
-    -------
-    Path
-        The written file.
-    """
-    fig = _figure(7.0, 4.5)
-    ax = fig.add_subplot(1, 1, 1)
-    x_max = 0.0
-    for i, (name, r) in enumerate(results.items()):
-        x = np.asarray(r["fractions"], float) * 100
-        y = np.array([np.nan if v is None else v for v in r["curve"]], float)
-        ax.plot(x, y, marker="o", markersize=3, label=name, **_style(name, i, oracle_key))
-        x_max = max(x_max, float(x.max()) if x.size else 0.0)
-    ax.plot([0, x_max], [0, x_max / 100], color="grey", linestyle=":", label="random")
-    ax.set_xlim(0, x_max)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("share of border length selected, c (%)")
-    ax.set_ylabel("hit rate n / N (pooled)")
-    ax.set_title("Hit rate by share of border length")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_calibration(
-    results: Mapping[str, Mapping[str, Any]], path: str | Path, *, oracle_key: str = "oracle"
-) -> Path:
-    """Calibration by deciles: mean observed vs mean expected, and observed/expected.
-
-    Parameters
-    ----------
-    results : mapping of str to dict
-        Results of :func:`evaluate` by method.
-    path : str or Path
-        PNG file to write.
-    oracle_key : str
-        Method drawn as a dashed black line.
-
-    Returns
-    -------
-    Path
-        The written file.
-    """
-    fig = _figure(10.0, 4.5)
-    ax1 = fig.add_subplot(1, 2, 1)
-    ax2 = fig.add_subplot(1, 2, 2)
-    lo, hi = np.inf, 0.0
-    for i, (name, r) in enumerate(results.items()):
-        cal = r.get("calibration") or []
-        mp = np.array([row["mean_pred"] or np.nan for row in cal], float)
-        mo = np.array([row["mean_obs"] if row["mean_obs"] is not None else np.nan for row in cal])
-        ratio = np.array([np.nan if row["obs_exp"] is None else row["obs_exp"] for row in cal])
-        bins = np.array([row["bin"] for row in cal])
-        style = _style(name, i, oracle_key)
-        ok = (mp > 0) & (mo > 0)  # log axes: zero bins are not drawable
-        ax1.plot(mp[ok], mo[ok], marker="o", markersize=3, label=name, **style)
-        ax2.plot(bins, ratio, marker="o", markersize=3, label=name, **style)
-        if ok.any():
-            lo = min(lo, float(mp[ok].min()), float(mo[ok].min()))
-            hi = max(hi, float(mp[ok].max()), float(mo[ok].max()))
-    if np.isfinite(lo) and hi > 0:
-        ax1.plot([lo, hi], [lo, hi], color="grey", linestyle=":", label="perfect")
-        ax1.set_xscale("log")
-        ax1.set_yscale("log")
-    ax1.set_xlabel("mean predicted events per cell")
-    ax1.set_ylabel("mean observed events per cell")
-    ax1.set_title("Calibration by decile of prediction")
-    ax1.grid(True, alpha=0.3)
-    ax1.legend(loc="upper left", fontsize=8)
-    ax2.axhline(1.0, color="grey", linestyle=":")
-    ax2.set_xlabel("decile of prediction (1 = lowest)")
-    ax2.set_ylabel("observed / expected")
-    ax2.set_title("Observed / expected by decile")
-    ax2.grid(True, alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, path)

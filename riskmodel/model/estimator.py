@@ -9,6 +9,7 @@ predicting with the real or planned effort gives expected *recorded* events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,121 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
             "verbosity": 0,
         }
 
+    # -- the empty-row subsample (one implementation for every engine) ---------------------
+    def keep_rows(
+        self, y: np.ndarray, bag: int = 0, *, offset: int = 0, total: int | None = None
+    ) -> np.ndarray:
+        """Rows of training draw ``bag``: every row with an event and a seeded share
+        ``zero_keep`` of the empty ones.
+
+        The draw of row ``i`` of a sample of ``total`` rows is uniform number ``bag * total +
+        i`` of the stream seeded by ``random_state``: ``y`` may be any consecutive slice of
+        the rows (starting at row ``offset``), so a sample built block by block, or on several
+        machines, keeps exactly the rows :meth:`fit` keeps.
+
+        Parameters
+        ----------
+        y : ndarray
+            Counts of rows ``offset .. offset + len(y)``.
+        bag : int
+            Training draw (each bag draws its own share).
+        offset : int
+            Position of the first row in the sample.
+        total : int, optional
+            Rows in the whole sample (default ``offset + len(y)``).
+        """
+        y = np.asarray(y)
+        n_total = offset + y.size if total is None else int(total)
+        u = row_uniforms(self.random_state, bag * n_total + offset, y.size)
+        return (y > 0) | (u.reshape(y.shape) < self.zero_keep)
+
+    def row_weights(self, y: np.ndarray) -> np.ndarray:
+        """Weights of kept rows: 1 for rows with events, ``1 / zero_keep`` for empty ones."""
+        return np.where(np.asarray(y) > 0, 1.0, 1.0 / self.zero_keep)
+
+    def n_draws(self) -> int:
+        """Training draws (bags)."""
+        return max(1, int(self.n_bags))
+
+    def bag_seed(self, bag: int) -> int:
+        """Tree seed of bag ``bag``."""
+        return self.random_state + 7919 * bag
+
+    def train_booster(
+        self,
+        names: list[str],
+        dtrain: Any,
+        dval: Any,
+        bag: int,
+        *,
+        train: Callable[..., Any] = xgb.train,
+        distributed: bool = False,
+    ) -> xgb.Booster:
+        """Boost one bag on prepared matrices (early stopping on ``dval`` when given).
+
+        ``train`` is ``xgboost.train`` or a ``xgboost.dask.train`` bound to a client
+        (``distributed``: each worker uses its own thread count).
+        """
+        params = self._params(names, seed=self.bag_seed(bag))
+        if distributed:
+            params.pop("nthread", None)
+        evals = [(dtrain, "train")] + ([(dval, "valid")] if dval is not None else [])
+        out = train(
+            params,
+            dtrain,
+            num_boost_round=self.n_estimators,
+            evals=evals,
+            early_stopping_rounds=self.early_stopping_rounds if dval is not None else None,
+            verbose_eval=False,
+        )
+        return out["booster"] if isinstance(out, dict) else out
+
+    def set_fitted(
+        self,
+        boosters: list[xgb.Booster],
+        names: list[str],
+        valid: tuple[Any, np.ndarray, np.ndarray | None] | None,
+        info: dict[str, Any],
+    ) -> RiskRegressor:
+        """Set the fitted attributes from trained boosters (the last step of every engine).
+
+        Parameters
+        ----------
+        boosters : list of xgboost.Booster
+            One per bag.
+        names : list of str
+            Feature names.
+        valid : (X, y, weight or None) or None
+            Validation rows: the validation deviance and the dispersion are estimated on them
+            (weight None = all 1; weighted when empty validation rows were subsampled).
+        info : dict
+            Sample statistics; completed and stored as ``fit_info_``.
+        """
+        best = [int(getattr(b, "best_iteration", self.n_estimators - 1)) for b in boosters]
+        self.boosters_ = boosters
+        self.best_iterations_ = best
+        self.booster_ = boosters[0]
+        self.best_iteration_ = best[0]
+        self.feature_names_in_ = np.array(names, dtype=object)
+        self.n_features_in_ = len(names)
+        self.dispersion_ = 0.0
+        info.update(n_bags=len(boosters), best_iterations=best, best_iteration=best[0])
+        if valid is not None and len(valid[1]):
+            Xv, yv, wv = valid
+            mu = self.predict(Xv)
+            yv = np.asarray(yv, np.float64)
+            info["valid_poisson_deviance"] = poisson_deviance(yv, mu, weight=wv)
+            # Method-of-moments NB2 dispersion: Var = mu + alpha mu^2.
+            if wv is None:
+                num, den = ((yv - mu) ** 2 - yv).sum(), (mu**2).sum()
+            else:
+                wv = np.asarray(wv, np.float64)
+                num, den = (wv * ((yv - mu) ** 2 - yv)).sum(), (wv * mu**2).sum()
+            self.dispersion_ = float(max(num / max(den, 1e-12), 0.0))
+        info["dispersion"] = self.dispersion_
+        self.fit_info_ = info
+        return self
+
     def fit(
         self,
         X: pd.DataFrame,
@@ -148,10 +264,11 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"y has shape {y.shape}, expected ({len(X)},)")
         if (y < 0).any() or not np.isfinite(y).all():
             raise ValueError("y must be finite non-negative counts")
+        if not 0 < self.zero_keep <= 1:
+            raise ValueError(f"zero_keep must be in (0, 1], got {self.zero_keep}")
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
         t = np.arange(len(y)) if time is None else np.asarray(time)
         names = [str(c) for c in X.columns]
-        rng = np.random.default_rng(self.random_state)
         uniq = np.unique(t)
         cut = (
             uniq[int(len(uniq) * (1 - self.validation_fraction))]
@@ -160,57 +277,28 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         )
         is_val = t >= cut
         tr = ~is_val
-        wk = np.where(y > 0, 1.0, 1.0 / self.zero_keep) * w
+        wk = self.row_weights(y) * w
         Xv = X.to_numpy(np.float32)
         dval = None
         if is_val.any():
             dval = xgb.DMatrix(Xv[is_val], label=y[is_val], weight=w[is_val], feature_names=names)
-        boosters, best = [], []
+        boosters = []
         kept = 0
-        for b in range(max(1, int(self.n_bags))):
-            # Rare-event subsampling: all rows with events, a share of the empty ones (weighted);
-            # each bag draws its own share.
-            keep = tr & ((y > 0) | (rng.random(len(y)) < self.zero_keep))
+        for b in range(self.n_draws()):
+            keep = tr & self.keep_rows(y, b)
             kept += int(keep.sum())
             dtrain = xgb.DMatrix(Xv[keep], label=y[keep], weight=wk[keep], feature_names=names)
-            evals = [(dtrain, "train")] + ([(dval, "valid")] if dval is not None else [])
-            booster = xgb.train(
-                self._params(names, seed=self.random_state + 7919 * b),
-                dtrain,
-                num_boost_round=self.n_estimators,
-                evals=evals,
-                early_stopping_rounds=self.early_stopping_rounds if dval is not None else None,
-                verbose_eval=False,
-            )
-            boosters.append(booster)
-            best.append(int(getattr(booster, "best_iteration", self.n_estimators - 1)))
-        self.boosters_ = boosters
-        self.best_iterations_ = best
-        self.booster_ = boosters[0]
-        self.best_iteration_ = best[0]
-        self.feature_names_in_ = np.array(names, dtype=object)
-        self.n_features_in_ = len(names)
-        self.dispersion_ = 0.0
+            boosters.append(self.train_booster(names, dtrain, dval, b))
         info: dict[str, Any] = {
             "rows": int(len(y)),
             "rows_train": int(tr.sum()),
-            "rows_kept": kept // max(1, int(self.n_bags)),
-            "n_bags": len(boosters),
-            "best_iterations": best,
+            "rows_kept": kept // self.n_draws(),
             "rows_valid": int(is_val.sum()),
             "zero_keep": self.zero_keep,
-            "best_iteration": self.best_iteration_,
         }
-        if dval is not None:
-            mu = self.predict(X[is_val])
-            yv = y[is_val]
-            info["valid_poisson_deviance"] = float(poisson_deviance(yv, mu))
-            # Method-of-moments NB2 dispersion: Var = mu + alpha mu^2.
-            num = ((yv - mu) ** 2 - yv).sum()
-            self.dispersion_ = float(max(num / max((mu**2).sum(), 1e-12), 0.0))
-        info["dispersion"] = self.dispersion_
-        self.fit_info_ = info
-        return self
+        wv = None if sample_weight is None else w[is_val]
+        valid = (X[is_val], y[is_val], wv) if dval is not None else None
+        return self.set_fitted(boosters, names, valid, info)
 
     def _dmatrix(self, X: pd.DataFrame) -> xgb.DMatrix:
         check_is_fitted(self, "booster_")
@@ -236,6 +324,22 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         dm = self._dmatrix(X)
         preds = [b.predict(dm, iteration_range=(0, it + 1)) for b, it in self._bags()]
         return np.mean(preds, axis=0)
+
+    def predict_neutral(self, X: pd.DataFrame) -> np.ndarray:
+        """Effort-neutral expected events: :meth:`predict` with the in-window effort
+        (``EXPOSURE_FEATURE``) set to zero, i.e. where crossings happen rather than where
+        they would be recorded (what plans follow)."""
+        check_is_fitted(self, "booster_")
+        if EXPOSURE_FEATURE not in self.feature_names_in_:
+            return self.predict(X)
+        names = list(self.feature_names_in_)
+        if isinstance(X, pd.DataFrame):
+            X = X[names].copy()
+            X[EXPOSURE_FEATURE] = 0.0
+        else:
+            X = np.array(X, dtype=np.float32)
+            X[:, names.index(EXPOSURE_FEATURE)] = 0.0
+        return self.predict(X)
 
     def predict_contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions on the log scale (TreeSHAP, mean over the bags); the last
@@ -263,13 +367,54 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         return stats.nbinom.ppf(lo_q, n, p), stats.nbinom.ppf(hi_q, n, p)
 
 
-def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
-    """Mean Poisson deviance (``mu`` clipped at 1e-9)."""
-    mu = np.maximum(np.asarray(mu, float), 1e-9)
+def poisson_deviance(
+    y: np.ndarray, mu: np.ndarray, *, weight: np.ndarray | None = None, floor: float = 1e-9
+) -> float:
+    """Mean Poisson deviance ``2 [y log(y / mu) - (y - mu)]`` (``y log y = 0`` at ``y = 0``).
+
+    The one deviance of the package: the estimator's validation deviance, the chunked and
+    Dask engines and the evaluation metrics all call it.
+
+    Parameters
+    ----------
+    y : array_like
+        Observed counts.
+    mu : array_like
+        Expected counts, same shape; clipped below at ``floor``.
+    weight : array_like, optional
+        Row weights: the weighted mean ``sum(w d) / sum(w)`` (e.g. ``1 / share`` for
+        subsampled empty rows: an unbiased estimate of the full mean).
+    floor : float
+        Lower clip of ``mu``.
+
+    Returns
+    -------
+    float
+        NaN for no rows.
+    """
+    mu = np.maximum(np.asarray(mu, float), floor)
     y = np.asarray(y, float)
+    if y.size == 0:
+        return float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(y > 0, y * np.log(y / mu), 0.0)
-    return float(np.mean(2 * (term - (y - mu))))
+        term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    dev = 2.0 * (term - (y - mu))
+    if weight is None:
+        return float(np.mean(dev))
+    w = np.broadcast_to(np.asarray(weight, float), dev.shape)
+    return float((w * dev).sum() / w.sum())
+
+
+def row_uniforms(seed: int, offset: int, n: int) -> np.ndarray:
+    """Uniforms number ``offset .. offset + n`` of the stream ``default_rng(seed)``.
+
+    Random access (PCG64 ``advance``, one 64-bit draw per double): any slice of a long
+    sequence of draws is computed without drawing the rows before it.
+    """
+    bitgen = np.random.PCG64(seed)
+    if offset:
+        bitgen.advance(int(offset))
+    return np.random.Generator(bitgen).random(int(n))
 
 
 def recent_residual_factor(

@@ -29,11 +29,11 @@ from riskmodel.features import (
 )
 from riskmodel.geo.geodata import Geography
 from riskmodel.geo.shifts import shift_windows
-from riskmodel.model.estimator import EXPOSURE_FEATURE, RiskRegressor
+from riskmodel.model.estimator import RiskRegressor
 
-log = logging.getLogger("riskmodel")
+log = logging.getLogger(__name__)
 
-BURN_IN_DAYS = 91  # windows earlier than this after the first event are not trained on
+BURN_IN_DAYS = 91  # days after the first event without a full history: not trained on
 
 
 @dataclass
@@ -285,8 +285,6 @@ def predict_windows(
     """Predictions (w1 - w0, S) for windows ``[w0, w1)``."""
     X = ds.features()
     S = ds.n_segments
-    sub = X.iloc[w0 * S : w1 * S]
-    if effort_neutral and EXPOSURE_FEATURE in cols:
-        sub = sub.copy()
-        sub[EXPOSURE_FEATURE] = 0.0
-    return model.predict(sub[cols]).reshape(w1 - w0, S)
+    sub = X.iloc[w0 * S : w1 * S][cols]
+    mu = model.predict_neutral(sub) if effort_neutral else model.predict(sub)
+    return mu.reshape(w1 - w0, S)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskmodel.features import EXPOSURE_FEATURE, FeatureSpec, build_features
+from riskmodel.features import FeatureSpec, build_features
 from riskmodel.features.registry import column_map, describe, reason_group
 from riskmodel.model.bundle import Bundle
 from riskmodel.model.pipeline import Dataset
@@ -151,10 +151,7 @@ def score_windows(
     X = build_features(ds.panel, ds.static, ds.spec, targets)
     S = ds.n_segments
     mu = model.predict(X[cols])
-    neutral = X[cols].copy()
-    if EXPOSURE_FEATURE in cols:
-        neutral[EXPOSURE_FEATURE] = 0.0
-    threat = model.predict(neutral)
+    threat = model.predict_neutral(X[cols])
     lo, hi = model.predict_interval(mu, 0.8)
     seg = ds.geo.segments
     win = ds.windows.iloc[targets].reset_index(drop=True)
