@@ -9,8 +9,6 @@ import ast
 import functools
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "riskmodel"
 
 # Low -> high. The package root (``riskmodel/__init__.py``: version only) is below everything.
@@ -19,6 +17,7 @@ LAYERS: dict[str, int] = {
     "riskmodel._vendor": 0,
     "riskmodel.errors": 1,
     "riskmodel.config": 1,
+    "riskmodel.files": 1,
     "riskmodel.io": 2,
     "riskmodel.geo": 3,
     "riskmodel.features": 4,
@@ -34,21 +33,9 @@ LAYERS: dict[str, int] = {
     "riskmodel.__main__": 12,
 }
 
-# (importing module or package, imported package): higher-layer imports that exist today.
-# Removed by the reshaping: delete this list (and the xfail test below) once they are gone.
-KNOWN_VIOLATIONS: list[tuple[str, str]] = [
-    ("riskmodel.model.scale", "riskmodel.evaluation"),  # removed by the reshaping
-    ("riskmodel.model.scale", "riskmodel.api"),  # removed by the reshaping
-    ("riskmodel.planning", "riskmodel.audit"),  # removed by the reshaping
-]
-
 
 def _within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
-
-
-def _known(pair: tuple[str, str]) -> bool:
-    return any(_within(pair[0], a) and _within(pair[1], b) for a, b in KNOWN_VIOLATIONS)
 
 
 def layer_of(module: str) -> int:
@@ -113,15 +100,7 @@ def _violations() -> list[tuple[str, str]]:
 
 
 def test_no_module_imports_a_higher_layer():
-    bad = [v for v in _violations() if not _known(v)]
+    bad = _violations()
     assert not bad, "imports of a higher layer:\n" + "\n".join(
         f"  {a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})" for a, b in bad
     )
-
-
-@pytest.mark.xfail(reason="removed by the reshaping", strict=False)
-@pytest.mark.parametrize("known", KNOWN_VIOLATIONS, ids=" -> ".join)
-def test_known_violation_is_gone(known):
-    importer, imported = known
-    left = [v for v in _violations() if _within(v[0], importer) and _within(v[1], imported)]
-    assert not left, left

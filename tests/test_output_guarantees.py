@@ -14,12 +14,12 @@ from click.testing import CliRunner
 
 from riskmodel.cli import main
 from riskmodel.errors import OutputError
-from riskmodel.io.atomic import atomic_write_bytes, atomic_write_with, folder_lock
+from riskmodel.files import atomic_write_bytes, atomic_write_with, folder_lock
 
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from riskmodel.io.atomic import atomic_write_with
+    from riskmodel.files import atomic_write_with
     def slow(p):
         with open(p, "wb") as fh:
             for _ in range(400):
@@ -68,7 +68,7 @@ def test_lock_refuses_second_run(tmp_path):
             [
                 sys.executable,
                 "-c",
-                f"from riskmodel.io.atomic import folder_lock\nwith folder_lock({str(tmp_path)!r}): pass",
+                f"from riskmodel.files import folder_lock\nwith folder_lock({str(tmp_path)!r}): pass",
             ],
             capture_output=True,
             text=True,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from riskmodel.audit.log import AuditLog, entry_sha256, read_log
 from riskmodel.audit.report import AuditReport, compliance_report, summary_lines, write_report
-from riskmodel.io.atomic import folder_lock, sha256_file
+from riskmodel.files import folder_lock, sha256_file
 from riskmodel.io.write.briefing import write_plan_outputs
 from riskmodel.planning.caps import PlanConfig, checks_history
 from riskmodel.planning.plan import Plan, make_plans

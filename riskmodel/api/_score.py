@@ -98,7 +98,7 @@ def run_score(
     """
     from riskmodel.api._inputs import read_inputs
     from riskmodel.api._model import load_model
-    from riskmodel.io.atomic import folder_lock
+    from riskmodel.files import folder_lock
 
     bundle = load_model(settings, model, trust=trust)
     with folder_lock(out):

@@ -110,7 +110,7 @@ def run_field_trial(
     (TrialResult, dict of str to Path)
     """
     from riskmodel.features import FeatureSpec
-    from riskmodel.io.atomic import folder_lock
+    from riskmodel.files import folder_lock
     from riskmodel.sim.trial import TrialConfig, run_trial, write_report
 
     cfg = TrialConfig(**config)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from riskmodel.audit.log import LogIntegrity
 from riskmodel.errors import InputError
-from riskmodel.io.atomic import atomic_write_json, atomic_write_text
+from riskmodel.files import atomic_write_json, atomic_write_text
 from riskmodel.planning.caps import (
     PLAN_ENTRY_TYPE,
     checks_history,

@@ -162,7 +162,7 @@ class Workspace:
 
     def update_state(self, **changes: Any) -> dict[str, Any]:
         """Merge ``changes`` into the state and write it atomically."""
-        from riskmodel.io.atomic import atomic_write_json
+        from riskmodel.files import atomic_write_json
 
         state = self.read_state()
         state.update(changes)
@@ -221,7 +221,7 @@ def init_workspace(path: str | os.PathLike[str]) -> tuple[Workspace, list[Path]]
     (Workspace, list of Path)
         The workspace and the files or folders created.
     """
-    from riskmodel.io.atomic import atomic_write_text
+    from riskmodel.files import atomic_write_text
 
     root = Path(path).expanduser().resolve()
     if root.exists() and not root.is_dir():

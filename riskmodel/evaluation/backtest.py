@@ -22,7 +22,7 @@ from riskmodel.errors import InputError
 from riskmodel.evaluation import metrics as ev
 from riskmodel.evaluation.baselines import compute_baselines
 from riskmodel.evaluation.plots import plot_calibration, plot_hit_rate_curves
-from riskmodel.io.atomic import atomic_write_json, atomic_write_text
+from riskmodel.files import atomic_write_json, atomic_write_text
 from riskmodel.model.engine import InMemoryEngine, TrainingEngine
 from riskmodel.model.pipeline import Dataset
 

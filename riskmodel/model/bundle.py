@@ -34,7 +34,7 @@ import xgboost as xgb
 
 from riskmodel import __version__
 from riskmodel.errors import BundleError
-from riskmodel.io.atomic import (
+from riskmodel.files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,

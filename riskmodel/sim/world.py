@@ -48,14 +48,14 @@ import shapely
 from scipy import sparse
 
 from riskmodel import __version__
-from riskmodel.geo.geodata import Geography
-from riskmodel.geo.shifts import parse_shifts, shift_windows
-from riskmodel.io.atomic import (
+from riskmodel.files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_with,
     sha256_file,
 )
+from riskmodel.geo.geodata import Geography
+from riskmodel.geo.shifts import parse_shifts, shift_windows
 
 # Frontex Western Balkan route, monthly share of the year 2019-2024 (BRIEF section 1).
 MONTH_SHARE = np.array([5.0, 4.9, 5.7, 6.2, 7.7, 8.3, 9.2, 11.5, 13.9, 14.1, 7.3, 6.4])

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.errors import InputError
-from riskmodel.io.atomic import atomic_write_with
+from riskmodel.files import atomic_write_with
 from riskmodel.io.read.flags import RowFlags, reason_text
 from riskmodel.io.read.tables import RawTable
 from riskmodel.io.read.values import STR, as_strings

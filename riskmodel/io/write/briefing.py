@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from riskmodel.io.atomic import atomic_write_text
+from riskmodel.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

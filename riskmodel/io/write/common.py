@@ -15,7 +15,7 @@ import pandas as pd
 import shapely
 
 from riskmodel.errors import OutputError
-from riskmodel.io.atomic import canonical_json
+from riskmodel.files import canonical_json
 
 log = logging.getLogger(__name__)
 

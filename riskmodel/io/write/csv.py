@@ -9,7 +9,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from riskmodel.io.atomic import atomic_write_text
+from riskmodel.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

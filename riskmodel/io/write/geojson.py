@@ -12,7 +12,7 @@ from typing import Any
 import geopandas as gpd
 
 from riskmodel.errors import OutputError
-from riskmodel.io.atomic import atomic_write_text, atomic_write_with
+from riskmodel.files import atomic_write_text, atomic_write_with
 from riskmodel.io.write.common import json_safe, require_crs
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import pandas as pd
 import pyogrio
 
 from riskmodel.errors import OutputError
-from riskmodel.io.atomic import atomic_write_with
+from riskmodel.files import atomic_write_with
 from riskmodel.io.write.common import json_safe, stamp_utc, to_national
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import pandas as pd
 import shapely
 
 from riskmodel.errors import OutputError
-from riskmodel.io.atomic import atomic_write_text
+from riskmodel.files import atomic_write_text
 from riskmodel.io.write.common import (
     NATIONAL_CRS,
     WGS84,

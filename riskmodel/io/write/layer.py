@@ -10,7 +10,7 @@ import geopandas as gpd
 import pandas as pd
 
 from riskmodel.errors import ConfigError
-from riskmodel.io.atomic import atomic_write_with
+from riskmodel.files import atomic_write_with
 from riskmodel.io.write.geojson import write_geojson
 
 log = logging.getLogger(__name__)

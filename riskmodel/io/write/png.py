@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from riskmodel.io.atomic import atomic_write_with
+from riskmodel.files import atomic_write_with
 from riskmodel.io.write.common import first_value, hhmm, midpoints, require_columns, to_national
 from riskmodel.io.write.styles import (
     PLAN_COLOUR,

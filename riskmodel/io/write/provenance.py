@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from riskmodel.errors import OutputError
-from riskmodel.io.atomic import atomic_write_text, canonical_json, sha256_file
+from riskmodel.files import atomic_write_text, canonical_json, sha256_file
 from riskmodel.io.write.common import json_safe
 
 log = logging.getLogger(__name__)

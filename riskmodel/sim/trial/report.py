@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from riskmodel import __version__
-from riskmodel.io.atomic import atomic_write_json, atomic_write_text, atomic_write_with
+from riskmodel.files import atomic_write_json, atomic_write_text, atomic_write_with
 from riskmodel.sim.trial.config import RECOVERY_TOLERANCE, TrialResult
 
 log = logging.getLogger(__name__)
