@@ -34,10 +34,6 @@ LAYERS: dict[str, int] = {
 }
 
 
-def _within(module: str, package: str) -> bool:
-    return module == package or module.startswith(package + ".")
-
-
 def layer_of(module: str) -> int:
     """Layer of a ``riskmodel`` module: the longest prefix in :data:`LAYERS`."""
     parts = module.split(".")
