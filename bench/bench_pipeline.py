@@ -265,7 +265,8 @@ def _stage(name: str, cfg: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - on
         seg = measured(lambda: make_segments(geo.border, cfg["length_m"], areas=geo.areas))
         out["segments"] = len(seg)
     elif name == "simulate":
-        from riskmodel.sim.world import ScenarioParams, simulate, write_scenario
+        from riskmodel.sim.scenario import simulate, write_scenario
+        from riskmodel.sim.world import ScenarioParams
 
         geo = _geo(cfg)
         p = ScenarioParams(seed=0, start=cfg["start"], end=cfg["end"])

@@ -83,7 +83,8 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def scenario(geo):
-    from riskmodel.sim.world import ScenarioParams, simulate
+    from riskmodel.sim.scenario import simulate
+    from riskmodel.sim.world import ScenarioParams
 
     p = ScenarioParams(
         seed=1,

@@ -181,7 +181,7 @@ def test_dask_model_equals_chunked_and_loads_exactly(dataset, client, tmp_path):
 def test_cli_scheduler_flag_and_no_dask_without_it(scenario, geo, tmp_path):
     """`train` without --scheduler imports no Dask module; with --scheduler local it trains on
     the in-process cluster and records the engine in the bundle."""
-    from riskmodel.sim.world import write_scenario
+    from riskmodel.sim.scenario import write_scenario
 
     write_scenario(scenario, tmp_path / "sc")
     border = tmp_path / "border.geojson"

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from riskmodel.sim.world import ScenarioParams, simulate, write_scenario
+from riskmodel.sim.scenario import simulate, write_scenario
+from riskmodel.sim.world import ScenarioParams
 
 SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
 

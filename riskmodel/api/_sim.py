@@ -72,7 +72,7 @@ def run_simulation(
     geo: Geography | None = None,
 ) -> dict[str, Any]:
     """Simulate and write a scenario; return its summary."""
-    from riskmodel.sim.world import simulate, write_scenario
+    from riskmodel.sim.scenario import simulate, write_scenario
 
     p = scenario_params(seed, start, end, persons_per_year, params)
     geo = geo or Geography(settings)
