@@ -24,6 +24,7 @@ from riskmodel.api._score import (
     write_score_outputs,
 )
 from riskmodel.api._sim import run_field_trial, run_simulation, scenario_params
+from riskmodel.api._workspace import init_workspace
 from riskmodel.io.read.risk import read_risk, read_units_per_area
 from riskmodel.planning import PlanConfig, load_caps, make_plans, parse_ids
 
@@ -34,6 +35,7 @@ __all__ = [
     "audit_summary",
     "backtest",
     "build_segments",
+    "init_workspace",
     "check_bundle_matches",
     "list_models",
     "load_caps",

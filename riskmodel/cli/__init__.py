@@ -47,8 +47,17 @@ def _sigterm(signum: int, frame: Any) -> None:  # turn kill into the same clean 
     default=None,
     help="Configuration TOML (default ./riskmodel.toml if present).",
 )
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Station workspace folder (default: RISKMODEL_WORKSPACE, else the nearest "
+    "riskmodel.toml with [workspace] upwards; create one with 'riskmodel init DIR').",
+)
 @click.pass_context
-def main(ctx: click.Context, verbose: int, quiet: bool, config: str | None) -> None:
+def main(
+    ctx: click.Context, verbose: int, quiet: bool, config: str | None, workspace: str | None
+) -> None:
     """Risk engine for randomised, risk-weighted, legally capped spot checks on the
     Slovenia-Croatia border."""
     level = (
@@ -66,7 +75,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool, config: str | None) -> N
     ctx.obj["quiet"] = quiet
     ctx.obj["verbose"] = verbose
     try:
-        ctx.obj["settings"] = load_settings(config)
+        ctx.obj["settings"] = load_settings(config, workspace=workspace)
     except RiskModelError as exc:
         click.echo(f"riskmodel: error: {exc.one_line()}", err=True)
         ctx.exit(exc.exit_code)

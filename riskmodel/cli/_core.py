@@ -27,6 +27,23 @@ SEGMENT_FORMATS = {"geojson": ".geojson", "gpkg": ".gpkg", "csv": ".csv"}
 _FILE_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".csv": "csv"}
 
 
+@main.command("init")
+@click.argument("folder", type=click.Path(file_okay=False))
+def init_cmd(folder: str) -> None:
+    """Create a station workspace in FOLDER: settings, documented legal caps, data/, models/,
+    out/, the audit log folder and a private signing key. Existing files are kept."""
+    from riskmodel.api import init_workspace
+
+    ws, made = init_workspace(folder)
+    for p in made:
+        echo(f"  created {p.relative_to(ws.root)}")
+    echo(f"workspace {ws.root} ({'new' if made else 'already complete'})")
+    echo("next:")
+    echo(f"  copy your events and patrol log to {ws.root / 'data'} (events.csv, effort.csv)")
+    echo(f"  review the legal caps in {ws.root / 'caps.toml'}")
+    echo(f"  riskmodel --workspace {ws.root} validate --events {ws.root / 'data' / 'events.csv'}")
+
+
 @main.command("config")
 def config_cmd() -> None:
     """Print the effective configuration and where each value came from."""

@@ -22,9 +22,23 @@ flag through :meth:`Settings.with_flags`:
                                                         (default 20000)
 ``audit_log``          ``RISKMODEL_AUDIT_LOG``          append-only plan audit log (default
                                                         ``./plans/audit.jsonl``)
-``signing_key``        ``RISKMODEL_SIGNING_KEY``        HMAC key for model bundles (env only: never in
-                                                        a file)
+``signing_key``        ``RISKMODEL_SIGNING_KEY``        HMAC key overriding the workspace key (env only:
+                                                        never in a file)
+``events``             ``RISKMODEL_EVENTS``             the station's events file (workspace default
+                                                        ``data/events.csv``)
+``effort``             ``RISKMODEL_EFFORT``             the station's patrol log (``data/effort.csv``)
+``caps``               ``RISKMODEL_CAPS``               legal caps file (``caps.toml``)
+``out_dir``            ``RISKMODEL_OUT_DIR``            daily outputs, one folder per date (``out``)
 =====================  ===============================  ==============================================
+
+Paths: a relative path in a settings file is relative to that file's folder (in a workspace:
+the workspace root), never to the current folder; a relative path from the environment or a
+flag is relative to the current folder, as a user typed it.
+
+Workspace: ``--workspace DIR``, else ``RISKMODEL_WORKSPACE``, else the nearest
+``riskmodel.toml`` upwards that has a ``[workspace]`` table (see
+:mod:`riskmodel.config.workspace`). Inside a workspace its ``riskmodel.toml`` is the settings
+file and the path settings default to the workspace's own folders.
 
 A ``[columns]`` table maps canonical input columns to a user's names, e.g.
 ``timestamp = "DATUM_CAS"``.
@@ -39,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from riskmodel.config.workspace import MARKER, Workspace, find_workspace
 from riskmodel.errors import ConfigError
 
 DEFAULT_SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
@@ -83,11 +98,15 @@ class Settings:
     areas: str = _setting("")
     max_distance_m: float = _setting(20000.0)
     audit_log: str = _setting("plans/audit.jsonl")
-    # Not read by the bundle registry yet (it reads RISKMODEL_SIGNING_KEY itself).
     signing_key: str = _setting("", env_only=True, secret=True)
+    events: str = _setting("")
+    effort: str = _setting("")
+    caps: str = _setting("")
+    out_dir: str = _setting("")
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     columns: dict[str, str] = field(default_factory=dict, hash=False)
     config_path: Path | None = None
+    workspace: Workspace | None = None
 
     def __post_init__(self) -> None:
         # Every setting has a source; a bare Settings() is all defaults.
@@ -108,6 +127,13 @@ class Settings:
         sources = dict(self.sources) | dict.fromkeys(changes, "flag")
         return dataclasses.replace(self, sources=sources, columns=dict(self.columns), **changes)
 
+    def key(self) -> bytes | None:
+        """The signing key: ``RISKMODEL_SIGNING_KEY`` if set, else the workspace key, else
+        ``None`` (no workspace: bundles and the audit chain cannot be signed)."""
+        if self.signing_key:
+            return self.signing_key.encode()
+        return self.workspace.key() if self.workspace is not None else None
+
     def describe(self) -> list[tuple[str, str, str]]:
         """Rows of (key, value, source) for ``riskmodel config``; secrets are masked."""
         rows = []
@@ -117,10 +143,36 @@ class Settings:
             rows.append((f.name, shown, self.sources[f.name]))
         for canon, user in sorted(self.columns.items()):
             rows.append((f"columns.{canon}", user, f"file:{self.config_path}"))
+        if self.workspace is not None:
+            rows.insert(0, ("workspace", str(self.workspace.root), self.sources["workspace"]))
         return rows
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(Settings) if f.metadata.get("setting"))
+# Settings that name files or folders (resolved against the settings file's folder).
+PATH_SETTINGS = (
+    "models_root",
+    "feature_spec",
+    "border",
+    "settlements",
+    "crossings",
+    "corridors",
+    "areas",
+    "audit_log",
+    "events",
+    "effort",
+    "caps",
+    "out_dir",
+)
+# Inside a workspace, path settings the file leaves out default to the workspace's folders.
+WORKSPACE_DEFAULTS = {
+    "models_root": "models",
+    "audit_log": "audit/audit.jsonl",
+    "events": "data/events.csv",
+    "effort": "data/effort.csv",
+    "caps": "caps.toml",
+    "out_dir": "out",
+}
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in _FIELDS)
 _BY_NAME = {f.name: f for f in _FIELDS}
 
@@ -166,6 +218,8 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     cols = data.pop("columns", {})
     if not isinstance(cols, dict):
         raise ConfigError("[columns] must be a table", where=str(path))
+    if not isinstance(data.pop(MARKER.strip("[]"), {}), dict):
+        raise ConfigError(f"{MARKER} must be a table", where=str(path))
     values: dict[str, Any] = {}
     for key, val in data.items():
         if key not in _BY_NAME:
@@ -184,33 +238,70 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     return values, {str(k): str(v) for k, v in cols.items()}
 
 
+def _resolve_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative path settings of a file, made absolute against ``base``."""
+    out = dict(values)
+    for key in PATH_SETTINGS:
+        v = out.get(key)
+        if v and not Path(str(v)).expanduser().is_absolute():
+            out[key] = str(base / str(v))
+        elif v:
+            out[key] = str(Path(str(v)).expanduser())
+    return out
+
+
 def load_settings(
-    config: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+    config: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    *,
+    workspace: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> Settings:
-    """Resolve settings from file and environment (flags are applied with :meth:`Settings.with_flags`).
+    """Resolve settings from the workspace or a file and the environment (flags are applied
+    with :meth:`Settings.with_flags`).
 
     Parameters
     ----------
     config : path-like, optional
-        TOML file; default ``./riskmodel.toml`` if it exists (or ``RISKMODEL_CONFIG``).
+        TOML file; default the workspace's ``riskmodel.toml``, else ``RISKMODEL_CONFIG``, else
+        ``./riskmodel.toml`` if it exists.
     env : dict, optional
         Environment to read (default ``os.environ``).
+    workspace : path-like, optional
+        The workspace folder (``--workspace``); default ``RISKMODEL_WORKSPACE`` or the nearest
+        workspace upwards from ``cwd``.
+    cwd : path-like, optional
+        Folder the search starts from (default the current folder).
 
     Returns
     -------
     Settings
     """
     env = dict(os.environ) if env is None else env
-    path = _config_path(config, env)
+    ws = find_workspace(workspace, env=env, cwd=cwd)
+    path = _config_path(config, env) if (config is not None or ws is None) else ws.config_path
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     columns: dict[str, str] = {}
+    if ws is not None and path is not None and path.resolve().parent != ws.root:
+        ws = None  # an explicit --config elsewhere wins over the workspace found
+    if ws is not None:
+        values = _resolve_paths(WORKSPACE_DEFAULTS, ws.root)
+        sources = dict.fromkeys(values, f"workspace:{ws.root}")
     if path is not None:
-        values, columns = _read_file(path)
-        sources = dict.fromkeys(values, f"file:{path}")
+        file_values, columns = _read_file(path)
+        values.update(_resolve_paths(file_values, path.resolve().parent))
+        sources.update(dict.fromkeys(file_values, f"file:{path}"))
     for key in SETTING_NAMES:
         name = f"RISKMODEL_{key.upper()}"
         if env.get(name, "") != "":
             values[key] = _coerce(key, env[name], name)
             sources[key] = f"env:{name}"
-    return Settings(**values, sources=sources, columns=columns, config_path=path)
+    if ws is not None:
+        origin = (
+            "--workspace"
+            if workspace
+            else ("env:RISKMODEL_WORKSPACE" if env.get("RISKMODEL_WORKSPACE") else "found upwards")
+        )
+        sources["workspace"] = origin
+    return Settings(**values, sources=sources, columns=columns, config_path=path, workspace=ws)

@@ -53,17 +53,27 @@ slot_hours = 2.0
 """
 
 CONFIG_TOML = """\
-# riskmodel workspace settings. Relative paths are relative to this folder.
-# Run `riskmodel config` to see every setting, its value and where it came from.
-[workspace]
+# riskmodel workspace settings. Relative paths are relative to this folder, wherever the
+# command runs. `riskmodel config` shows every setting, its value and where it came from.
+
+# The station's data (copy or export your files here):
 events = "data/events.csv"
 effort = "data/effort.csv"
+# Legal caps applied to every plan:
 caps = "caps.toml"
-out = "out"
-
-# Settings (see `riskmodel config`):
+# Model registry, daily outputs and the append-only audit log:
 models_root = "models"
+out_dir = "out"
 audit_log = "audit/audit.jsonl"
+# Other settings (see `riskmodel config`), e.g.:
+# timezone = "Europe/Ljubljana"
+# shifts = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
+
+[workspace]
+# Marks this folder as a riskmodel workspace.
+
+# [columns]
+# Map canonical input columns to your export's names, e.g. timestamp = "DATUM_CAS".
 """
 
 
