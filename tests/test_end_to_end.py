@@ -242,3 +242,21 @@ def test_reader_options_same_on_every_command(world, tmp_path):
         "--audit-log", tmp_path / "audit.jsonl", "--out", tmp_path / "p", cwd=d,
     )  # fmt: skip
     assert (tmp_path / "p" / "plan_2025-06-21_night.csv").is_file()
+
+
+def test_demo_builds_a_workspace_whose_next_commands_work_as_printed(tmp_path):
+    """The demo ends by printing the next commands; a planner copies them and they run."""
+    out = tmp_path / "demo"
+    p = run("demo", "--small", "--backtest-days", 0, "--out", out, cwd=tmp_path)
+    assert (out / "riskmodel.toml").is_file() and (out / "caps.toml").is_file()
+    assert list((out / "out").glob("*/maps/provenance.json"))
+    assert list((out / "out").glob("*/plans/plan_*_night.csv"))
+    assert (out / "audit" / "audit.jsonl").stat().st_size > 0
+    assert "0 quarantined" in p.stdout  # its own simulated events all lie in the past
+    lines = p.stdout.split("next (each command works as printed):", 1)[1].splitlines()
+    commands = [ln.split()[1:] for ln in lines if ln.strip().startswith("riskmodel ")]
+    assert len(commands) >= 3
+    elsewhere = tmp_path / "elsewhere"  # not inside the workspace: --workspace finds it
+    elsewhere.mkdir()
+    for args in commands:
+        run(*args, cwd=elsewhere)

@@ -117,7 +117,6 @@ def demo_cmd(
     from riskmodel.demo import run_demo
 
     run_demo(
-        get_settings(),
         Path(out),
         seed=seed,
         years=years,
