@@ -2,7 +2,7 @@
 
 Maintainer script, not part of the package. The reference is only read, never copied::
 
-    python geodata/validate_border.py ../shared/reference/si_hr_border_survey.geojson [--write]
+    python geodata/validate_border.py REFERENCE.geojson [--write]
 
 Our line is densified every 10 m and each point's distance to the reference is measured in
 EPSG:3794. Prints median, p95 and max, the reverse direction (reference -> ours, which
