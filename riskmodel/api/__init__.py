@@ -3,6 +3,7 @@
 files -> validated frames -> features -> model -> scores -> plan -> writers.
 """
 
+from riskmodel.api._daily import DailyResult, run_daily
 from riskmodel.api._evaluate import backtest
 from riskmodel.api._geo import build_segments, write_layer
 from riskmodel.api._inputs import read_border, read_inputs, read_segments, validate_inputs
@@ -29,6 +30,7 @@ from riskmodel.io.read.risk import read_risk, read_units_per_area
 from riskmodel.planning import PlanConfig, load_caps, make_plans, parse_ids
 
 __all__ = [
+    "DailyResult",
     "RISK_COLUMNS",
     "PlanConfig",
     "audit_report",
@@ -49,6 +51,7 @@ __all__ = [
     "read_risk",
     "read_segments",
     "read_units_per_area",
+    "run_daily",
     "run_field_trial",
     "run_plan",
     "run_score",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,7 @@ def write_score_outputs(
     forecast: bool = False,
     html: bool = True,
     png: bool = True,
+    plans: Mapping[str, gpd.GeoDataFrame] | None = None,
 ) -> list[Path]:
     """Write risk_<date>_<shift>.geojson(+.qml), risk_<date>.gpkg/.html/.png/.csv, forecast.csv,
     provenance.json for the shifts of ``date`` (the range goes to ``forecast.csv``)."""
@@ -221,6 +223,7 @@ def write_score_outputs(
                     risk=layers,
                     border=ds.geo.border,
                     settlements=ds.geo.settlements,
+                    plans=plans,
                     title=f"Border risk {date}",
                     provenance=prov,
                 )

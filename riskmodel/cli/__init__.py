@@ -83,7 +83,15 @@ def main(
 
 def _register() -> None:
     # Each module adds its commands to ``main``.
-    from riskmodel.cli import _core, _model, _plan, _score, _trial, _validate  # noqa: F401
+    from riskmodel.cli import (  # noqa: F401
+        _core,
+        _daily,
+        _model,
+        _plan,
+        _score,
+        _trial,
+        _validate,
+    )
 
 
 _register()

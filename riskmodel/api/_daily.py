@@ -1,0 +1,235 @@
+"""The planner's morning in one verb: score a day, draw every shift's plan under the workspace
+caps, write the daily map (with the plans) and the daily briefing, record in the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import geopandas as gpd
+import pandas as pd
+
+from riskmodel.config.dates import parse_day
+from riskmodel.config.settings import Settings
+from riskmodel.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+# Plan coverage status -> (key, words). Exploration and forced checks never get risk reasons.
+KINDS = {
+    "floor": ("exploration", "exploration"),
+    "included": ("forced", "forced by the planner"),
+}
+_RISK = ("risk", "risk-weighted")
+
+
+@dataclass
+class DailyResult:
+    """What one ``riskmodel daily`` run wrote.
+
+    Attributes
+    ----------
+    date : str
+    folder : Path
+        ``<out_dir>/<date>``.
+    plans : list
+        The plans (one per shift), as recorded in the audit log.
+    files : list of Path
+    """
+
+    date: str
+    folder: Path
+    plans: list[Any]
+    files: list[Path]
+
+
+def _require(settings: Settings) -> None:
+    """The workspace inputs a morning needs, checked before anything is written."""
+    if settings.workspace is None:
+        raise ConfigError(
+            "riskmodel daily needs a station workspace",
+            fix="create one with riskmodel init DIR, then run from it or pass --workspace DIR",
+        )
+    if not Path(settings.events).is_file():
+        raise InputError(
+            "the workspace has no events file",
+            where=settings.events,
+            fix="copy or export the station's events there (or set events in riskmodel.toml)",
+        )
+    if not Path(settings.caps).is_file():
+        raise ConfigError(
+            "the workspace's caps file is missing",
+            where=settings.caps,
+            fix=f"restore it (riskmodel init {settings.workspace.root} writes the documented "
+            "defaults again) or set caps in riskmodel.toml",
+        )
+
+
+def shift_title(name: str, start: str, end: str, tz: str) -> str:
+    """``"Night 22:00–06:00, night of Mon 30 Nov 2026"`` from ISO times with offsets."""
+    a = pd.Timestamp(start).tz_convert(ZoneInfo(tz))
+    b = pd.Timestamp(end).tz_convert(ZoneInfo(tz))
+    day = a.strftime("%a %-d %b %Y")
+    when = f"night of {day}" if b.date() > a.date() else day
+    return f"{name.capitalize()} {a:%H:%M}–{b:%H:%M}, {when}"
+
+
+def _slot(start: str, end: str, tz: str) -> str:
+    a = pd.Timestamp(start).tz_convert(ZoneInfo(tz))
+    b = pd.Timestamp(end).tz_convert(ZoneInfo(tz))
+    return f"{a:%H:%M}–{b:%H:%M}"
+
+
+def _where(p: pd.Series) -> str:
+    parts = [f"{p['place_si']} (SI, {p['place_si_km']:.1f} km)"] if p["place_si"] else []
+    if p["place_hr"]:
+        parts.append(f"{p['place_hr']} (HR, {p['place_hr_km']:.1f} km)")
+    if p["river"]:
+        parts.append(f"along the {p['river']}")
+    if p["crossing"]:
+        parts.append(f"crossing point {p['crossing']} {p['crossing_km']:.1f} km")
+    if p["corridor"]:
+        parts.append(f"access: {p['corridor']} (approx., {p['corridor_km']:.1f} km)")
+    return "; ".join(parts)
+
+
+def brief_checks(plan: Any, geo: Any, tz: str) -> pd.DataFrame:
+    """A plan's checks in the words of the daily briefing (see
+    :data:`riskmodel.io.write.daily.CHECK_COLUMNS`)."""
+    from riskmodel.geo.places import describe_places
+
+    chk = plan.checks.reset_index(drop=True)
+    places = describe_places(geo, chk["segment_id"].tolist()).reset_index(drop=True)
+    status = plan.coverage["status"].reindex(chk["segment_id"]).fillna("").to_numpy()
+    kinds = [KINDS.get(s, _RISK) for s in status]
+    why = [
+        (r if key == "risk" else "a random check that keeps every stretch possible (not risk-based)"
+         if key == "exploration" else "included on the planner's instruction (see the audit log)")
+        for (key, _), r in zip(kinds, chk["reasons"].fillna("").astype(str), strict=True)
+    ]  # fmt: skip
+    return pd.DataFrame(
+        {
+            "check_no": chk["check_no"],
+            "unit": chk["unit"],
+            "slot": [
+                _slot(a, b, tz) for a, b in zip(chk["slot_start"], chk["slot_end"], strict=True)
+            ],
+            "segment_id": chk["segment_id"],
+            "where": [_where(p) for _, p in places.iterrows()],
+            "coords": [
+                f"{r.lat:.5f} N {r.lon:.5f} E (WGS84); x {r.x:.0f} y {r.y:.0f} (D96/TM)"
+                for r in places.itertuples()
+            ],
+            "kind_key": [k for k, _ in kinds],
+            "kind": [w for _, w in kinds],
+            "chance": [f"{c:.0%}" if c >= 0.01 else "under 1 %" for c in chk["coverage"]],
+            "why": why,
+        }
+    )
+
+
+def _plan_layer(plan: Any, segments: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    geom = segments.set_index("segment_id").geometry
+    chk = plan.checks
+    return gpd.GeoDataFrame(
+        chk.reset_index(drop=True),
+        geometry=geom.reindex(chk["segment_id"]).to_numpy(),
+        crs=segments.crs,
+    )
+
+
+def run_daily(
+    settings: Settings,
+    date: str | dt.date = "tomorrow",
+    *,
+    units: int,
+    seed: int | None = None,
+    model: str | None = None,
+    trust: bool = False,
+) -> DailyResult:
+    """The whole morning for one day of the workspace (see module docs).
+
+    Parameters
+    ----------
+    settings : Settings
+        Workspace settings (events, effort, caps, models, audit log, out_dir).
+    date : str or date
+        The day (strict rule of :mod:`riskmodel.config.dates`; default tomorrow).
+    units : int
+        Checks per shift.
+    seed : int, optional
+        Plan seed for drills and tests (default OS entropy; always recorded).
+    model, trust
+        As for ``riskmodel score``.
+
+    Returns
+    -------
+    DailyResult
+
+    Raises
+    ------
+    ConfigError, InputError
+        No workspace, no events file, no caps file: nothing is written.
+    """
+    from riskmodel.api import load_caps, load_model, read_inputs, run_plan, score_dates
+    from riskmodel.api._score import write_score_outputs
+    from riskmodel.geo.shifts import parse_shifts
+    from riskmodel.io.write.briefing import LEGAL_NOTE
+    from riskmodel.io.write.daily import ShiftBrief, write_daily_briefing
+
+    _require(settings)
+    day = parse_day(date, what="--date", tz=settings.timezone).isoformat()
+    config = load_caps(settings.caps, shifts_per_day=len(parse_shifts(settings.shifts)))
+    bundle = load_model(settings, model, trust=trust)
+    folder = Path(settings.out_dir) / day
+    effort = settings.effort if Path(settings.effort).is_file() else None
+    end = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    ds = read_inputs(settings, settings.events, effort, end=end, quarantine_dir=folder)
+    scored = score_dates(settings, bundle, ds, day)
+    results = run_plan(
+        scored.drop(columns=["window", "seq"]),
+        folder / "plans",
+        settings.audit_log,
+        units,
+        config=config,
+        seed=seed,
+        segments=ds.geo.segments,
+        tz=settings.timezone,
+        model_id=bundle.model_id,
+    )
+    plans = [p for p, _ in results]
+    files = [f for _, fs in results for f in fs]
+    layers = {p.shift: _plan_layer(p, ds.geo.segments) for p in plans}
+    files += write_score_outputs(
+        settings, scored, ds, bundle, folder / "maps", date=day, plans=layers
+    )
+    briefs = [
+        ShiftBrief(
+            title=shift_title(p.shift, p.shift_start, p.shift_end, settings.timezone),
+            plan_id=p.plan_id,
+            checks=brief_checks(p, ds.geo, settings.timezone),
+            notes=list(p.warnings),
+        )
+        for p in plans
+    ]
+    meta = {
+        "model": bundle.model_id,
+        "caps": Path(settings.caps).name + " (" + ", ".join(
+            f"{k} {v}" for k, v in config.as_dict().items() if v is not None
+        ) + ")",
+        "audit log": str(settings.audit_log),
+    }  # fmt: skip
+    files.append(
+        write_daily_briefing(
+            folder / f"briefing_{day}.html",
+            title=f"Spot checks, {dt.date.fromisoformat(day):%a %-d %b %Y}",
+            shifts=briefs,
+            legal_note=LEGAL_NOTE,
+            meta=meta,
+        )
+    )
+    return DailyResult(day, folder, plans, files)

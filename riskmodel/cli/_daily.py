@@ -1,0 +1,46 @@
+"""Command: daily (the planner's morning in one command)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from riskmodel.cli import main
+from riskmodel.cli._common import echo, get_settings, seed_option
+
+log = logging.getLogger(__name__)
+
+
+@main.command("daily")
+@click.option(
+    "--date",
+    "date",
+    default="tomorrow",
+    show_default=True,
+    metavar="D",
+    help="Day to plan: YYYY-MM-DD, today, tomorrow, yesterday or +N/-N.",
+)
+@click.option("--units", type=click.IntRange(min=1), required=True, help="Checks per shift.")
+@seed_option(help="Seed for drills/tests (default: OS entropy; always recorded).", default=None)
+@click.option("--model", default=None, help="Model id or folder (default: the workspace's).")
+@click.option(
+    "--trust-model", is_flag=True, help="Allow a bundle outside the models root (after checks)."
+)
+def daily_cmd(
+    date: str, units: int, seed: int | None, model: str | None, trust_model: bool
+) -> None:
+    """Score a day from the workspace's data, draw every shift's plan under the workspace caps,
+    write the daily map (plans drawn) and the A4 daily briefing, and record the plans in the
+    audit log. Everything lands in <out_dir>/<date>/."""
+    from riskmodel.api import run_daily
+
+    res = run_daily(get_settings(), date, units=units, seed=seed, model=model, trust=trust_model)
+    for p in res.plans:
+        echo(
+            f"{p.date} {p.shift}: {p.units} checks, largest chance of a check "
+            f"{p.stats['max_inclusion']:.0%}, plan {p.plan_id}"
+        )
+    echo(f"briefing: {res.folder / f'briefing_{res.date}.html'}")
+    echo(f"map with plans: {res.folder / 'maps' / f'risk_{res.date}.html'}")
+    echo(f"{len(res.files)} files in {res.folder}")
