@@ -161,6 +161,12 @@ def test_verdict_switches_on_overlap() -> None:
     overlap = verdict(_ci((0.40, 0.35, 0.45), (0.38, 0.33, 0.43)), ["hotspot", "kde"])
     assert overlap["outcome"] == "overlap"
     assert "intervals overlap" in overlap["text"] and "better" not in overlap["text"]
+    # Overlapping intervals but a paired difference clear of zero: "probably", not "cannot tell".
+    ci = _ci((0.40, 0.35, 0.45), (0.38, 0.33, 0.43))
+    ci["model"]["diff_best_baseline_10"] = {"value": 0.02, "lo": 0.005, "hi": 0.04}
+    probably = verdict(ci, ["hotspot", "kde"])
+    assert probably["outcome"] == "overlap" and probably["paired"] == "better"
+    assert "the model is probably better" in probably["text"]
     worse = verdict(_ci((0.30, 0.27, 0.33), (0.38, 0.35, 0.42)), ["hotspot", "kde"])
     assert worse["outcome"] == "worse" and "the model is worse" in worse["text"]
     none = verdict({"model": {"hr_10": {"value": None, "lo": None, "hi": None}}}, [])

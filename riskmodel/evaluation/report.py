@@ -181,8 +181,9 @@ def verdict(
     Returns
     -------
     dict
-        ``outcome`` (``"better"``, ``"worse"``, ``"overlap"`` or ``"undefined"``),
-        ``best_baseline`` and ``text`` (one or two sentences).
+        ``outcome`` (``"better"``, ``"worse"``: the intervals are apart; ``"overlap"``;
+        ``"undefined"``), ``paired`` (``"better"``/``"worse"`` when the paired difference's
+        interval excludes zero, else ``"none"``), ``best_baseline`` and ``text``.
     """
     key = f"hr_{k}"
     mod = ci.get("model", {}).get(key)
@@ -210,12 +211,14 @@ def verdict(
         f", {times:.1f}x the best baseline ({_label(bb)}, {_pct(base['value'])}, "
         f"CI {_ci_pct(base)})"
     )
-    d = ci["model"].get(f"diff_best_baseline_{k}", {})
+    d = ci["model"].get(f"diff_best_baseline_{k}") or {}
+    paired = "none"
     diff = ""
     if d.get("lo") is not None:
+        paired = "better" if d["lo"] > 0 else "worse" if d["hi"] < 0 else "none"
         diff = (
-            f" The paired difference is {100 * d['value']:+.1f} points "
-            f"({level} CI {100 * d['lo']:+.1f} to {100 * d['hi']:+.1f})."
+            f"the paired difference (same days for both) is {100 * d['value']:+.1f} points "
+            f"({level} CI {100 * d['lo']:+.1f} to {100 * d['hi']:+.1f})"
         )
     lo, hi, blo, bhi = mod.get("lo"), mod.get("hi"), base.get("lo"), base.get("hi")
     if None in (lo, hi, blo, bhi):
@@ -223,19 +226,25 @@ def verdict(
     elif lo > bhi:
         outcome, tail = "better", "; the intervals do not overlap: the model is better."
     elif hi < blo:
-        outcome, tail = (
-            "worse",
-            ("; the intervals do not overlap: the model is worse — keep the baseline or retrain."),
+        outcome = "worse"
+        tail = "; the intervals do not overlap: the model is worse — keep the baseline or retrain."
+    elif paired != "none":
+        # Overlapping intervals, but day by day one side wins: say so, with less certainty.
+        outcome = "overlap"
+        tail = (
+            f"; the intervals overlap, but {diff}, so the model is probably {paired} "
+            f"(a longer period would settle it)."
         )
+        diff = ""
     else:
-        outcome, tail = (
-            "overlap",
-            (
-                "; the intervals overlap: this backtest cannot tell the model from the best "
-                "baseline (a longer period would)."
-            ),
+        outcome = "overlap"
+        tail = (
+            "; the intervals overlap: this backtest cannot tell the model from the best "
+            "baseline (a longer period would)."
         )
-    return {"outcome": outcome, "best_baseline": bb, "text": head + tail + diff}
+    if diff:
+        diff = " " + diff[0].upper() + diff[1:] + "."
+    return {"outcome": outcome, "paired": paired, "best_baseline": bb, "text": head + tail + diff}
 
 
 def _params_text(info: Mapping[str, Any]) -> str:
