@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from riskmodel.api._model import training_engine
-from riskmodel.evaluation.backtest import BacktestResult, run_backtest, write_report
+from riskmodel.evaluation.backtest import BacktestResult, Progress, run_backtest, write_report
 from riskmodel.io.read.truth import read_truth
 from riskmodel.model.pipeline import Dataset
 
@@ -26,6 +26,7 @@ def backtest(
     params: dict[str, Any] | None = None,
     compare_exposure: bool = False,
     scheduler: str | None = None,
+    progress: Progress | None = None,
 ) -> tuple[BacktestResult, dict[str, Path]]:
     """Backtest the model against the baselines (and the oracle with ``truth``) and write the
     report (``metrics.json``, ``report.md``, plots) into ``out``.
@@ -49,6 +50,9 @@ def backtest(
         Also train without effort features (needs ``truth``).
     scheduler : str, optional
         Dask scheduler address or ``"local"``: bounded-memory training (needs the dask extra).
+    progress : callable, optional
+        ``progress(done, total, message)`` before the first and after every origin (the
+        library prints nothing; the CLI shows a bar or log lines).
 
     Returns
     -------
@@ -60,6 +64,7 @@ def backtest(
         "truth": tr,
         "params": params or {},
         "compare_exposure": compare_exposure and tr is not None,
+        "progress": progress,
     }
     with training_engine(scheduler) as engine:
         res = run_backtest(ds, start, end, engine=engine, **kw)

@@ -123,8 +123,18 @@ def backtest_cmd(
 ) -> None:
     """Rolling-origin backtest of the model against baselines (and the oracle)."""
     from riskmodel.api import backtest, read_inputs
+    from riskmodel.cli._common import is_quiet
     from riskmodel.evaluation.backtest import short_table
 
+    def progress(done: int, total: int, msg: str) -> None:
+        # A bar on a terminal, one log line per origin in pipes and logs; nothing with -q.
+        if not sys.stderr.isatty():
+            click.echo(f"riskmodel: backtest: {msg}", err=True)
+            return
+        bar = "#" * (24 * done // max(total, 1))
+        click.echo(f"\r[{bar:<24}] {done}/{total} {msg[:60]:<60}", err=True, nl=done >= total)
+
+    _progress("reading and validating inputs ...")
     ds = read_inputs(
         get_settings(),
         inputs.events,
@@ -144,6 +154,7 @@ def backtest_cmd(
         params=model_params,
         compare_exposure=compare_exposure,
         scheduler=scheduler,
+        progress=None if is_quiet() else progress,
     )
     echo(short_table(res.table))
     if "exposure" in res.info:
@@ -152,6 +163,8 @@ def backtest_cmd(
             "true-crossing HR@10%: "
             + ", ".join(f"{k} {v['true_crossing_hr_10']:.3f}" for k, v in e.items())
         )
+    if res.verdict()["text"]:
+        echo(res.verdict()["text"])
     echo(f"report: {paths['report']} ({res.info['seconds']:.0f} s)")
 
 

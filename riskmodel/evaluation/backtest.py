@@ -3,7 +3,9 @@
 At each origin the model is retrained on all windows before it and predicts every shift of the
 next ``step_days``; the baselines score the same windows from the same past events; the oracle
 ranks segments by the simulator's truth (expected recorded events) when a truth file is given.
-Metrics (METHODOLOGY.md, "Evaluation") are pooled over all predicted windows.
+Metrics (METHODOLOGY.md, "Evaluation") are pooled over all predicted windows, with day-bootstrap
+intervals (:mod:`riskmodel.evaluation.bootstrap`) and per-shift and per-area breakdowns; the
+report itself is written by :mod:`riskmodel.evaluation.report`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,12 +23,25 @@ import pandas as pd
 from riskmodel.errors import InputError
 from riskmodel.evaluation import metrics as ev
 from riskmodel.evaluation.baselines import compute_baselines
-from riskmodel.evaluation.plots import plot_calibration, plot_hit_rate_curves
-from riskmodel.files import atomic_write_json, atomic_write_text
+from riskmodel.evaluation.bootstrap import DRAWS, SEED, best_baseline, bootstrap_metrics
+from riskmodel.evaluation.report import by_area, by_shift, short_table, verdict, write_report
 from riskmodel.model.engine import InMemoryEngine, TrainingEngine
 from riskmodel.model.pipeline import Dataset
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "BacktestResult",
+    "Progress",
+    "run_backtest",
+    "short_table",
+    "truth_matrix",
+    "write_report",
+]
+
+#: ``progress(done, total, message)``: called with ``done = 0`` before the first origin and after
+#: every origin (``done = 1 .. total``); the library never prints, the caller decides how to show it.
+Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -46,6 +61,10 @@ class BacktestResult:
         The evaluated windows.
     info : dict
         Origins, training statistics, timings, exposure comparison.
+    ci : dict
+        ``{method: {metric: {"value", "lo", "hi"}}}`` (day bootstrap).
+    breakdown : dict
+        ``methods`` (model, best baseline, oracle), ``by_shift`` and ``by_area`` rows.
     """
 
     table: pd.DataFrame
@@ -54,6 +73,15 @@ class BacktestResult:
     actual: np.ndarray
     windows: pd.DataFrame
     info: dict[str, Any]
+    ci: dict[str, Any] = field(default_factory=dict)
+    breakdown: dict[str, Any] = field(default_factory=dict)
+
+    def verdict(self) -> dict[str, Any]:
+        """The plain-words verdict (see :func:`riskmodel.evaluation.report.verdict`)."""
+        base = [m for m in self.table.index if self.table.loc[m, "role"] == "baseline"]
+        if not self.ci:
+            return {"outcome": "undefined", "best_baseline": None, "text": ""}
+        return verdict(self.ci, base)
 
 
 def truth_matrix(
@@ -89,6 +117,7 @@ def _predict_origins(
     step: int,
     params: dict[str, Any] | None,
     compare_exposure: bool,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[dict[str, Any]]]:
     """Retrain at every origin and predict its step: (recorded, effort-neutral, no-exposure
     variant or None) predictions of windows ``[origins[0], w1)`` and the fit statistics."""
@@ -97,7 +126,11 @@ def _predict_origins(
     pred_neutral = np.zeros((w1 - w0, S))
     pred_noexp = np.zeros((w1 - w0, S)) if compare_exposure else None
     fits = []
-    for o in origins:
+    n = len(origins)
+    if progress:
+        progress(0, n, f"{n} origin(s) from {ds.windows['date'].iloc[w0].date()}, retraining ...")
+    for i, o in enumerate(origins, 1):
+        t0 = time.perf_counter()
         e = min(o + step, w1)
         model = engine.fit(ds, o, params)
         pred[o - w0 : e - w0] = engine.predict(ds, model, o, e)
@@ -106,7 +139,10 @@ def _predict_origins(
         if pred_noexp is not None:
             m2 = engine.fit(ds, o, params, drop=("effort",))
             pred_noexp[o - w0 : e - w0] = engine.predict(ds, m2, o, e)
-        log.info("backtest origin %s done", ds.windows["date"].iloc[o].date())
+        day = ds.windows["date"].iloc[o].date()
+        log.info("backtest origin %s done", day)
+        if progress:
+            progress(i, n, f"origin {i}/{n} {day}: trained in {time.perf_counter() - t0:.1f} s")
     return pred, pred_neutral, pred_noexp, fits
 
 
@@ -121,6 +157,9 @@ def run_backtest(
     baselines: list[str] | None = None,
     compare_exposure: bool = False,
     engine: TrainingEngine | None = None,
+    progress: Progress | None = None,
+    draws: int = DRAWS,
+    seed: int = SEED,
 ) -> BacktestResult:
     """Rolling-origin backtest over local dates ``[start, end]``.
 
@@ -143,6 +182,10 @@ def run_backtest(
     engine : TrainingEngine, optional
         Where features are built and models trained (default
         :class:`~riskmodel.model.engine.InMemoryEngine`).
+    progress : callable, optional
+        ``progress(done, total, message)`` per origin (see :data:`Progress`).
+    draws, seed : int
+        Day-bootstrap draws and generator seed of the confidence intervals.
     """
     engine = engine or InMemoryEngine()
     t_all = time.perf_counter()
@@ -156,7 +199,7 @@ def run_backtest(
     K = ds.panel.n_shifts
     origins = list(range(w0, w1, step_days * K))
     pred, pred_neutral, pred_noexp, fits = _predict_origins(
-        ds, engine, origins, w1, step_days * K, params, compare_exposure
+        ds, engine, origins, w1, step_days * K, params, compare_exposure, progress
     )
     actual = ds.panel.counts[w0:w1].astype(float)
     win = ds.windows.iloc[w0:w1].reset_index(drop=True)
@@ -174,6 +217,10 @@ def run_backtest(
         "windows": int(w1 - w0),
         "segments": S,
         "events_in_period": int(actual.sum()),
+        "days": int(win["date"].nunique()),
+        "params": dict(params or {}),
+        "bootstrap_draws": draws,
+        "bootstrap_seed": seed,
         "origins": fits,
         "baseline_seconds": round(t_b, 2),
     }
@@ -187,8 +234,21 @@ def run_backtest(
     lengths = ds.geo.segments["length_m"].to_numpy()
     results = ev.evaluate_all(preds, actual, lengths, oracle_key="oracle")
     table = ev.results_table(results, oracle_key="oracle", baselines=[b for b in base])
+    t_ci = time.perf_counter()
+    ci = bootstrap_metrics(
+        preds, actual, lengths, win["date"].to_numpy(), baselines=list(base), draws=draws, seed=seed
+    )
+    bb = best_baseline({b: results[b]["hr_10"] for b in base}, list(base))
+    methods = ["model", *([bb] if bb else []), *(["oracle"] if "oracle" in preds else [])]
+    area = ds.geo.segments["area"] if "area" in ds.geo.segments else [""] * S
+    breakdown = {
+        "methods": methods,
+        "by_shift": by_shift(preds, actual, lengths, win["shift"].to_numpy(), methods),
+        "by_area": by_area(preds, actual, lengths, list(area), methods),
+    }
+    info["ci_seconds"] = round(time.perf_counter() - t_ci, 2)
     info["seconds"] = round(time.perf_counter() - t_all, 1)
-    return BacktestResult(table, results, preds, actual, win, info)
+    return BacktestResult(table, results, preds, actual, win, info, ci, breakdown)
 
 
 def exposure_comparison(
@@ -217,81 +277,3 @@ def exposure_comparison(
         "true_crossing_hr_20": float(orc[2]),
     }
     return out
-
-
-def write_report(
-    res: BacktestResult, out: str | Path, *, title: str = "Backtest"
-) -> dict[str, Path]:
-    """Write ``metrics.json``, ``report.md``, ``hit_rate.png`` and ``calibration.png``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    table = res.table
-    paths = {
-        "metrics": atomic_write_json(
-            out / "metrics.json",
-            {"table": _records(table), "results": res.results, "info": res.info},
-        ),
-        "hit_rate_png": plot_hit_rate_curves(res.results, out / "hit_rate.png"),
-        "calibration_png": plot_calibration(res.results, out / "calibration.png"),
-    }
-    lines = [
-        f"# {title}",
-        "",
-        f"Period {res.info['from']} .. {res.info['to']}: {res.info['windows']} shift windows x "
-        f"{res.info['segments']} segments, {res.info['events_in_period']} recorded events; retrained every "
-        f"{res.info['step_days']} days ({len(res.info['origins'])} origins).",
-        "",
-        "HR_c = share of events in the top c % of border length (ranked per shift); PAI = HR/c; "
-        "PEI* = captured / best possible; gap_closed = (HR_model - HR_best baseline) / (HR_oracle - HR_best baseline).",
-        "",
-        ev.markdown_table(table),
-        "",
-    ]
-    if "exposure" in res.info:
-        lines += [
-            "## Exposure-awareness (against true crossings)",
-            "",
-            "Share of the *true* crossings (simulator truth, recorded or not) in the top c % of border length.",
-            "",
-            "| variant | HR 5 % | HR 10 % | HR 20 % |",
-            "|---|---|---|---|",
-        ]
-        for k, v in res.info["exposure"].items():
-            lines.append(
-                f"| {k} | {v['true_crossing_hr_5']:.3f} | {v['true_crossing_hr_10']:.3f} | {v['true_crossing_hr_20']:.3f} |"
-            )
-        lines.append("")
-    lines += ["![hit-rate curves](hit_rate.png)", "", "![calibration](calibration.png)", ""]
-    paths["report"] = atomic_write_text(out / "report.md", "\n".join(lines))
-    return paths
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    recs = []
-    for name, row in df.iterrows():
-        r = {"method": name}
-        for k, v in row.items():
-            r[k] = None if (isinstance(v, float) and not np.isfinite(v)) else v
-        recs.append(r)
-    return recs
-
-
-def short_table(table: pd.DataFrame) -> str:
-    """Fixed-width table for the terminal."""
-    cols = [
-        "hr_5",
-        "hr_10",
-        "hr_20",
-        "pai_10",
-        "pei_10",
-        "oracle_ratio_10",
-        "gap_closed_10",
-        "deviance",
-    ]
-    cols = [c for c in cols if c in table.columns]
-    head = f"{'method':<11}" + "".join(f"{c:>16}" for c in cols)
-    rows = [head]
-    for name, r in table.iterrows():
-        cells = "".join(f"{'' if pd.isna(r[c]) else format(r[c], '.3f'):>16}" for c in cols)
-        rows.append(f"{name:<11}{cells}")
-    return "\n".join(rows)

@@ -40,6 +40,7 @@ from riskmodel.model.estimator import poisson_deviance
 
 __all__ = [
     "DEFAULT_FRACTIONS",
+    "GAP_MIN",
     "brier_score",
     "calibration_table",
     "captured",
@@ -53,6 +54,9 @@ __all__ = [
 
 DEFAULT_FRACTIONS = np.arange(1, 21) / 100
 HEADLINE = (0.05, 0.10, 0.20)
+# gap closed = (HR_model - HR_bb) / (HR_oracle - HR_bb) is left empty when the oracle is less
+# than this far (2 points of hit rate) ahead of the best baseline: the ratio is then noise.
+GAP_MIN = 0.02
 Ties = Literal["order", "spread"]
 RankBy = Literal["pred", "density"]
 
@@ -418,6 +422,7 @@ def results_table(
     *,
     oracle_key: str = "oracle",
     baselines: Sequence[str] | None = None,
+    min_gap: float = GAP_MIN,
 ) -> pd.DataFrame:
     """Comparison table from :func:`evaluate_all` results.
 
@@ -430,6 +435,8 @@ def results_table(
     baselines : sequence of str, optional
         Methods counted as baselines for ``gap_closed`` (default: the names of
         :data:`riskmodel.evaluation.baselines.BASELINES` present in ``results``).
+    min_gap : float
+        ``gap_closed_c`` is NaN when ``HR_oracle - HR_bb < min_gap`` (the ratio is then noise).
 
     Returns
     -------
@@ -438,7 +445,8 @@ def results_table(
         ``pai_10``, ``pei_10``, ``oracle_ratio_10``, ``gap_closed_5/10/20``, ``deviance``,
         ``brier``, ``obs_exp``. ``gap_closed_c = (HR_m - HR_bb) / (HR_oracle - HR_bb)``
         with ``HR_bb`` the best baseline at ``c``; only for methods that are neither
-        baselines nor the oracle (NaN otherwise or when undefined).
+        baselines nor the oracle (NaN otherwise, when undefined or when the oracle is less
+        than ``min_gap`` ahead of the best baseline).
     """
     if baselines is None:
         from riskmodel.evaluation.baselines import (
@@ -464,7 +472,7 @@ def results_table(
             hr_m = r.get(f"hr_{k}")
             if role == "model" and best and hr_o is not None and hr_m is not None:
                 denom = hr_o - max(best)
-                gap = (hr_m - max(best)) / denom if denom > 1e-12 else np.nan
+                gap = (hr_m - max(best)) / denom if denom >= max(min_gap, 1e-12) else np.nan
             row[f"gap_closed_{k}"] = gap
         for col in ("deviance", "brier", "obs_exp"):
             row[col] = r.get(col)
