@@ -185,9 +185,7 @@ def plan(
 
 
 @main.command()
-@click.option(
-    "--from", "date_from", type=DAY, required=True, metavar="D", help="First plan date."
-)
+@click.option("--from", "date_from", type=DAY, required=True, metavar="D", help="First plan date.")
 @click.option("--to", "date_to", type=DAY, required=True, metavar="D", help="Last plan date.")
 @click.option(
     "--audit-log",

@@ -44,6 +44,8 @@ STALE_AFTER_DAYS = 30
 # ... or the history is thinner than this (a quarter of events: less than the burn-in and too
 # few to learn seasonality from).
 THIN_EVENTS, THIN_DAYS = 200, 91
+# Reader keywords that apply to effort files too (the rest are for events only).
+EFFORT_READ_KEYS = ("columns", "assume_tz", "crs", "strict", "encoding", "delimiter", "dst")
 
 
 @dataclass
@@ -240,11 +242,7 @@ def read_dataset(
     }
     eff = None
     if effort_path:
-        kw_e = {
-            k: v
-            for k, v in kw.items()
-            if k in ("columns", "assume_tz", "crs", "strict", "encoding", "delimiter", "dst")
-        }
+        kw_e = {k: v for k, v in kw.items() if k in EFFORT_READ_KEYS}
         r2 = read_effort(effort_path, segment_ids=set(geo.segments["segment_id"]), **kw_e)
         _account(r2, quarantine_dir)
         eff = r2.frame

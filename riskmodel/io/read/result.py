@@ -197,6 +197,9 @@ class ReadResult:
         if s.get("duplicates"):
             out.append(f"  duplicates: {s['duplicates']}")
         out.extend(f"  warning: {w}" for w in s.get("warnings", []))
+        n, bad = int(s["rows_read"]), int(s["quarantined"])
+        if n and bad / n > MOSTLY_REJECTED:
+            out.append(f"  WARNING: MOST ROWS WERE REJECTED ({bad} of {n})")
         return out
 
 
