@@ -248,7 +248,11 @@ def write_score_outputs(
     if layers:
         files.append(
             write_gpkg(
-                layers, out / f"risk_{date}.gpkg", provenance=prov, style_qml=qml_risk_style()
+                layers,
+                out / f"risk_{date}.gpkg",
+                provenance=prov,
+                style_qml=qml_risk_style(),
+                created=str(day["shift_start"].min()),  # from the data: same inputs, same bytes
             )
         )
         if html:

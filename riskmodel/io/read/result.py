@@ -111,8 +111,16 @@ class ReadResult:
         s = self.summary
         n, bad = int(s["rows_read"]), int(s["quarantined"])
         for code, k in s["by_reason"].items():
-            what, _ = reason_text(code)
-            log.warning("%s: %d of %d rows quarantined [%s]: %s", s["file"], k, n, code, what)
+            what, fix = reason_text(code)
+            log.warning(
+                "%s: %d of %d rows quarantined [%s]: %s -- fix: %s",
+                s["file"],
+                k,
+                n,
+                code,
+                what,
+                fix,
+            )
         if written is not None:
             log.warning("%s: quarantined rows written to %s", s["file"], written)
         if n and bad / n > MOSTLY_REJECTED and bad < n:
