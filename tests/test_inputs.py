@@ -1063,7 +1063,7 @@ def test_cli_validate_effort_and_flags(tmp_path: Path, cli) -> None:
     write(tmp_path, "T;LAT;LON\n2024-03-31 02:30;15,31;45,6\n2024-06-01 10:00;45,6;15,3\n")
     write(
         tmp_path,
-        "segment_id\tstart\tend\tofficer_hours\nS1\t2024-06-01 06:00\t"
+        "segment_id\tstart\tend\tofficer_hours\nSIHR-0001\t2024-06-01 06:00\t"
         "2024-06-01 14:00\t16\n".encode("cp1250"),
         "effort.csv",
     )

@@ -321,7 +321,10 @@ def _last_line_cut(path: Path, enc: str, delim: str, n_fields: int) -> bool:
     if not tail or tail.endswith((b"\n", b"\r")):
         return False
     last = tail.rsplit(b"\n", 1)[-1].decode(enc, errors="replace")
-    fields = next(csv.reader([last], delimiter=delim), [])
+    try:
+        fields = next(csv.reader([last], delimiter=delim), [])
+    except csv.Error:  # stray CR or NUL: not a cut line; the row checks judge it
+        return False
     return len(fields) < n_fields
 
 
