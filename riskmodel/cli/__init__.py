@@ -29,7 +29,11 @@ class _Group(click.Group):
             click.echo(f"riskmodel: error: {exc.one_line()}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("riskmodel: interrupted; no partial output was left behind", err=True)
+            click.echo(
+                "riskmodel: interrupted; no half-written file was left behind "
+                "(score keeps the previous complete set)",
+                err=True,
+            )
             ctx.exit(EXIT_INTERRUPTED)
 
 

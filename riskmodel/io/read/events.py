@@ -335,7 +335,8 @@ def _event_ids(stem: str, rows: np.ndarray, given: pa.ChunkedArray | None) -> pd
     gen = pc.binary_join_element_wise(stem, pc.cast(pa.array(rows), pa.string()), "-")
     if given is None:
         return str_series(pa.chunked_array([gen]))
-    out = pc.replace_with_mask(given.combine_chunks(), pa.array(blank), gen)
+    base = given.combine_chunks()  # string or large_string (GeoJSON): the ids take its type
+    out = pc.replace_with_mask(base, pa.array(blank), gen.cast(base.type))
     return str_series(pa.chunked_array([out]))
 
 
