@@ -706,9 +706,10 @@ def test_duplicates(tmp_path: Path) -> None:
     )
     r = ev(tmp_path, text)
     check_invariant(r)
-    # e10's first row is bad, so the second is not a duplicate of anything usable.
-    assert reasons(r) == {3: "duplicate_event_id", 4: "duplicate_time_place", 5: "bad_timestamp"}
-    assert r.summary["duplicates"] == 2
+    # e10's first row is bad, so the second is not a duplicate of anything usable; e9 has the
+    # time and place of e1 but its own id: a second group, kept.
+    assert reasons(r) == {3: "duplicate_event_id", 5: "bad_timestamp"}
+    assert r.summary["duplicates"] == 1
 
 
 def test_far_from_border(tmp_path: Path, border: gpd.GeoDataFrame) -> None:
@@ -1062,7 +1063,7 @@ def test_cli_validate_effort_and_flags(tmp_path: Path, cli) -> None:
     write(tmp_path, "T;LAT;LON\n2024-03-31 02:30;15,31;45,6\n2024-06-01 10:00;45,6;15,3\n")
     write(
         tmp_path,
-        "segment_id\tstart\tend\tofficer_hours\nS1\t2024-06-01 06:00\t"
+        "segment_id\tstart\tend\tofficer_hours\nSIHR-0001\t2024-06-01 06:00\t"
         "2024-06-01 14:00\t16\n".encode("cp1250"),
         "effort.csv",
     )

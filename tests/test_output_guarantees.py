@@ -74,7 +74,7 @@ def test_lock_refuses_second_run(tmp_path):
             text=True,
         )
         assert child.returncode != 0 and "in use by another riskmodel run" in child.stderr
-    # a stale lock of a dead process is taken over
+    # a lock file left by a killed run holds no lock: it is taken over
     (tmp_path / ".riskmodel.lock").write_text("999999")
     with folder_lock(tmp_path):
         pass
@@ -92,7 +92,6 @@ def test_cli_lock_message_and_exit_code(tmp_path):
     risk.write_text("\n".join(rows) + "\n")
     out = tmp_path / "o"
     out.mkdir()
-    (out / ".riskmodel.lock").write_text(str(os.getppid()))  # a live process holds it
     args = [
         "plan",
         "--risk",
@@ -106,11 +105,11 @@ def test_cli_lock_message_and_exit_code(tmp_path):
         "--out",
         str(out),
     ]
-    r = CliRunner().invoke(main, args)
+    with folder_lock(out):  # another run holds it (flock: per open file, so even in-process)
+        r = CliRunner().invoke(main, args)
     assert r.exit_code == 5, r.output
     assert "in use by another riskmodel run" in r.output and "Traceback" not in r.output
     assert not list(out.glob("plan_*"))
-    (out / ".riskmodel.lock").unlink()
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert list(out.glob("plan_*.csv"))

@@ -104,7 +104,9 @@ def validate_inputs(
     """Read and check events (and effort) without building anything.
 
     Rows are never refused here (``strict`` is ignored): the caller reports every result and
-    then decides (``ReadResult.first_rejection_error``).
+    then decides (``ReadResult.first_rejection_error``, ``ReadResult.all_rejected_error``).
+    Effort rows naming a segment id the border's segments do not have are quarantined
+    ``unknown_segment`` here as in ``train`` and ``score`` (the same reader rule).
 
     Returns
     -------
@@ -115,17 +117,26 @@ def validate_inputs(
     settings, kw = _resolve(settings, read_kwargs)
     kw.pop("strict", None)
     kw["metric_crs"] = settings.metric_crs
+    geo = geodata.Geography(settings, border=border) if effort else None
     results = [
         read_events(
             events,
-            border=read_border(settings, border),
+            border=geo.border if geo is not None else read_border(settings, border),
             max_distance_m=settings.max_distance_m,
             **kw,
         )
     ]
-    if effort:
-        results.append(read_effort(effort, **kw))
+    if geo is not None:
+        ids = set(geo.segments["segment_id"])
+        results.append(read_effort(effort, segment_ids=ids, **_effort_kwargs(kw)))
     return [(res, res.write_quarantine(out) if out else None) for res in results]
+
+
+def _effort_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    """The reader keywords that apply to effort files."""
+    from riskmodel.model.pipeline import EFFORT_READ_KEYS
+
+    return {k: v for k, v in kw.items() if k in EFFORT_READ_KEYS or k == "metric_crs"}
 
 
 def read_segments(settings: Settings, path: str | os.PathLike[str]) -> gpd.GeoDataFrame:

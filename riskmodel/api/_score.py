@@ -56,7 +56,14 @@ def score_dates(
     from riskmodel.api._model import check_bundle_matches
     from riskmodel.scoring.score import score_windows
 
+    check_timezone(bundle, settings)
     check_bundle_matches(bundle, ds)
+    first_event = ds.events["timestamp"].min().tz_convert(ds.settings.timezone).date()
+    if pd.Timestamp(date).date() < first_event:
+        raise InputError(
+            f"date {date} is before the first event ({first_event}): nothing to score from",
+            fix=f"choose a date from {first_event} on, or give the older events",
+        )
     w0 = ds.window_of_date(date)
     w1 = ds.window_of_date(pd.Timestamp(to or date) + pd.Timedelta(days=1))
     targets = np.arange(w0, w1)
@@ -70,6 +77,28 @@ def score_dates(
     if len(targets) == 0:
         raise InputError(f"no shift windows on {date}", fix="check --date (or --from/--to)")
     return score_windows(bundle, ds, targets, reasons=reasons)
+
+
+def _days(settings: Settings, date: str, to: str | None) -> tuple[str, str | None]:
+    """``date`` and ``to`` by the one date rule, as ``YYYY-MM-DD`` (the names of the outputs)."""
+    from riskmodel.config.dates import parse_range
+
+    a, b = parse_range(date, to, tz=settings.timezone, names=("date", "to"))
+    return a.isoformat(), None if b is None else b.isoformat()  # type: ignore[union-attr]
+
+
+def check_timezone(bundle: Any, settings: Settings) -> None:
+    """Refuse a bundle trained in another time zone: its shifts would move by the offset."""
+    from riskmodel.errors import BundleError
+
+    tz = bundle.manifest.get("timezone")
+    if tz is not None and tz != settings.timezone:
+        raise BundleError(
+            f"time zone differs: model trained in {tz}, this run uses {settings.timezone} "
+            "(shifts would move by the offset)",
+            where=str(bundle.path),
+            fix=f"set timezone = {tz!r} for this run, or retrain",
+        )
 
 
 def run_score(
@@ -90,7 +119,10 @@ def run_score(
 ) -> tuple[pd.DataFrame, Any, list[Path]]:
     """Load a bundle, read the inputs, score ``date`` (.. ``to``) and write the risk maps.
 
-    The output folder is locked for the run (a second run on it fails cleanly).
+    The output folder is locked for the run (a second run on it fails cleanly). All outputs
+    are written into a staging folder beside ``out`` and moved in together at the end: an
+    interrupted or failed run leaves the previous complete set (rejected-row files, written
+    before scoring, go straight to ``out``).
 
     Returns
     -------
@@ -99,9 +131,11 @@ def run_score(
     """
     from riskmodel.api._inputs import read_inputs
     from riskmodel.api._model import load_model
-    from riskmodel.files import folder_lock
+    from riskmodel.files import folder_lock, staged_outputs
 
+    date, to = _days(settings, date, to)
     bundle = load_model(settings, model, trust=trust)
+    check_timezone(bundle, settings)
     with folder_lock(out):
         ds = read_inputs(
             settings,
@@ -113,17 +147,19 @@ def run_score(
             quarantine_dir=out,
         )
         scored = score_dates(settings, bundle, ds, date, to, shift)
-        files = write_score_outputs(
-            settings,
-            scored,
-            ds,
-            bundle,
-            out,
-            date=date,
-            forecast=to is not None,
-            html=html,
-            png=png,
-        )
+        with staged_outputs(out, replaces=(f"risk_{date}*", "forecast.csv")) as stage:
+            staged = write_score_outputs(
+                settings,
+                scored,
+                ds,
+                bundle,
+                stage,
+                date=date,
+                forecast=to is not None,
+                html=html,
+                png=png,
+            )
+        files = [Path(out) / p.name for p in staged]
     return scored, bundle, files
 
 
@@ -151,6 +187,7 @@ def score_for_plan(
     from riskmodel.api._inputs import read_inputs
     from riskmodel.api._model import load_model
 
+    date, _ = _days(settings, date, None)
     bundle = load_model(settings, model, trust=trust)
     ds = read_inputs(
         settings,
@@ -213,7 +250,11 @@ def write_score_outputs(
     if layers:
         files.append(
             write_gpkg(
-                layers, out / f"risk_{date}.gpkg", provenance=prov, style_qml=qml_risk_style()
+                layers,
+                out / f"risk_{date}.gpkg",
+                provenance=prov,
+                style_qml=qml_risk_style(),
+                created=str(day["shift_start"].min()),  # from the data: same inputs, same bytes
             )
         )
         if html:
@@ -243,6 +284,8 @@ def write_score_outputs(
                 day[RISK_COLUMNS].sort_values(["shift_start", "rank"]), out / f"risk_{date}.csv"
             )
         )
+    if not files:  # never announce outputs that are not there
+        raise InputError(f"nothing scored on {date}", fix="check --date (or --from/--to)")
     if forecast:
         fc = scored[["segment_id", "shift", "shift_start", "shift_end", "expected", "rank"]]
         files.append(write_csv(fc, out / "forecast.csv"))

@@ -29,7 +29,11 @@ class _Group(click.Group):
             click.echo(f"riskmodel: error: {exc.one_line()}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("riskmodel: interrupted; no partial output was left behind", err=True)
+            click.echo(
+                "riskmodel: interrupted; no half-written file was left behind "
+                "(score keeps the previous complete set)",
+                err=True,
+            )
             ctx.exit(EXIT_INTERRUPTED)
 
 
@@ -60,25 +64,65 @@ def main(
 ) -> None:
     """Risk engine for randomised, risk-weighted, legally capped spot checks on the
     Slovenia-Croatia border."""
-    level = (
-        logging.ERROR
-        if quiet
-        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    )
     logging.basicConfig(
-        level=level, format="riskmodel: %(levelname)s: %(message)s", stream=sys.stderr
+        level=logging.WARNING, format="riskmodel: %(levelname)s: %(message)s", stream=sys.stderr
     )
-    logging.getLogger(__name__.partition(".")[0]).setLevel(level)  # the whole package
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _sigterm)
     ctx.ensure_object(dict)
-    ctx.obj["quiet"] = quiet
-    ctx.obj["verbose"] = verbose
+    _verbosity(ctx, quiet, verbose)
     try:
         ctx.obj["settings"] = load_settings(config, workspace=workspace)
     except RiskModelError as exc:
         click.echo(f"riskmodel: error: {exc.one_line()}", err=True)
         ctx.exit(exc.exit_code)
+
+
+def _verbosity(ctx: click.Context, quiet: bool, verbose: int) -> None:
+    """Apply ``-q`` / ``-v`` (given before or after the command name) to output and logs."""
+    obj = ctx.find_root().ensure_object(dict)
+    obj["quiet"] = quiet = bool(quiet or obj.get("quiet"))
+    obj["verbose"] = verbose = max(verbose, obj.get("verbose", 0))
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    )
+    logging.getLogger().setLevel(level)
+    logging.getLogger(__name__.partition(".")[0]).setLevel(level)  # the whole package
+
+
+def _command_verbosity(cmd: click.Command) -> None:
+    """Give a command its own ``-q``/``-v`` so ``riskmodel score -q ...`` quiets it too."""
+
+    def set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            _verbosity(ctx, True, 0)
+
+    def set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+        if value:
+            _verbosity(ctx, False, value)
+
+    cmd.params.append(
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=set_quiet,
+            help="Only errors (same as before the command).",
+        )
+    )
+    cmd.params.append(
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            is_eager=True,
+            callback=set_verbose,
+            help="More log output (same as before the command).",
+        )
+    )
 
 
 def _register() -> None:
@@ -92,6 +136,14 @@ def _register() -> None:
         _trial,
         _validate,
     )
+
+    todo = list(main.commands.values())
+    while todo:
+        cmd = todo.pop()
+        if isinstance(cmd, click.Group):
+            todo.extend(cmd.commands.values())
+        elif not any("-q" in p.opts for p in cmd.params):
+            _command_verbosity(cmd)
 
 
 _register()

@@ -46,6 +46,36 @@ def note(message: str) -> None:
     echo(f"riskmodel: note: {message}", err=True)
 
 
+# ----------------------------------------------------------------------------- dates
+
+
+class DayType(click.ParamType):
+    """A calendar day by the one rule of :mod:`riskmodel.config.dates` (``YYYY-MM-DD``,
+    ``today``, ``tomorrow``, ``yesterday``, ``+N``/``-N``; "today" in setting ``timezone``).
+
+    The command receives the ISO string ``YYYY-MM-DD``; anything else is a usage error (exit 2)
+    naming the accepted forms, before any file is read.
+    """
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from riskmodel.config.dates import parse_day
+        from riskmodel.errors import ConfigError
+
+        obj = (ctx.find_root().obj if ctx is not None else None) or {}
+        settings = obj.get("settings")
+        tz = settings.timezone if settings is not None else "Europe/Ljubljana"
+        what = param.opts[0] if param is not None and param.opts else "date"
+        try:
+            return parse_day(value, what=what, tz=tz).isoformat()
+        except ConfigError as exc:
+            self.fail(exc.what + (f"; {exc.fix}" if exc.fix else ""), param, ctx)
+
+
+DAY = DayType()
+
+
 # ----------------------------------------------------------------------------- KEY=VALUE
 
 

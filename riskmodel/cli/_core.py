@@ -10,6 +10,7 @@ import click
 
 from riskmodel.cli import main
 from riskmodel.cli._common import (
+    DAY,
     echo,
     get_settings,
     note,
@@ -117,12 +118,13 @@ def segments_cmd(
 @click.option(
     "--from",
     "date_from",
+    type=DAY,
     default=None,
-    help="First date YYYY-MM-DD (default: 3 years before --to).",
+    help="First date (default: 3 years before --to).",
 )
-@click.option("--to", "to", default=None, help="Last date YYYY-MM-DD (default: yesterday).")
-@renamed_option("--start", "--from", "date_from")
-@renamed_option("--end", "--to", "to")
+@click.option("--to", "to", type=DAY, default=None, help="Last date (default: yesterday).")
+@renamed_option("--start", "--from", "date_from", type=DAY)
+@renamed_option("--end", "--to", "to", type=DAY)
 @click.option(
     "--persons-per-year",
     type=float,

@@ -11,6 +11,7 @@ import click
 
 from riskmodel.cli import main
 from riskmodel.cli._common import (
+    DAY,
     Inputs,
     echo,
     get_settings,
@@ -46,8 +47,8 @@ def _progress(msg: str) -> None:
 
 @main.command("train")
 @reader_options()
-@click.option("--to", "to", default=None, help="Last local date (YYYY-MM-DD) used for training.")
-@renamed_option("--until", "--to", "to", required=True)
+@click.option("--to", "to", type=DAY, default=None, help="Last local date used for training.")
+@renamed_option("--until", "--to", "to", required=True, type=DAY)
 @models_root_option()
 @_model_param_options
 @click.option("--scheduler", default=None, metavar="ADDRESS|local", help=_SCHEDULER_HELP)
@@ -97,8 +98,8 @@ def train_cmd(
     default=None,
     help="Simulator truth (truth.parquet/csv): adds the oracle.",
 )
-@click.option("--from", "date_from", required=True, help="First local date predicted (YYYY-MM-DD).")
-@click.option("--to", "to", required=True, help="Last local date predicted (YYYY-MM-DD).")
+@click.option("--from", "date_from", type=DAY, required=True, help="First local date predicted.")
+@click.option("--to", "to", type=DAY, required=True, help="Last local date predicted.")
 @click.option("--step-days", type=int, default=28, show_default=True, help="Retrain every N days.")
 @click.option(
     "--compare-exposure",

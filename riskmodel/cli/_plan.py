@@ -9,6 +9,7 @@ import click
 
 from riskmodel.cli import main
 from riskmodel.cli._common import (
+    DAY,
     Inputs,
     echo,
     get_settings,
@@ -86,6 +87,7 @@ log = logging.getLogger(__name__)
 @click.option(
     "--date",
     "date",
+    type=DAY,
     default=None,
     metavar="D",
     help="Score local date D first (needs --events; model: --model or the newest bundle).",
@@ -183,10 +185,8 @@ def plan(
 
 
 @main.command()
-@click.option(
-    "--from", "date_from", required=True, metavar="D", help="First plan date (YYYY-MM-DD)."
-)
-@click.option("--to", "date_to", required=True, metavar="D", help="Last plan date (YYYY-MM-DD).")
+@click.option("--from", "date_from", type=DAY, required=True, metavar="D", help="First plan date.")
+@click.option("--to", "date_to", type=DAY, required=True, metavar="D", help="Last plan date.")
 @click.option(
     "--audit-log",
     "audit_log",

@@ -10,6 +10,7 @@ import click
 
 from riskmodel.cli import main
 from riskmodel.cli._common import (
+    DAY,
     Inputs,
     echo,
     get_settings,
@@ -24,11 +25,15 @@ log = logging.getLogger(__name__)
 @main.command("score")
 @reader_options()
 @model_options()
-@click.option("--date", "date", default=None, help="Local date to score (YYYY-MM-DD).")
+@click.option("--date", "date", type=DAY, default=None, help="Local date to score.")
 @click.option(
-    "--from", "date_from", default=None, help="First date of a range (with --to): forecast.csv."
+    "--from",
+    "date_from",
+    type=DAY,
+    default=None,
+    help="First date of a range (with --to): forecast.csv.",
 )
-@click.option("--to", "to", default=None, help="Last date of a range (with --from).")
+@click.option("--to", "to", type=DAY, default=None, help="Last date of a range (with --from).")
 @click.option("--shift", default=None, help="Only this shift (default: all).")
 @click.option("--no-html", is_flag=True, help="Skip the HTML map.")
 @click.option("--no-png", is_flag=True, help="Skip the PNG map.")

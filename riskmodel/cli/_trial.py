@@ -8,6 +8,7 @@ import click
 
 from riskmodel.cli import main
 from riskmodel.cli._common import (
+    DAY,
     echo,
     get_settings,
     is_quiet,
@@ -45,8 +46,10 @@ log = logging.getLogger(__name__)
     show_default=True,
     help="Simulated history before the trial (the simulator's own police patrol it).",
 )
-@click.option("--from", "date_from", default=None, help="First trial date (default 2024-04-01).")
-@renamed_option("--start", "--from", "date_from")
+@click.option(
+    "--from", "date_from", type=DAY, default=None, help="First trial date (default 2024-04-01)."
+)
+@renamed_option("--start", "--from", "date_from", type=DAY)
 @click.option(
     "--officers-per-unit", type=int, default=2, show_default=True, help="Officers per patrol."
 )

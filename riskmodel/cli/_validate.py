@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 def validate(inputs: Inputs, out: str | None) -> None:
     """Read the events (and effort) files, check every row and report: rows read, accepted,
     quarantined by reason, time span, extent and share near the border. Exit 0 when the files
-    are usable; 3 on a file-level problem, or with --strict when any row is quarantined."""
+    are usable; 3 on a file-level problem, when every row of a file was quarantined, or with
+    --strict when any row is quarantined."""
     from riskmodel.api import validate_inputs
 
     results = validate_inputs(
@@ -32,6 +33,10 @@ def validate(inputs: Inputs, out: str | None) -> None:
             echo(line)
         if written:
             echo(f"  wrote {written}")
+    for res, _ in results:
+        err = res.all_rejected_error()
+        if err is not None:
+            raise err
     if inputs.read_kwargs.get("strict"):
         for res, _ in results:
             err = res.first_rejection_error()

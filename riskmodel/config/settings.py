@@ -40,6 +40,14 @@ Workspace: ``--workspace DIR``, else ``RISKMODEL_WORKSPACE``, else the nearest
 :mod:`riskmodel.config.workspace`). Inside a workspace its ``riskmodel.toml`` is the settings
 file and the path settings default to the workspace's own folders.
 
+Checked when settings are made (file, environment or flag), each failure one
+:class:`~riskmodel.errors.ConfigError` naming the setting and its source:
+``segment_length_m`` within 50 m .. 20 km (shorter segments multiply memory for no real
+resolution, longer ones blur whole river bends); ``max_distance_m`` positive; ``metric_crs``
+a projected CRS in metres (a geographic CRS would take degrees for metres); ``timezone`` a
+known IANA zone; ``shifts`` a valid definition whose shifts tile the 24 h day without gap or
+overlap (events in a gap would fall into no shift and vanish).
+
 A ``[columns]`` table maps canonical input columns to a user's names, e.g.
 ``timestamp = "DATUM_CAS"``.
 """
@@ -47,6 +55,8 @@ A ``[columns]`` table maps canonical input columns to a user's names, e.g.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import functools
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -57,6 +67,7 @@ from riskmodel.config.workspace import MARKER, Workspace, find_workspace
 from riskmodel.errors import ConfigError
 
 DEFAULT_SHIFTS = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"
+SEGMENT_LENGTH_RANGE_M = (50.0, 20000.0)
 
 
 def _setting(default: Any, *, env_only: bool = False, secret: bool = False) -> Any:
@@ -112,6 +123,7 @@ class Settings:
         # Every setting has a source; a bare Settings() is all defaults.
         sources = {key: "default" for key in SETTING_NAMES} | dict(self.sources)
         object.__setattr__(self, "sources", sources)
+        _check(self)
 
     def with_flags(self, **flags: Any) -> Settings:
         """Return a copy where non-``None`` flags override everything else."""
@@ -188,6 +200,89 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             f"setting {key!r} from {source} must be a number, got {value!r}",
             fix=f"set {key} to a number",
         ) from None
+
+
+def _check(s: Settings) -> None:
+    """Refuse settings that would silently change what a run means (see the module doc)."""
+
+    def bad(key: str, what: str, fix: str) -> ConfigError:
+        src = s.sources.get(key, "default")
+        return ConfigError(f"setting {key} {what} (from {src})", fix=fix)
+
+    lo, hi = SEGMENT_LENGTH_RANGE_M
+    if not lo <= s.segment_length_m <= hi:
+        raise bad(
+            "segment_length_m",
+            f"= {s.segment_length_m:g} is outside {lo:g} .. {hi:g} m",
+            "use a length in that range (default 1000)",
+        )
+    if not s.max_distance_m > 0:
+        raise bad("max_distance_m", f"= {s.max_distance_m:g} is not positive", "use e.g. 20000")
+    why = _crs_problem(s.metric_crs)
+    if why:
+        raise bad("metric_crs", f"= {s.metric_crs!r} {why}", "use a metric CRS such as EPSG:3794")
+    if not _zone_ok(s.timezone):
+        raise bad(
+            "timezone",
+            f"= {s.timezone!r} is not a known time zone",
+            "use an IANA zone such as Europe/Ljubljana",
+        )
+    why = _shifts_problem(s.shifts)
+    if why:
+        raise bad("shifts", f"= {s.shifts!r}: {why}", f"e.g. {DEFAULT_SHIFTS}")
+
+
+@functools.lru_cache(maxsize=32)
+def _crs_problem(crs: str) -> str | None:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        c = CRS.from_user_input(crs)
+    except CRSError:
+        return "is not a known CRS"
+    units = {a.unit_name for a in c.axis_info}
+    if not c.is_projected or not units <= {"metre", "meter"}:
+        return "is not a projected CRS in metres"
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _zone_ok(tz: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=32)
+def _shifts_problem(spec: str) -> str | None:
+    """Why the shifts do not tile the day (the shifts are parsed for use in
+    :func:`riskmodel.geo.shifts.parse_shifts`; this checks only their coverage)."""
+    minutes = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        try:
+            _, times = part.split("=")
+            a, b = (dt.time.fromisoformat(t.strip()) for t in times.split("-"))
+        except ValueError:
+            return f"{part!r} is not name=HH:MM-HH:MM"
+        start, end = a.hour * 60 + a.minute, b.hour * 60 + b.minute
+        minutes.append((start, (end - start) % 1440 or 1440))
+    if not minutes:
+        return "no shifts defined"
+    minutes.sort()
+    total = sum(length for _, length in minutes)
+    for (s0, n0), (s1, _) in zip(minutes, minutes[1:] + [(minutes[0][0] + 1440, 0)], strict=True):
+        if s0 + n0 != s1:
+            gap = "a gap" if s0 + n0 < s1 else "an overlap"
+            at = (s0 + n0) % 1440
+            return f"the shifts leave {gap} at {at // 60:02d}:{at % 60:02d}"
+    if total != 1440:
+        return "the shifts do not cover the 24 h day exactly"
+    return None
 
 
 def _config_path(config: str | os.PathLike[str] | None, env: dict[str, str]) -> Path | None:

@@ -34,6 +34,18 @@ from riskmodel.model.estimator import RiskRegressor
 log = logging.getLogger(__name__)
 
 BURN_IN_DAYS = 91  # days after the first event without a full history: not trained on
+# A run may reach at most this far past the last event (one year of windows: a forecast
+# horizon, not a typo such as 2262 that would build centuries of windows).
+MAX_DAYS_AFTER_DATA = 366
+# Warnings (stderr): the last event is older than this when scoring (30 days: a monthly export
+# cycle plus slack; features such as recent counts are then all zero and the map shows the
+# static background only) ...
+STALE_AFTER_DAYS = 30
+# ... or the history is thinner than this (a quarter of events: less than the burn-in and too
+# few to learn seasonality from).
+THIN_EVENTS, THIN_DAYS = 200, 91
+# Reader keywords that apply to effort files too (the rest are for events only).
+EFFORT_READ_KEYS = ("columns", "assume_tz", "crs", "strict", "encoding", "delimiter", "dst")
 
 
 @dataclass
@@ -141,7 +153,7 @@ def prepare_dataset(
         )
     local = ev["timestamp"].dt.tz_convert(tz)
     first = local.min().date() - dt.timedelta(days=1)
-    last = pd.Timestamp(end).date() if end is not None else local.max().date()
+    last = _check_end(end, local, len(ev)) if end is not None else local.max().date()
     windows = shift_windows(first, last, settings.shifts, tz)
     ef = None
     if effort is not None and len(effort):
@@ -158,6 +170,43 @@ def prepare_dataset(
     panel = Panel.build(windows, geo.segments, ev, ef)
     static = static_features(geo, spec)
     return Dataset(geo, ev, ef, windows, panel, static, spec, inputs or {}, settings)
+
+
+def _check_end(end: str | dt.date, local: pd.Series, n_events: int) -> dt.date:
+    """The last date a run needs, checked against the events' span (warnings for stale or
+    thin data; an error before the first event or far after the last)."""
+    day = pd.Timestamp(end).date()
+    d0, d1 = local.min().date(), local.max().date()
+    if day < d0:
+        raise InputError(
+            f"date {day} is before the first event ({d0})",
+            fix=f"choose a date from {d0} on, or give the older events",
+        )
+    if (day - d1).days > MAX_DAYS_AFTER_DATA:
+        raise InputError(
+            f"date {day} is {(day - d1).days} days after the last event ({d1}); at most "
+            f"{MAX_DAYS_AFTER_DATA} are allowed",
+            fix="check the date, or give the recent events",
+        )
+    if (day - d1).days > STALE_AFTER_DAYS:
+        log.warning(
+            "the last event is from %s, %d days before %s: the data look stale (more than %d "
+            "days); recent-activity features are empty -- give the recent events",
+            d1,
+            (day - d1).days,
+            day,
+            STALE_AFTER_DAYS,
+        )
+    if n_events < THIN_EVENTS or (d1 - d0).days < THIN_DAYS:
+        log.warning(
+            "thin data: %d events over %d days (fewer than %d events or %d days); "
+            "the model's ranking will be unreliable",
+            n_events,
+            (d1 - d0).days + 1,
+            THIN_EVENTS,
+            THIN_DAYS,
+        )
+    return day
 
 
 def read_dataset(
@@ -182,8 +231,7 @@ def read_dataset(
     res = read_events(
         events_path, border=geo.border, max_distance_m=float(settings.max_distance_m), **kw
     )
-    if quarantine_dir is not None:
-        res.write_quarantine(quarantine_dir)
+    _account(res, quarantine_dir)
     fingerprints: dict[str, Any] = {
         "events": {
             "file": str(events_path),
@@ -194,14 +242,9 @@ def read_dataset(
     }
     eff = None
     if effort_path:
-        kw_e = {
-            k: v
-            for k, v in kw.items()
-            if k in ("columns", "assume_tz", "crs", "strict", "encoding", "delimiter", "dst")
-        }
+        kw_e = {k: v for k, v in kw.items() if k in EFFORT_READ_KEYS}
         r2 = read_effort(effort_path, segment_ids=set(geo.segments["segment_id"]), **kw_e)
-        if quarantine_dir is not None:
-            r2.write_quarantine(quarantine_dir)
+        _account(r2, quarantine_dir)
         eff = r2.frame
         fingerprints["effort"] = {
             "file": str(effort_path),
@@ -212,6 +255,15 @@ def read_dataset(
     ev = res.frame
     ev.attrs["xy_crs"] = geo.crs
     return prepare_dataset(settings, ev, eff, geo=geo, end=end, inputs=fingerprints)
+
+
+def _account(res: Any, quarantine_dir: str | os.PathLike[str] | None) -> None:
+    """Write the quarantine, say what was rejected, refuse a file whose every row was."""
+    written = res.write_quarantine(quarantine_dir) if quarantine_dir is not None else None
+    res.announce(written)
+    err = res.all_rejected_error()
+    if err is not None:
+        raise err
 
 
 # ----------------------------------------------------------------------------- training

@@ -303,7 +303,9 @@ def _border_distance(
 def _mark_duplicates(
     data: pd.DataFrame, mapping: dict[str, str], flags: RowFlags, ts: np.ndarray, coords: Coords
 ) -> pa.ChunkedArray | None:
-    """Flag repeated event ids, then repeated (time, place); return the ids (or ``None``)."""
+    """Flag repeated event ids, then repeated (time, place) among rows without a distinct id:
+    two rows with different ids at the same time and place are two groups, both kept; return
+    the ids (or ``None``)."""
     eid = None
     if "event_id" in mapping:
         eid = str_arrow(data[mapping["event_id"]])
@@ -312,7 +314,13 @@ def _mark_duplicates(
         dup = duplicated_strings(sub) & to_np_bool(pc.not_equal(sub, ""))
         flags.mark(expand_mask(ok, dup), "duplicate_event_id")
     ok = flags.ok
-    dup = duplicated_keys(ts[ok].view(np.int64), np.round(coords.x[ok]), np.round(coords.y[ok]))
+    keys = [ts[ok].view(np.int64), np.round(coords.x[ok]), np.round(coords.y[ok])]
+    if eid is not None:
+        ids = str_series(eid.filter(pa.array(ok))).to_numpy(dtype=object)
+        codes, _ = pd.factorize(ids)
+        codes[ids == ""] = -1  # rows without an id: time and place decide
+        keys.append(codes.astype(np.int64))
+    dup = duplicated_keys(*keys)
     flags.mark(expand_mask(ok, dup), "duplicate_time_place")
     return eid
 
@@ -327,7 +335,8 @@ def _event_ids(stem: str, rows: np.ndarray, given: pa.ChunkedArray | None) -> pd
     gen = pc.binary_join_element_wise(stem, pc.cast(pa.array(rows), pa.string()), "-")
     if given is None:
         return str_series(pa.chunked_array([gen]))
-    out = pc.replace_with_mask(given.combine_chunks(), pa.array(blank), gen)
+    base = given.combine_chunks()  # string or large_string (GeoJSON): the ids take its type
+    out = pc.replace_with_mask(base, pa.array(blank), gen.cast(base.type))
     return str_series(pa.chunked_array([out]))
 
 

@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 
 REASONS: dict[str, tuple[str, str]] = {
     "empty_row": ("the row is empty", "delete empty lines; they carry no data"),
+    "truncated_last_line": (
+        "the last line has no line end and fewer fields than the header: the file was cut "
+        "off (still being written or copied?)",
+        "wait until the export has finished and read the complete file",
+    ),
     "malformed_row": (
         "the row has more fields than the header",
         'quote values that contain the delimiter, e.g. "PU Novo mesto; PP Metlika"',
@@ -73,7 +78,7 @@ REASONS: dict[str, tuple[str, str]] = {
         "remove the copy or give each event a unique id",
     ),
     "duplicate_time_place": (
-        "same time and place as an earlier row (the first one is kept)",
+        "same time, place and event_id (or none) as an earlier row (the first one is kept)",
         "remove the copy, or merge the groups into one row with their persons",
     ),
     "end_before_start": ("end is before start", "swap start and end or fix the dates"),

@@ -19,6 +19,9 @@ from riskmodel.io.read.values import STR, as_strings
 
 log = logging.getLogger(__name__)
 
+# More than this share of rows quarantined: the run goes on, but says so loudly.
+MOSTLY_REJECTED = 0.5
+
 # Which canonical columns explain each reason (for the --strict message).
 _REASON_KEYS = {
     "timestamp": (
@@ -97,6 +100,54 @@ class ReadResult:
             target, lambda p: self.rejected.to_csv(p, index=False, encoding="utf-8-sig")
         )
 
+    def announce(self, written: Path | None = None) -> None:
+        """Say on the log (stderr in the CLI, silenced by ``-q``) how many rows were quarantined
+        per reason and where they went; loudly when most rows were.
+
+        Every command that reads events or effort calls this, so no row is dropped silently.
+        """
+        if self.ok:
+            return
+        s = self.summary
+        n, bad = int(s["rows_read"]), int(s["quarantined"])
+        for code, k in s["by_reason"].items():
+            what, fix = reason_text(code)
+            log.warning(
+                "%s: %d of %d rows quarantined [%s]: %s -- fix: %s",
+                s["file"],
+                k,
+                n,
+                code,
+                what,
+                fix,
+            )
+        if written is not None:
+            log.warning("%s: quarantined rows written to %s", s["file"], written)
+        if n and bad / n > MOSTLY_REJECTED and bad < n:
+            log.warning(
+                "%s: MOST ROWS WERE REJECTED (%d of %d, %.0f%%): results rest on the other %d "
+                "rows only -- check the column mapping, --crs, --swap-latlon and --assume-tz",
+                s["file"],
+                bad,
+                n,
+                100 * bad / n,
+                n - bad,
+            )
+
+    def all_rejected_error(self) -> InputError | None:
+        """The error when rows were read and every one was quarantined (``None`` otherwise)."""
+        s = self.summary
+        n = int(s.get("rows_read", 0))
+        if n == 0 or len(self.frame) > 0:
+            return None
+        top = max(s["by_reason"].items(), key=lambda kv: kv[1])[0] if s["by_reason"] else "?"
+        what, fix = reason_text(top)
+        return InputError(
+            f"every one of the {n} rows was rejected (most often [{top}]: {what})",
+            where=str(s["file"]),
+            fix=fix,
+        )
+
     def first_rejection_error(self) -> InputError | None:
         """The ``--strict`` error for the first quarantined row (``None`` if none)."""
         if self.ok:
@@ -154,6 +205,9 @@ class ReadResult:
         if s.get("duplicates"):
             out.append(f"  duplicates: {s['duplicates']}")
         out.extend(f"  warning: {w}" for w in s.get("warnings", []))
+        n, bad = int(s["rows_read"]), int(s["quarantined"])
+        if n and bad / n > MOSTLY_REJECTED:
+            out.append(f"  WARNING: MOST ROWS WERE REJECTED ({bad} of {n})")
         return out
 
 

@@ -54,6 +54,10 @@ def load_rows(
     table = load_table(p, encoding=encoding, delimiter=delimiter, kind=kind)
     flags = RowFlags(len(table.data))
     notes = list(table.warnings)
+    if table.truncated_last:
+        cut = np.zeros(len(table.data), dtype=bool)
+        cut[-1] = True
+        flags.mark(cut, "truncated_last_line")
     flags.mark(table.malformed, "malformed_row")
     if table.geometry is None:
         empty = empty_rows(table.data)

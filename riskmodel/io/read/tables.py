@@ -11,6 +11,7 @@ import codecs
 import csv
 import hashlib
 import logging
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -64,6 +65,9 @@ class RawTable:
         CRS of the geometries as stored in the file.
     malformed : ndarray or None
         True for CSV rows with more fields than the header.
+    truncated_last : bool
+        A CSV whose last line has no line end and fewer fields than the header (a file
+        still being written): that row is quarantined ``truncated_last_line``.
     meta : dict
         ``format``, ``sha256``, ``encoding``, ``delimiter``, ``layer``.
     warnings : list of str
@@ -75,6 +79,7 @@ class RawTable:
     bad_geometry: np.ndarray | None = None
     geometry_crs: str | None = None
     malformed: np.ndarray | None = None
+    truncated_last: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -274,6 +279,13 @@ def _read_csv(path: Path, encoding: str | None, delimiter: str | None) -> RawTab
             fix="give the right --encoding (e.g. cp1250) or omit it to detect",
         ) from None
     lines = sample.splitlines()
+    if not complete and len(lines) <= 1:
+        raise InputError(
+            f"no line break in the first {len(sample) // 1024} KiB: this is not a table of "
+            "rows (a binary file, or a single line longer than that)",
+            where=where,
+            fix="give the CSV export itself (one row per line)",
+        )
     if not complete and lines:
         lines = lines[:-1]  # the sample may end mid-line
     skip = 0
@@ -292,7 +304,28 @@ def _read_csv(path: Path, encoding: str | None, delimiter: str | None) -> RawTab
     names = dedupe_names(header)
     meta = {"encoding": enc, "delimiter": delim, "sha256": sha, "header": header}
     data, malformed = _parse_csv_body(path, names, skip + 1, enc, delim)
-    return RawTable(data=data, malformed=malformed, meta=meta, warnings=notes)
+    cut = len(data) > 0 and _last_line_cut(path, enc, delim, len(names))
+    return RawTable(data=data, malformed=malformed, meta=meta, warnings=notes, truncated_last=cut)
+
+
+def _last_line_cut(path: Path, enc: str, delim: str, n_fields: int) -> bool:
+    """Whether the file ends without a line end in a line with fewer fields than the header
+    (the sign of a file still being written; a complete last line without newline is fine)."""
+    if enc.startswith("utf-16"):
+        return False  # Excel's UTF-16 text exports: not checked byte-wise
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - (1 << 16)))
+        tail = fh.read()
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return False
+    last = tail.rsplit(b"\n", 1)[-1].decode(enc, errors="replace")
+    try:
+        fields = next(csv.reader([last], delimiter=delim), [])
+    except csv.Error:  # stray CR or NUL: not a cut line; the row checks judge it
+        return False
+    return len(fields) < n_fields
 
 
 def _parse_csv_body(

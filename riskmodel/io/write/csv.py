@@ -13,11 +13,33 @@ from riskmodel.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
+# A text cell starting with one of these is a formula to Excel/LibreOffice (CSV injection).
+_FORMULA = r"^[=+\-@\t\r]"
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Prefix ``'`` to text cells that a spreadsheet would run as a formula (starting with
+    ``= + - @``, tab or CR), so a crafted area name or reason cannot execute on opening.
+    Numeric columns, and text cells that are plain numbers (``-3.5``), are left unchanged."""
+    out = None
+    for col in df.columns:
+        s = df[col]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+        text = s.astype("string")
+        risky = (text.str.contains(_FORMULA, regex=True) & ~text.str.match(_NUMBER)).fillna(False)
+        if risky.any():
+            out = df.copy() if out is None else out
+            out[col] = s.astype(object).where(~risky.to_numpy(), "'" + text[risky].astype(object))
+    return df if out is None else out
+
 
 def write_csv(
     df: pd.DataFrame, path: str | os.PathLike[str], *, float_format: str = "%.6g"
 ) -> Path:
-    """Write a table as deterministic CSV (UTF-8, ``\\n``, no index), atomically.
+    """Write a table as deterministic CSV (UTF-8, ``\\n``, no index), atomically; text cells
+    that would run as spreadsheet formulas are neutralised (:func:`neutralise_formulas`).
 
     Parameters
     ----------
@@ -35,5 +57,7 @@ def write_csv(
     """
     if isinstance(df, gpd.GeoDataFrame):
         df = pd.DataFrame(df.drop(columns=df.geometry.name))
-    text = df.to_csv(index=False, float_format=float_format, lineterminator="\n")
+    text = neutralise_formulas(df).to_csv(
+        index=False, float_format=float_format, lineterminator="\n"
+    )
     return atomic_write_text(path, text)

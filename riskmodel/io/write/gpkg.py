@@ -42,6 +42,7 @@ def write_gpkg(
     *,
     provenance: Mapping[str, Any] | None = None,
     style_qml: str | None = None,
+    created: str | None = None,
 ) -> Path:
     """Write layers (one per shift) to a GeoPackage 1.2 in EPSG:3794 with embedded QGIS style.
 
@@ -57,9 +58,13 @@ def write_gpkg(
         Target ``.gpkg``; replaced atomically.
     provenance : dict, optional
         Stored in ``riskmodel_provenance``; its ``created`` stamps ``update_time`` and
-        ``last_change`` (else the current time is used).
+        ``last_change`` (else ``created``, else the current time).
     style_qml : str, optional
         QML applied as default style of every layer.
+    created : str, optional
+        Timestamp for ``update_time`` / ``last_change`` when ``provenance`` has no ``created``
+        (callers pass a time taken from the data, e.g. the first shift's start, so the same
+        inputs give the same bytes; without either the current time is used).
 
     Returns
     -------
@@ -81,7 +86,7 @@ def write_gpkg(
                 f"invalid layer name {name!r}", where=where, fix="name layers after shifts"
             )
         frames[name] = to_national(gdf, f"{where} (layer {name})")
-    stamp = stamp_utc(provenance)
+    stamp = stamp_utc({"created": created, **(provenance or {})} if created else provenance)
 
     def writer(tmp: Path) -> None:
         # OGR_CURRENT_DATE fixes gpkg_contents.last_change: same input, same bytes.
