@@ -7,7 +7,7 @@ import logging
 import click
 
 from riskmodel.cli import main
-from riskmodel.cli._common import echo, get_settings, seed_option
+from riskmodel.cli._common import DAY, echo, get_settings, seed_option
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 @click.option(
     "--date",
     "date",
+    type=DAY,
     default="tomorrow",
     show_default=True,
     metavar="D",
