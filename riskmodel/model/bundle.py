@@ -305,6 +305,12 @@ def check_bundle(
             fix="copy it into the models root after checking it, or pass --trust-model",
         )
     man_bytes, man = _manifest(p, where)
+    if man.get("model_id") != p.name:  # ids name folders: a renamed copy is not that model
+        raise BundleError(
+            f"folder name differs from the model id {man.get('model_id')!r} in its manifest",
+            where=where,
+            fix="give the folder its model id as name, or retrain",
+        )
     status = _signature_status(p, man_bytes, man, key)
     if status != VERIFIED and not trust:
         raise BundleError(
@@ -401,7 +407,7 @@ def list_bundles(root: str | os.PathLike[str], *, key: bytes | None = None) -> l
             man["status"] = c.status if c.status in (VERIFIED, UNSIGNED) else f"REFUSED: {c.status}"
         except BundleError as exc:
             man = {"status": f"REFUSED: {exc.what}"}
-        man["model_id"] = str(man.get("model_id", d.name))
+        man["model_id"] = d.name
         man["path"] = str(d)
         out.append(man)
     out.sort(key=lambda m: (str(m.get("created", "")), m["model_id"]), reverse=True)
