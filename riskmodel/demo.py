@@ -4,6 +4,7 @@ history): simulate -> validate/read -> backtest -> train -> score tomorrow -> pl
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +57,10 @@ def run_demo(
     params = SMALL_PARAMS if small else DEFAULT_PARAMS
     out.mkdir(parents=True, exist_ok=True)
     s = settings.with_flags(
-        models_root=str(out / "models"), audit_log=str(out / "plans" / "audit.jsonl")
+        models_root=str(out / "models"),
+        audit_log=str(out / "plans" / "audit.jsonl"),
+        # Without a workspace key the demo signs its own throwaway models with a one-off key.
+        signing_key=None if settings.key() else secrets.token_hex(16),
     )
     t = time.perf_counter()
     geo = Geography(s)
@@ -125,7 +129,7 @@ def run_demo(
         f"[{time.perf_counter() - t:.1f} s] -> {path}"
     )
     t = time.perf_counter()
-    bundle = load_bundle(path, root=s.models_root)
+    bundle = load_bundle(path, root=s.models_root, key=s.key())
     day = (yesterday + dt.timedelta(days=1)).isoformat()
     scored = score_dates(s, bundle, ds, day)
     maps = out / "maps"

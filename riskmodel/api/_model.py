@@ -178,7 +178,8 @@ def _register(settings: Settings, path: Path, root: Path, key: bytes | None) -> 
     man["status"] = c.status
     man["default"] = False
     ws = settings.workspace
-    if c.status == VERIFIED and ws is not None and ws.contains(root):
+    is_registry = Path(root).resolve() == Path(settings.models_root).resolve()
+    if c.status == VERIFIED and ws is not None and ws.contains(root) and is_registry:
         ws.update_state(default_model=man["model_id"])
         man["default"] = True
     elif c.status == UNSIGNED:
