@@ -58,8 +58,8 @@ def train_cmd(
     In a workspace the bundle becomes the default model once its signature verifies.
     Without a workspace or RISKMODEL_SIGNING_KEY the bundle is unsigned (score and plan then
     need --trust-model)."""
+    from riskmodel.api import models_root as checked_root
     from riskmodel.api import read_inputs, train_bundle, training_engine
-    from riskmodel.api._registry import models_root as checked_root
 
     s = get_settings().with_flags(models_root=models_root)
     root = checked_root(s)
