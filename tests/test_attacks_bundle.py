@@ -9,7 +9,8 @@ Catalogue: attack -> expected behaviour -> test.
 2. Anyone who can write to ``models/`` plants a copied bundle (edited preprocessing, sha256
    updated in the manifest, ``"created": "2099..."``)
    -> its signature no longer verifies: listed ``REFUSED``, never chosen; the default /
-   newest verified bundle is used -> ``test_planted_edited_copy_is_refused_and_skipped``.
+   newest verified bundle is used; an unedited signed copy under another folder name is
+   refused too (ids name folders) -> ``test_planted_edited_copy_is_refused_and_skipped``.
    A format-1 bundle with a pickle -> refused with "bundle format 1 (pickle) is no longer
    loaded; retrain" (exit 4), nothing unpickled -> ``test_format1_pickle_refused_unexecuted``.
    Without a key a forged HR@10 of 0.99 -> listed ``unsigned``, never ``verified``; a signed
@@ -141,6 +142,9 @@ def test_planted_edited_copy_is_refused_and_skipped(ws):
     assert load_model(s, None).model_id == good.name
     with pytest.raises(BundleError, match="signature does not match"):
         load_model(s, bad.name)
+    renamed = _plant(good, "rm-20991231-renamed")  # a signed copy under another id
+    with pytest.raises(BundleError, match="folder name differs from the model id"):
+        load_model(s, renamed.name)
 
 
 class _Evil:
