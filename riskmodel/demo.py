@@ -156,7 +156,7 @@ def run_demo(
     _timed(echo, t, f"[4/6] trained {path.name} on {man['fit']['rows_train']} segment-shifts "
            f"-> {path}")  # fmt: skip
     t = time.perf_counter()
-    bundle = load_bundle(path, root=s.models_root)
+    bundle = load_bundle(path, root=s.models_root, key=s.key())
     day = tomorrow.isoformat()
     scored = score_dates(s, bundle, ds, day)
     day_dir = Path(s.out_dir) / day

@@ -172,7 +172,7 @@ def test_dask_model_equals_chunked_and_loads_exactly(dataset, client, tmp_path):
     path = save_bundle(
         model, {"feature_columns": cols}, {"fit": model.fit_info_}, "#", tmp_path, "m1"
     )
-    bundle = load_bundle(path, root=tmp_path)
+    bundle = load_bundle(path, root=tmp_path, trust=True)  # unsigned: no key in tests
     np.testing.assert_array_equal(bundle.model.predict(X), p_d)
     scored = score_windows(bundle, dataset, tg, reasons=False)
     np.testing.assert_array_equal(scored["expected"].to_numpy(), p_d.astype(float))
@@ -334,7 +334,7 @@ def test_real_scheduler_two_workers(dataset, real_cluster, settings, tmp_path):
         )
     assert engine.client is client  # a client passed in is not closed by the engine
     assert man["fit"]["engine"] == "dask"
-    bundle = load_bundle(path, root=tmp_path)
+    bundle = load_bundle(path, root=tmp_path, trust=True)  # unsigned: no key in tests
     X = build_features(dataset.panel, dataset.static, dataset.spec, np.arange(until, until + 3))
     assert np.isfinite(bundle.model.predict(X[list(bundle.model.feature_names_in_)])).all()
     assert len(client.scheduler_info()["workers"]) == 2

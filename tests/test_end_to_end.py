@@ -6,6 +6,7 @@ range, provenance, and that a changed or mismatched bundle is refused.
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ def run(*args, cwd=None, check=True):
         capture_output=True,
         text=True,
         cwd=cwd,
+        env={**os.environ, "RISKMODEL_SIGNING_KEY": "end-to-end-key"},  # bundles are signed
     )
     if check and p.returncode != 0:
         raise AssertionError(

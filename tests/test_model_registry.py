@@ -1,7 +1,3 @@
-import os
-import pickle
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -60,69 +56,90 @@ def test_deterministic_and_exposure_monotone(dataset):
     assert np.isfinite(p1).all() and (p1 > 0).all()
 
 
+KEY = "registry-test-key"
+
+
 @pytest.fixture(scope="module")
 def bundle_path(dataset, tmp_path_factory, settings):
     from riskmodel.api import train_bundle
 
     root = tmp_path_factory.mktemp("models")
-    path, man = train_bundle(dataset, "2024-11-30", settings=settings, params=FAST, root=root)
+    s = settings.with_flags(signing_key=KEY)
+    path, man = train_bundle(dataset, "2024-11-30", settings=s, params=FAST, root=root)
     return path
 
 
 def test_bundle_roundtrip(bundle_path, dataset):
-    b = load_bundle(bundle_path, root=bundle_path.parent)
+    """Format 2: no pickle, plain JSON preprocessing, signed by the key's fingerprint, the
+    model rebuilt from the checked bytes predicts like the trained one."""
+    from riskmodel.model.bundle import key_fingerprint
+
+    b = load_bundle(bundle_path, root=bundle_path.parent, key=KEY.encode())
     man = b.manifest
-    assert set(man["files"]) >= {"booster.ubj", "preprocess.joblib", "MODEL_CARD.md"}
+    assert set(man["files"]) == {"booster.ubj", "preprocess.json", "MODEL_CARD.md"}
+    assert not list(bundle_path.glob("*.joblib")) and man["format"] == 2
+    assert man["signed_by"] == key_fingerprint(KEY.encode()) and KEY not in str(man)
     assert man["feature_spec_sha256"] == dataset.spec.sha256
     assert "hr_10" in man["metrics"]["table"]["model"]
     assert (bundle_path / "MODEL_CARD.md").read_text().startswith("# Model card")
-    rows = list_bundles(bundle_path.parent)
+    assert b.status == "verified" and not b.trusted_unsigned
+    assert b.preprocess["feature_columns"] == list(b.model.feature_names_in_)
+    rows = list_bundles(bundle_path.parent, key=KEY.encode())
     assert rows[0]["status"] == "verified"
+    assert list_bundles(bundle_path.parent)[0]["status"].startswith("REFUSED: signed by key")
 
 
-class _Evil:
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_tampered_joblib_refused_without_executing(bundle_path, tmp_path):
+def test_tampered_file_refused_before_loading(bundle_path, tmp_path):
     import shutil
 
     root = tmp_path / "models"
     bad = root / bundle_path.name
     shutil.copytree(bundle_path, bad)
-    marker = tmp_path / "PWNED"
-    with open(bad / "preprocess.joblib", "wb") as fh:
-        pickle.dump(_Evil(str(marker)), fh)
+    (bad / "preprocess.json").write_text("{}")
     with pytest.raises(BundleError, match="changed after training"):
-        load_bundle(bad, root=root)
-    assert not marker.exists()
-    rows = list_bundles(root)
+        load_bundle(bad, root=root, key=KEY.encode())
+    rows = list_bundles(root, key=KEY.encode())
     assert rows[0]["status"].startswith("REFUSED")
 
 
-def test_outside_root_and_signature(bundle_path, tmp_path, monkeypatch):
+def test_outside_root_and_signature(bundle_path, tmp_path):
+    key = KEY.encode()
     with pytest.raises(BundleError, match="outside the models root"):
-        verify_bundle(bundle_path, root=tmp_path)
-    verify_bundle(bundle_path, root=tmp_path, trust=True)
-    monkeypatch.setenv("RISKMODEL_SIGNING_KEY", "k1")
-    with pytest.raises(BundleError, match="not signed"):
+        verify_bundle(bundle_path, root=tmp_path, key=key)
+    verify_bundle(bundle_path, root=tmp_path, key=key, trust=True)
+    with pytest.raises(BundleError, match="does not match this key"):
+        verify_bundle(bundle_path, root=bundle_path.parent, key=b"other-key-0123456")
+    with pytest.raises(BundleError, match="no signing key is configured"):
         verify_bundle(bundle_path, root=bundle_path.parent)
 
 
-def test_signed_bundle(dataset, settings, tmp_path, monkeypatch):
+def test_unsigned_bundle_needs_trust(dataset, settings, tmp_path, caplog):
+    """Without any key training works but the bundle is unsigned: refused unless trusted,
+    and a trusted load is logged and marked."""
     from riskmodel.api import train_bundle
 
-    monkeypatch.setenv("RISKMODEL_SIGNING_KEY", "k1")
-    path, _ = train_bundle(
+    path, man = train_bundle(
         dataset, "2024-10-31", settings=settings, params={"n_estimators": 5}, root=tmp_path
     )
-    verify_bundle(path, root=tmp_path)
-    monkeypatch.setenv("RISKMODEL_SIGNING_KEY", "other")
-    with pytest.raises(BundleError, match="signature"):
-        verify_bundle(path, root=tmp_path)
-    man = Path(path / "manifest.json")
-    assert man.is_file()
+    assert man["status"] == "unsigned" and man["signed_by"] is None
+    assert not (path / "manifest.sig").exists()
+    with pytest.raises(BundleError, match="not signed"):
+        load_bundle(path, root=tmp_path)
+    b = load_bundle(path, root=tmp_path, trust=True)
+    assert b.trusted_unsigned and b.status == "unsigned"
+    assert "trusting model bundle" in caplog.text
+    assert list_bundles(tmp_path)[0]["status"] == "unsigned"
+
+
+def test_manifest_paths_are_relative(bundle_path):
+    import json
+
+    man = json.loads((bundle_path / "manifest.json").read_text())
+    card = (bundle_path / "MODEL_CARD.md").read_text()
+    for value in (
+        man["feature_spec_source"],
+        man["border"],
+        man["inputs"].get("events", {}).get("file", ""),
+    ):
+        assert not str(value).startswith("/"), value
+    assert "site-packages" not in json.dumps(man) + card

@@ -15,7 +15,7 @@ from riskmodel.api._model import (
     training_engine,
 )
 from riskmodel.api._plan import audit_report, audit_summary, run_plan, write_audit_report
-from riskmodel.api._registry import list_models, show_model
+from riskmodel.api._registry import list_models, models_root, show_model, use_model
 from riskmodel.api._score import (
     RISK_COLUMNS,
     provenance,
@@ -44,6 +44,7 @@ __all__ = [
     "load_model",
     "make_plans",
     "model_card",
+    "models_root",
     "parse_ids",
     "provenance",
     "read_border",
@@ -62,6 +63,7 @@ __all__ = [
     "show_model",
     "train_bundle",
     "training_engine",
+    "use_model",
     "validate_inputs",
     "write_audit_report",
     "write_layer",

@@ -301,6 +301,7 @@ def provenance(bundle: Any, ds: Any) -> dict[str, Any]:
     return {
         "model_id": bundle.model_id,
         "model_manifest_files": bundle.manifest.get("files", {}),
+        **({"trusted_unsigned": True} if getattr(bundle, "trusted_unsigned", False) else {}),
         "inputs": ds.inputs,
         "feature_spec_sha256": ds.spec.sha256,
         "versions": versions(),

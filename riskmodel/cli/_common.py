@@ -321,18 +321,22 @@ def reader_options(required: bool = True) -> Callable[[F], F]:
 
 
 def model_options(help_model: str = "") -> Callable[[F], F]:
-    """``--model``, ``--trust-model`` and ``--models-root``: which bundle to load."""
+    """``--model``, ``--trust-model``, ``--models-root`` and ``--allow-external-models``:
+    which bundle to load and how far to trust it."""
     opts = [
         click.option(
             "--model",
             default=None,
             help=help_model
-            or "Model bundle folder or id (default: the newest in the models root).",
+            or "Model bundle id or folder (default: the workspace's default model, else the "
+            "newest bundle whose signature verifies).",
         ),
         click.option(
             "--trust-model",
             is_flag=True,
-            help="Allow a bundle outside the models root (after checking it).",
+            help="Accept a bundle that is unsigned, signed with another key or outside the "
+            "models root (check where it came from first); logged and recorded as "
+            "trusted_unsigned in the provenance.",
         ),
         models_root_option(),
     ]
@@ -345,11 +349,35 @@ def model_options(help_model: str = "") -> Callable[[F], F]:
     return deco
 
 
+def _allow_external_models(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # Confirming the configured models root on the command line is what a typed
+    # --models-root does: the root then counts as given by a flag (see api.models_root).
+    if value:
+        obj = ctx.find_root().obj
+        s = obj["settings"]
+        obj["settings"] = s.with_flags(models_root=s.models_root)
+
+
 def models_root_option() -> Callable[[F], F]:
-    """``--models-root DIR``."""
-    return click.option(
-        "--models-root", default=None, help="Model registry folder (default: setting models_root)."
-    )
+    """``--models-root DIR`` and ``--allow-external-models``."""
+
+    def deco(f: F) -> F:
+        f = click.option(
+            "--allow-external-models",
+            is_flag=True,
+            expose_value=False,
+            callback=_allow_external_models,
+            help="Accept a models root outside the workspace set by a settings file or "
+            "the environment.",
+        )(f)
+        return click.option(
+            "--models-root",
+            default=None,
+            help="Model registry folder (default: setting models_root; outside the workspace "
+            "only with this flag or --allow-external-models).",
+        )(f)
+
+    return deco
 
 
 def one_day_or_range(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 
 import click
 
@@ -55,10 +54,16 @@ def _progress(msg: str) -> None:
 def train_cmd(
     inputs: Inputs, to: str, models_root: str | None, model_params: dict, scheduler: str | None
 ) -> None:
-    """Train a model on events up to --to (required) and write a versioned bundle."""
+    """Train a model on events up to --to (required) and write a signed, versioned bundle.
+
+    In a workspace the bundle becomes the default model once its signature verifies.
+    Without a workspace or RISKMODEL_SIGNING_KEY the bundle is unsigned (score and plan then
+    need --trust-model)."""
+    from riskmodel.api import models_root as checked_root
     from riskmodel.api import read_inputs, train_bundle, training_engine
 
     s = get_settings().with_flags(models_root=models_root)
+    root = checked_root(s)
     _progress("reading and validating inputs ...")
     ds = read_inputs(
         s,
@@ -67,15 +72,13 @@ def train_cmd(
         border=inputs.border,
         end=to,
         read_kwargs=inputs.read_kwargs,
-        quarantine_dir=Path(s.models_root) / "_quarantine",
+        quarantine_dir=root / "_quarantine",
     )
     _progress("building features and training ...")
     with training_engine(scheduler) as engine:
-        path, man = train_bundle(
-            ds, to, settings=s, params=model_params, root=s.models_root, engine=engine
-        )
+        path, man = train_bundle(ds, to, settings=s, params=model_params, engine=engine)
     fit = man["fit"]
-    echo(f"model {man['model_id'] if 'model_id' in man else path.name} -> {path}")
+    echo(f"model {man['model_id']} -> {path}")
     echo(
         f"  trained on {fit['rows_train']} segment-shifts ({fit['rows_kept']} kept), "
         f"{fit['best_iteration'] + 1} trees, {fit.get('train_seconds', 0):.1f} s"
@@ -88,6 +91,12 @@ def train_cmd(
                 f"{k} {v['hr_10']:.3f}" for k, v in tab.items() if v.get("hr_10") is not None
             )
         )
+    if man["status"] != "verified":
+        echo("  unsigned (no workspace key, no RISKMODEL_SIGNING_KEY): score needs --trust-model")
+    elif man.get("default"):
+        echo("  signed; now the workspace's default model")
+    else:
+        echo("  signed")
 
 
 @main.command("backtest")
@@ -171,13 +180,27 @@ def backtest_cmd(
 
 @main.group("models")
 def models_grp() -> None:
-    """List and inspect model bundles."""
+    """List, inspect and choose model bundles."""
+
+
+def _hr10_vs_baseline(m: dict) -> str:
+    table = m.get("metrics", {}).get("table", {}) if isinstance(m.get("metrics"), dict) else {}
+    own = (table.get("model") or {}).get("hr_10")
+    base = [
+        (v.get("hr_10"), k)
+        for k, v in table.items()
+        if k not in ("model", "oracle") and isinstance(v, dict) and v.get("hr_10") is not None
+    ]
+    best = max(base) if base else None
+    text = "-" if own is None else f"{own:.3f}"
+    return text + (f" vs {best[0]:.3f} {best[1]}" if best else "")
 
 
 @models_grp.command("list")
 @models_root_option()
 def models_list(models_root: str | None) -> None:
-    """List bundles with their window and headline metrics."""
+    """List bundles: id, created, training window, validation HR@10% against the best
+    baseline, status (verified / unsigned / REFUSED: reason); * marks the default model."""
     from riskmodel.api import list_models
 
     s = get_settings().with_flags(models_root=models_root)
@@ -185,24 +208,43 @@ def models_list(models_root: str | None) -> None:
     if not rows:
         echo(f"no bundles in {s.models_root}")
         return
+    table = [("", "id", "created", "training window", "val. HR@10% vs best baseline", "status")]
     for m in rows:
-        tab = m.get("metrics", {}).get("table", {}).get("model", {})
-        hr = tab.get("hr_10")
-        tw = m.get("training_window", {})
-        echo(
-            f"{m.get('model_id', '?'):<28} {tw.get('from', '?')}..{tw.get('until', '?')}  "
-            f"HR@10% {'' if hr is None else f'{hr:.3f}'}  {m['status']}"
+        tw = m.get("training_window") if isinstance(m.get("training_window"), dict) else {}
+        table.append(
+            (
+                "*" if m.get("default") else "",
+                str(m["model_id"]),
+                str(m.get("created", "?"))[:19],
+                f"{tw.get('from', '?')} .. {tw.get('until', '?')}",
+                _hr10_vs_baseline(m),
+                str(m["status"]),
+            )
         )
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    for r in table:
+        echo("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
 
 
 @models_grp.command("show")
 @click.argument("model_id")
 @models_root_option()
 def models_show(model_id: str, models_root: str | None) -> None:
-    """Print a bundle's manifest (verified) and model card."""
+    """Print a bundle's manifest (hashes checked, with its status) and model card."""
     from riskmodel.api import show_model
 
     manifest, card = show_model(get_settings().with_flags(models_root=models_root), model_id)
     echo(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     if card is not None:
         echo(card)
+
+
+@models_grp.command("use")
+@click.argument("model_id")
+@models_root_option()
+def models_use(model_id: str, models_root: str | None) -> None:
+    """Make MODEL_ID the workspace's default model (only a bundle whose signature verifies)."""
+    from riskmodel.api import use_model
+
+    used = use_model(get_settings().with_flags(models_root=models_root), model_id)
+    echo(f"default model: {used}")

@@ -90,7 +90,7 @@ def run_chain(workdir: Path) -> dict[str, Any]:
 
     from riskmodel.cli import main
 
-    runner = CliRunner()
+    runner = CliRunner(env={"RISKMODEL_SIGNING_KEY": "golden-chain-key"})  # bundles signed
 
     def cli(*args: str) -> None:
         res = runner.invoke(main, list(args), catch_exceptions=False)
