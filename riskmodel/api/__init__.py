@@ -13,7 +13,13 @@ from riskmodel.api._model import (
     train_bundle,
     training_engine,
 )
-from riskmodel.api._plan import audit_report, audit_summary, run_plan, write_audit_report
+from riskmodel.api._plan import (
+    audit_report,
+    audit_summary,
+    repair_log,
+    run_plan,
+    write_audit_report,
+)
 from riskmodel.api._registry import list_models, show_model
 from riskmodel.api._score import (
     RISK_COLUMNS,
@@ -50,6 +56,7 @@ __all__ = [
     "read_segments",
     "read_units_per_area",
     "run_field_trial",
+    "repair_log",
     "run_plan",
     "run_score",
     "run_simulation",
