@@ -173,7 +173,8 @@ def load_caps(path: str | os.PathLike[str] | None, **defaults: Any) -> PlanConfi
     Parameters
     ----------
     path : path-like or None
-        The file; ``None`` gives the built-in caps :data:`DEFAULT_CAPS` (caps always apply).
+        The file; ``None`` gives the built-in caps :data:`DEFAULT_CAPS`. Keys the file leaves
+        out keep their built-in value (caps always apply; raise a cap to loosen it).
     **defaults
         Values used when the file does not set them (e.g. ``shifts_per_day`` from settings).
 
@@ -198,10 +199,12 @@ def load_caps(path: str | os.PathLike[str] | None, **defaults: Any) -> PlanConfi
         max_share_of_shifts = 0.1
     """
     known = {f.name for f in fields(PlanConfig)}
-    values: dict[str, Any] = {k: v for k, v in defaults.items() if v is not None}
-    if path is None:
-        values = {**DEFAULT_CAPS, **values}
-    else:
+    # Caps always apply: a key the file leaves out keeps its built-in value.
+    values: dict[str, Any] = {
+        **DEFAULT_CAPS,
+        **{k: v for k, v in defaults.items() if v is not None},
+    }
+    if path is not None:
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")

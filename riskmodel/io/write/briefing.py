@@ -94,8 +94,8 @@ def plan_csv(plan: PlanLike) -> str:
     df["plan_id"] = plan.plan_id
     df["audit_seq"] = getattr(plan, "audit_seq", None)
     for c in df.columns:
-        if df[c].dtype == object:
-            df[c] = df[c].map(neutralise_formula)
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].astype(object).map(neutralise_formula)
     return df.to_csv(index=False, lineterminator="\n")
 
 
