@@ -15,6 +15,7 @@ import pandas as pd
 
 from riskmodel.audit.log import AuditLog, anchor_of, read_log, workspace_anchor
 from riskmodel.audit.report import AuditReport, compliance_report, summary_lines, write_report
+from riskmodel.config.settings import Settings
 from riskmodel.config.workspace import Workspace
 from riskmodel.errors import InputError
 from riskmodel.files import folder_lock, sha256_file
@@ -47,6 +48,7 @@ def run_plan(
     by: str | None = None,
     force: bool = False,
     new_log_segment: bool = False,
+    settings: Settings | None = None,
 ) -> list[tuple[Plan, list[Path]]]:
     """Plan, record and write: the full ``riskmodel plan`` run.
 
@@ -88,6 +90,10 @@ def run_plan(
         Record and hand out plans that have refusals (needs ``reason``).
     new_log_segment : bool
         Start a new chain after a damaged log (needs ``reason``).
+    settings : Settings, optional
+        Where ``key`` and ``workspace`` come from when not given (``settings.key()``,
+        ``settings.workspace``). Callers inside a workspace must pass one of them, or the
+        log is written unkeyed and unanchored.
 
     Returns
     -------
@@ -95,6 +101,9 @@ def run_plan(
         Each plan (``audit_seq``, ``audit_sha256`` set) and the files written for it.
     """
     config = config or PlanConfig.defaults()
+    if settings is not None:
+        key = key if key is not None else settings.key()
+        workspace = workspace if workspace is not None else settings.workspace
     if (force or new_log_segment) and not (reason or "").strip():
         raise InputError(
             "--force and --new-log-segment need --reason TEXT", fix="say why (it is recorded)"
@@ -269,6 +278,7 @@ def audit_report(
     key: bytes | None = None,
     workspace: Workspace | None = None,
     caps: PlanConfig | None = None,
+    settings: Settings | None = None,
 ) -> AuditReport:
     """Compliance report of the plans dated in ``[date_from, date_to]`` of an audit log.
 
@@ -289,12 +299,17 @@ def audit_report(
     caps : PlanConfig, optional
         The caps in force (workspace caps, else built-in): every plan is judged by them as
         well as by the caps it recorded.
+    settings : Settings, optional
+        Source of ``key`` and ``workspace`` when they are not given.
 
     Returns
     -------
     AuditReport
         ``report.passed`` is False when a cap was exceeded or the log is damaged.
     """
+    if settings is not None:
+        key = key if key is not None else settings.key()
+        workspace = workspace if workspace is not None else settings.workspace
     anchor = anchor_of(workspace, audit_log)
     home = workspace_anchor(workspace)
     entries, integrity = read_log(audit_log, key=key, anchor=anchor or None)
