@@ -337,7 +337,10 @@ def _verify_line(
     """Why one parsed line does not verify (``None``: it does)."""
     chain = obj.get("chain")
     if key is None and chain == CHAIN_HMAC:
-        return f"line {lineno} is keyed but no key is available to verify it"
+        return (
+            f"line {lineno} is keyed but no key is available to verify it (set "
+            "RISKMODEL_SIGNING_KEY or use --workspace)"
+        )
     if key is not None and chain != CHAIN_HMAC:
         return f"line {lineno} carries no HMAC (chain {chain!r})"
     if not isinstance(obj.get("mac"), str) or not hmac.compare_digest(
@@ -435,7 +438,12 @@ def read_log(
             )
         if why is not None:
             integ.chain_breaks.append(lineno)
-            integ.problems.append(why)
+            if "no key is available" in why and any(
+                "no key is available" in x for x in integ.problems
+            ):
+                pass  # said once: "line N is keyed ..." for the first such line
+            else:
+                integ.problems.append(why)
         if obj.get("type") == PLAN_ENTRY_TYPE:
             try:
                 PlanEntry.from_dict(obj)

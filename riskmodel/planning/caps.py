@@ -309,11 +309,12 @@ def refusal_reasons(
         )
     open_ = k > 0
     room = float(k[open_].sum())
-    if open_.any() and c.sum() > 0 and bool(np.all(c[open_] >= k[open_] - PER_SHIFT_TOL)):
+    saturated = open_.any() and c.sum() > 0 and bool(np.all(c[open_] >= k[open_] - PER_SHIFT_TOL))
+    if open_.any() and (saturated or requested >= room - PER_SHIFT_TOL):
         out.append(
-            f"systematic coverage: all {int(open_.sum())} open segments are at the per-shift cap "
-            f"{per_shift} ({requested} units requested, room for at most {math.floor(room)} "
-            "before every open segment is at its cap)"
+            f"systematic coverage: {requested} units requested reach the room of "
+            f"{room:g} under the per-shift cap {per_shift} ({int(open_.sum())} open segments x "
+            f"cap): every open segment would be at its cap, not a spot-check selection"
         )
     if placed < requested:
         out.append(f"only {placed} of {requested} units fit under the caps")
