@@ -91,6 +91,7 @@ def _plans(s: Settings, scored: Any, bundle: Any, plans_dir: Path, units: int, e
         segments=Geography(s).segments,
         tz=s.timezone,
         model_id=bundle.model_id,
+        settings=s,
     )
     for plan, _files in results:
         echo(

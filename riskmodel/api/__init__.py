@@ -14,7 +14,13 @@ from riskmodel.api._model import (
     train_bundle,
     training_engine,
 )
-from riskmodel.api._plan import audit_report, audit_summary, run_plan, write_audit_report
+from riskmodel.api._plan import (
+    audit_report,
+    audit_summary,
+    repair_log,
+    run_plan,
+    write_audit_report,
+)
 from riskmodel.api._registry import list_models, models_root, show_model, use_model
 from riskmodel.api._score import (
     RISK_COLUMNS,
@@ -54,6 +60,7 @@ __all__ = [
     "read_units_per_area",
     "run_daily",
     "run_field_trial",
+    "repair_log",
     "run_plan",
     "run_score",
     "run_simulation",

@@ -150,6 +150,9 @@ def run_daily(
     seed: int | None = None,
     model: str | None = None,
     trust: bool = False,
+    force: bool = False,
+    reason: str | None = None,
+    by: str | None = None,
 ) -> DailyResult:
     """The whole morning for one day of the workspace (see module docs).
 
@@ -165,6 +168,9 @@ def run_daily(
         Plan seed for drills and tests (default OS entropy; always recorded).
     model, trust
         As for ``riskmodel score``.
+    force, reason, by
+        As for ``riskmodel plan``: a plan the caps refuse is drawn only with ``force`` and a
+        ``reason``, which the audit log records with the operator ``by``.
 
     Returns
     -------
@@ -200,6 +206,10 @@ def run_daily(
         segments=ds.geo.segments,
         tz=settings.timezone,
         model_id=bundle.model_id,
+        settings=settings,
+        force=force,
+        reason=reason,
+        by=by,
     )
     plans = [p for p, _ in results]
     files = [f for _, fs in results for f in fs]

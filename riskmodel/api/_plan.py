@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from riskmodel.audit.log import AuditLog, entry_sha256, read_log
+from riskmodel.audit.log import AuditLog, anchor_of, read_log, workspace_anchor
 from riskmodel.audit.report import AuditReport, compliance_report, summary_lines, write_report
+from riskmodel.config.settings import Settings
+from riskmodel.config.workspace import Workspace
+from riskmodel.errors import InputError
 from riskmodel.files import folder_lock, sha256_file
 from riskmodel.io.write.briefing import write_plan_outputs
-from riskmodel.planning.caps import PlanConfig, checks_history
+from riskmodel.planning.caps import PLAN_ENTRY_TYPE, PlanConfig, checks_history
 from riskmodel.planning.plan import Plan, make_plans
 
 log = logging.getLogger(__name__)
@@ -35,12 +42,29 @@ def run_plan(
     tz: str = "Europe/Ljubljana",
     model_id: str | None = None,
     risk_file: str | os.PathLike[str] | None = None,
+    key: bytes | None = None,
+    workspace: Workspace | None = None,
+    reason: str | None = None,
+    by: str | None = None,
+    force: bool = False,
+    new_log_segment: bool = False,
+    settings: Settings | None = None,
 ) -> list[tuple[Plan, list[Path]]]:
     """Plan, record and write: the full ``riskmodel plan`` run.
 
-    Locks the output folder and the audit log, reads the executed checks from the log, makes
-    the plans (:func:`riskmodel.planning.make_plans`), and for each plan first appends its audit
-    entry (O_APPEND, fsync) and then writes its files. A plan is never handed out unrecorded.
+    Under the output-folder lock and the audit-log lock:
+
+    1. read and verify the log (MACs with ``key``, ``seq``, the workspace anchor); a damaged
+       log is refused unless ``new_log_segment`` (with ``reason``) records a new chain; a
+       missing log where the workspace anchor records history is refused;
+    2. finish or discard plans a killed run left half-written (:func:`_finish_staged`);
+    3. make the plans (:func:`riskmodel.planning.make_plans`); a plan with refusals
+       (:func:`riskmodel.planning.caps.refusal_reasons`) is refused unless ``force`` with a
+       ``reason`` (recorded);
+    4. for each plan: write its files into ``out/.staging-<plan_id>/``, append its audit entry
+       (recording each file's sha256, ``seq`` = the ``audit_seq`` printed in the files), move
+       the anchor, then move the files into ``out``. A plan is never handed out unrecorded,
+       and a recorded plan's files are completed by the next run if the process dies.
 
     Parameters
     ----------
@@ -51,30 +75,48 @@ def run_plan(
     audit_log : path-like
         Append-only JSON-lines audit log.
     units, units_per_area, config, include, exclude, shift, seed, segments, tz
-        As in :func:`riskmodel.planning.make_plans`.
+        As in :func:`riskmodel.planning.make_plans`; ``config`` None: the built-in caps.
     model_id : str, optional
         Id of the model that scored the risk (recorded; else the risk's ``model_id`` column).
     risk_file : path-like, optional
         The risk file (its sha256 is recorded).
+    key : bytes, optional
+        Signing key of the audit chain (``settings.key()``).
+    workspace : Workspace, optional
+        Holds the audit anchor (``settings.workspace``).
+    reason, by : str, optional
+        Why, and who, for overrides, ``force`` and ``new_log_segment`` (recorded).
+    force : bool
+        Record and hand out plans that have refusals (needs ``reason``).
+    new_log_segment : bool
+        Start a new chain after a damaged log (needs ``reason``).
+    settings : Settings, optional
+        Where ``key`` and ``workspace`` come from when not given (``settings.key()``,
+        ``settings.workspace``). Callers inside a workspace must pass one of them, or the
+        log is written unkeyed and unanchored.
 
     Returns
     -------
     list of (Plan, list of Path)
-        Each plan (with ``audit_sha256`` set) and the files written for it.
+        Each plan (``audit_seq``, ``audit_sha256`` set) and the files written for it.
     """
-    config = config or PlanConfig()
-    if not config.has_window_caps:
-        log.warning(
-            "no frequency caps configured (--caps): CJEU C-9/16 requires limits on the "
-            "frequency of checks"
+    config = config or PlanConfig.defaults()
+    if settings is not None:
+        key = key if key is not None else settings.key()
+        workspace = workspace if workspace is not None else settings.workspace
+    if (force or new_log_segment) and not (reason or "").strip():
+        raise InputError(
+            "--force and --new-log-segment need --reason TEXT", fix="say why (it is recorded)"
         )
+    by = by or _login()
     risk_sha = sha256_file(risk_file) if risk_file else None
     if model_id is None and "model_id" in risk.columns:
         ids = sorted(set(risk["model_id"].dropna().astype(str)))
         model_id = ",".join(ids) or None
     results: list[tuple[Plan, list[Path]]] = []
-    with folder_lock(out), AuditLog(audit_log) as alog:
-        entries, _ = alog.read()
+    with folder_lock(out), AuditLog(audit_log, key=key, workspace=workspace) as alog:
+        entries = _open_log(alog, workspace, reason if new_log_segment else None, by)
+        _finish_staged(Path(out), entries)
         plans = make_plans(
             risk,
             units,
@@ -88,26 +130,161 @@ def run_plan(
             segments=segments,
             tz=tz,
         )
+        _apply_refusals(plans, force, reason, by)
         for p in plans:
-            written = alog.append(
-                p.audit_entry(
-                    model_id=model_id,
-                    risk_file=str(risk_file) if risk_file else None,
-                    risk_sha256=risk_sha,
-                )
-            )
-            p.audit_sha256 = entry_sha256(written)
+            if p.overrides.get("include") or p.overrides.get("exclude"):
+                p.overrides.update(reason=reason, by=by)
+            integ = alog.integrity
+            assert integ is not None
+            p.audit_seq, p.audit_prev = integ.last_seq + 1, integ.last_mac
             prov = {"model_id": model_id, "risk_sha256": risk_sha, "audit_log": str(audit_log)}
-            files = write_plan_outputs(p, out, provenance=prov)
+            stage = Path(out) / f"{STAGING_PREFIX}{p.plan_id}"
+            try:
+                staged = write_plan_outputs(p, stage, provenance=prov)
+            except BaseException:
+                shutil.rmtree(stage, ignore_errors=True)  # nothing recorded, nothing handed out
+                raise
+            entry = p.audit_entry(
+                model_id=model_id,
+                risk_file=str(risk_file) if risk_file else None,
+                risk_sha256=risk_sha,
+            )
+            entry["files"] = {f.name: sha256_file(f) for f in sorted(stage.iterdir())}
+            written = alog.append(entry)
+            p.audit_sha256 = written["mac"]
+            files = [Path(out) / f.name for f in staged]
+            _swap_in(stage, Path(out))
             results.append((p, files))
     return results
 
 
-def audit_report(audit_log: str | os.PathLike[str], date_from: str, date_to: str) -> AuditReport:
+#: Prefix of the folder a plan's files are written to before its audit entry is appended.
+STAGING_PREFIX = ".staging-"
+
+
+def _login() -> str | None:
+    """The operating-system user (recorded as ``by`` when none is given)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in containers without /etc/passwd entries
+        return None
+
+
+def _open_log(
+    alog: AuditLog, workspace: Workspace | None, segment_reason: str | None, by: str | None
+) -> list[dict[str, Any]]:
+    """Read and verify the log; refuse a damaged or wrongly-new log, or record a new segment."""
+    entries, integ = alog.read()
+    where = str(alog.path)
+    home = workspace_anchor(workspace)
+    if integ.lines == 0 and home and alog.anchor is None and segment_reason is None:
+        raise InputError(
+            f"audit log {alog.path} is missing or empty, but this workspace's audit log is "
+            f"{home['log']} with {home['seq']} entries",
+            where=where,
+            fix=f"use --audit-log {home['log']}; to start a new log on purpose add "
+            "--new-log-segment --reason TEXT",
+        )
+    if not integ.ok and segment_reason is None:
+        fix = (
+            "repair the torn line with 'riskmodel audit --repair --reason TEXT'"
+            if integ.torn_tail and len(integ.problems) == 1
+            else "restore the log from a backup, or record a new chain with "
+            "--new-log-segment --reason TEXT"
+        )
+        raise InputError(f"audit log is damaged: {integ.why}", where=where, fix=fix)
+    if segment_reason is not None:
+        seg = alog.new_segment(
+            segment_reason, by, previous_log=str(home["log"]) if home and integ.lines == 0 else None
+        )
+        log.warning("audit log %s: new log segment recorded (%s)", where, seg["reason"])
+    elif integ.anchor == "ahead" and workspace is not None:
+        log.warning("audit log %s: anchor behind the log (crash after an append): moved", where)
+        workspace.update_state(
+            audit={"seq": integ.last_seq, "head": integ.last_mac, "log": str(alog.path.resolve())}
+        )
+    elif integ.lines and workspace is not None and alog.anchor is None and home:
+        log.warning("audit log %s is not this workspace's anchored log %s", where, home["log"])
+    return entries
+
+
+def _apply_refusals(plans: list[Plan], force: bool, reason: str | None, by: str | None) -> None:
+    """Refuse plans that are not spot-check plans, or record that they were forced."""
+    refused = [p for p in plans if p.refusals]
+    if refused and not force:
+        p = refused[0]
+        raise InputError(
+            f"plan {p.date} {p.shift} refused: {'; '.join(p.refusals)}",
+            fix="request fewer --units (or lift the caps in the caps file); to hand it out "
+            "anyway give --force --reason TEXT (recorded in the audit log)",
+        )
+    for p in refused:
+        p.forced = {"reason": reason, "by": by, "refusals": list(p.refusals)}
+        log.warning("%s %s: plan FORCED past its refusals (%s)", p.date, p.shift, reason)
+
+
+def _swap_in(stage: Path, out: Path) -> None:
+    """Move the staged files into ``out`` and remove the staging folder."""
+    for f in sorted(stage.iterdir()):
+        os.replace(f, out / f.name)
+    _fsync_dir(out)
+    stage.rmdir()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _finish_staged(out: Path, entries: list[dict[str, Any]]) -> None:
+    """Complete or discard the plans a killed run left in staging folders of ``out``.
+
+    A staged plan whose audit entry exists (its ``plan_id`` and the sha256 of every staged
+    file match) is moved into ``out``: it was recorded, its files are completed. A staged plan
+    without an audit entry was never recorded and is deleted. Staged files that differ from
+    their recorded sha256 are left in place and reported.
+    """
+    if not out.is_dir():
+        return
+    logged = {
+        e.get("plan_id"): e.get("files") or {} for e in entries if e.get("type") == PLAN_ENTRY_TYPE
+    }
+    for stage in sorted(out.glob(f"{STAGING_PREFIX}*")):
+        if not stage.is_dir():
+            continue
+        pid = stage.name[len(STAGING_PREFIX) :]
+        if pid not in logged:
+            shutil.rmtree(stage, ignore_errors=True)
+            log.warning("discarded the unrecorded half-written plan %s in %s", pid, out)
+            continue
+        files = logged[pid]
+        have = {f.name: sha256_file(f) for f in stage.iterdir()}
+        if any(files.get(n) != h for n, h in have.items()):
+            log.error("staged files of plan %s in %s differ from the audit log: kept", pid, stage)
+            continue
+        _swap_in(stage, out)
+        log.warning("completed the half-finished plan %s: its files were moved into %s", pid, out)
+
+
+def audit_report(
+    audit_log: str | os.PathLike[str],
+    date_from: str,
+    date_to: str,
+    *,
+    key: bytes | None = None,
+    workspace: Workspace | None = None,
+    caps: PlanConfig | None = None,
+    settings: Settings | None = None,
+) -> AuditReport:
     """Compliance report of the plans dated in ``[date_from, date_to]`` of an audit log.
 
     Reads the whole log (windows reaching outside the period are checked too) and verifies its
-    hash chain. A missing log is an empty log (``summary["log_integrity"]["lines"] == 0``).
+    chain with ``key`` and the workspace anchor. A missing log is an empty log, unless the
+    workspace anchor records history for it (then the integrity is broken).
 
     Parameters
     ----------
@@ -115,14 +292,51 @@ def audit_report(audit_log: str | os.PathLike[str], date_from: str, date_to: str
         The JSON-lines audit log.
     date_from, date_to : str
         Inclusive period of plan dates, ``YYYY-MM-DD``.
+    key : bytes, optional
+        Signing key (``settings.key()``).
+    workspace : Workspace, optional
+        Holds the anchor (``settings.workspace``).
+    caps : PlanConfig, optional
+        The caps in force (workspace caps, else built-in): every plan is judged by them as
+        well as by the caps it recorded.
+    settings : Settings, optional
+        Source of ``key`` and ``workspace`` when they are not given.
 
     Returns
     -------
     AuditReport
         ``report.passed`` is False when a cap was exceeded or the log is damaged.
     """
-    entries, integrity = read_log(audit_log)
-    return compliance_report(entries, date_from, date_to, integrity)
+    if settings is not None:
+        key = key if key is not None else settings.key()
+        workspace = workspace if workspace is not None else settings.workspace
+    anchor = anchor_of(workspace, audit_log)
+    home = workspace_anchor(workspace)
+    entries, integrity = read_log(audit_log, key=key, anchor=anchor or None)
+    if integrity.lines == 0 and home and anchor is None:
+        integrity.problems.append(
+            f"this log is empty or missing; the workspace's audit log is {home['log']} "
+            f"with {home['seq']} entries"
+        )
+    return compliance_report(
+        entries, date_from, date_to, integrity, caps=caps.as_dict() if caps else None
+    )
+
+
+def repair_log(
+    audit_log: str | os.PathLike[str],
+    reason: str,
+    *,
+    by: str | None = None,
+    key: bytes | None = None,
+    workspace: Workspace | None = None,
+) -> dict[str, Any]:
+    """Move a torn last line of the log to a quarantine file beside it and record a ``repair``
+    entry (its sha256, the reason). See :meth:`riskmodel.audit.log.AuditLog.repair_torn_tail`."""
+    if not reason.strip():
+        raise InputError("a repair needs --reason TEXT", fix="say why (it is recorded)")
+    with AuditLog(audit_log, key=key, workspace=workspace) as alog:
+        return alog.repair_torn_tail(reason, by or _login())
 
 
 def write_audit_report(report: AuditReport, out: str | os.PathLike[str]) -> list[Path]:

@@ -9,9 +9,9 @@ report; section 4.1 the legal basis.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from riskmodel.planning.caps import (
     effective_entries,
     over_per_shift,
     per_shift_cap,
-    window_breaches,
     window_caps,
+    window_counts,
 )
 
 log = logging.getLogger(__name__)
@@ -114,51 +114,106 @@ def _long_table(eff: list[dict[str, Any]]) -> pd.DataFrame:
     )
 
 
-def _violations(
-    all_eff: list[dict[str, Any]], in_period: list[dict[str, Any]], long: pd.DataFrame
-) -> pd.DataFrame:
-    """Cap violations of the plans ``in_period`` (whose rows ``long`` holds), counted over the
-    full history ``all_eff`` so windows reaching outside the period are checked too.
+def _merged_caps(
+    recorded: Mapping[str, Any] | None, reference: Mapping[str, Any] | None
+) -> tuple[float, dict[str, tuple[int, int]]]:
+    """The per-shift cap and window caps a plan is judged by: its own, and the caps in force
+    (``reference``) where stricter."""
+    per = per_shift_cap(recorded)
+    wc = dict(window_caps(recorded))
+    if reference:
+        per = min(per, per_shift_cap(reference))
+        for name, (w, limit) in window_caps(reference).items():
+            if name not in wc or (wc[name][0] == w and limit < wc[name][1]):
+                wc[name] = (w, limit)
+    return per, wc
 
-    The rules are the planner's own (:mod:`riskmodel.planning.caps`), each plan judged by the
-    caps it recorded.
+
+def _violations(
+    all_eff: list[dict[str, Any]],
+    in_period: list[dict[str, Any]],
+    long: pd.DataFrame,
+    reference: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Cap violations of the plans ``in_period``, each blamed on the plan that broke the cap.
+
+    Plans are replayed in log order; a check of plan P breaks a window cap when the window
+    around its day holds more checks than the cap counting only P and the plans logged before
+    it (:func:`riskmodel.planning.caps.window_counts`, windows reaching outside the period
+    included). Earlier plans that were inside the cap when they were made are not blamed for
+    a later plan that broke it. Each plan is judged by the caps it recorded and by the caps in
+    force (``reference``) where stricter.
     """
     cols = ["plan_id", "date", "shift", "segment_id", "cap", "limit", "count"]
     rows: list[dict[str, Any]] = []
-    hist = checks_history(all_eff)
-    meta = pd.DataFrame(
-        {
-            "plan_id": [e.get("plan_id") for e in in_period],
-            "date": [e["date"] for e in in_period],
-            "shift": [e["shift"] for e in in_period],
-        }
-    )
-    # Per-shift intensity: coverage above the plan's cap ...
-    over = long[over_per_shift(long["coverage"].to_numpy(), long["per_shift"].to_numpy())]
-    for rec in over.itertuples(index=False):
-        m = meta.iloc[rec.plan]
-        rows.append(dict(plan_id=m.plan_id, date=m.date, shift=m["shift"],
-                         segment_id=rec.segment_id, cap="per_shift", limit=rec.per_shift,
-                         count=float(rec.coverage)))  # fmt: skip
-    # ... or a segment chosen twice in one shift.
-    in_ids = set(meta["plan_id"])
-    twice = hist[hist["plan_id"].isin(in_ids)].groupby(["plan_id", "date", "shift", "segment_id"])
-    for (pid, date, shift, seg), n in twice.size()[lambda x: x > 1].items():
-        rows.append(dict(plan_id=pid, date=str(pd.Timestamp(date).date()), shift=shift,
-                         segment_id=seg, cap="one_check_per_shift", limit=1, count=int(n)))  # fmt: skip
-    if not hist.empty and in_period:
-        # Plans sharing the same caps (the usual case) are checked in one vectorised pass.
-        plan_caps = {e.get("plan_id"): window_caps(e.get("caps")) for e in in_period}
-        cap_key = {pid: json.dumps(c, sort_keys=True) for pid, c in plan_caps.items()}
-        in_hist = hist[hist["plan_id"].isin(list(plan_caps))]
-        for key, sub in in_hist.groupby(in_hist["plan_id"].map(cap_key), sort=False):
-            caps = {name: tuple(v) for name, v in json.loads(key).items()}  # by cap name
-            for b in window_breaches(hist, sub, caps).itertuples(index=False):
-                rec = sub.iloc[b.row]
-                rows.append(dict(plan_id=rec["plan_id"], date=str(rec["date"].date()),
-                                 shift=rec["shift"], segment_id=rec["segment_id"], cap=b.cap,
-                                 limit=int(b.limit), count=int(b.count)))  # fmt: skip
+    in_ids = {e.get("plan_id") for e in in_period}
+    # Per-shift intensity: coverage above the cap ...
+    per = np.array([_merged_caps(e.get("caps"), reference)[0] for e in in_period])
+    if len(long):
+        over = long[over_per_shift(long["coverage"].to_numpy(), per[long["plan"].to_numpy()])]
+        for rec in over.itertuples(index=False):
+            e = in_period[rec.plan]
+            rows.append(dict(plan_id=e.get("plan_id"), date=e["date"], shift=e["shift"],
+                             segment_id=rec.segment_id, cap="per_shift",
+                             limit=float(per[rec.plan]), count=float(rec.coverage)))  # fmt: skip
+    seg_parts: list[np.ndarray] = []
+    day_parts: list[np.ndarray] = []
+    for e in all_eff:  # log order
+        mine = checks_history([e])
+        seg_parts.append(mine["segment_id"].to_numpy(dtype=object))
+        day_parts.append(mine["day"].to_numpy())
+        if e.get("plan_id") not in in_ids or mine.empty:
+            continue
+        # ... or a segment chosen twice in one shift ...
+        for seg, n in mine["segment_id"].value_counts()[lambda x: x > 1].items():
+            rows.append(dict(plan_id=e.get("plan_id"), date=e["date"], shift=e["shift"],
+                             segment_id=seg, cap="one_check_per_shift", limit=1, count=int(n)))  # fmt: skip
+        # ... or a window cap broken by this plan, counting the plans logged up to it.
+        hist = pd.DataFrame(
+            {"segment_id": np.concatenate(seg_parts), "day": np.concatenate(day_parts)}
+        )
+        for name, (w, limit) in _merged_caps(e.get("caps"), reference)[1].items():
+            worst = window_counts(hist, mine["segment_id"], mine["day"].to_numpy(), w)
+            for k in np.flatnonzero(worst > limit):
+                rows.append(dict(plan_id=e.get("plan_id"), date=e["date"], shift=e["shift"],
+                                 segment_id=mine["segment_id"].iloc[k], cap=name,
+                                 limit=int(limit), count=int(worst[k])))  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
+
+
+def _cap_comparisons(
+    all_eff: list[dict[str, Any]], eff: list[dict[str, Any]], caps: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Each statistic of the period next to its cap: ``name, text, value, cap, exceeded``."""
+    if not eff:
+        return []
+    caps = caps or eff[-1].get("caps") or {}
+    out: list[dict[str, Any]] = []
+    max_inc = float(max(e.get("max_inclusion") or 0.0 for e in eff))
+    per = per_shift_cap(caps)
+    out.append(dict(name="per_shift", value=max_inc, cap=per,
+                    text="largest chance one segment was checked in one shift",
+                    exceeded=bool(over_per_shift(np.array([max_inc]), per)[0])))  # fmt: skip
+    hist_all = checks_history(all_eff)
+    mine = checks_history(eff)
+    wc = window_caps(caps)
+    spd = int(caps.get("shifts_per_day") or 3)
+    for name, days, text in (
+        ("max_per_segment_per_7d", 7, "most checks of one segment in any 7 days"),
+        ("max_per_segment_per_30d", 30, "most checks of one segment in any 30 days"),
+    ):
+        worst = int(window_counts(hist_all, mine["segment_id"], mine["day"], days).max(initial=0))
+        limit = wc.get(name, (days, None))[1]
+        out.append(dict(name=name, value=worst, cap=limit, text=text,
+                        exceeded=limit is not None and worst > limit))  # fmt: skip
+    w = int(caps.get("share_window_days") or 30)
+    worst = int(window_counts(hist_all, mine["segment_id"], mine["day"], w).max(initial=0))
+    share = caps.get("max_share_of_shifts")
+    out.append(dict(name="max_share_of_shifts", value=worst / (w * spd),
+                    cap=None if share is None else float(share),
+                    text=f"largest share of shifts one segment was checked in any {w} days",
+                    exceeded=share is not None and worst > wc["max_share_of_shifts"][1]))  # fmt: skip
+    return out
 
 
 def _weekly(hist: pd.DataFrame) -> pd.DataFrame:
@@ -263,6 +318,17 @@ def _overrides_summary(eff: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_entropy_ratio": float(np.mean(ratios)) if ratios else None,
         "min_entropy_ratio": float(np.min(ratios)) if ratios else None,
         "warnings": int(sum(len(e.get("warnings") or []) for e in eff)),
+        "without_reason": int(sum(not e["overrides"].get("reason") for e in ov_plans)),
+        "records": [
+            {
+                "plan_id": e.get("plan_id"),
+                "include": e["overrides"].get("include") or [],
+                "exclude": e["overrides"].get("exclude") or [],
+                "reason": e["overrides"].get("reason"),
+                "by": e["overrides"].get("by"),
+            }
+            for e in ov_plans
+        ],
     }
 
 
@@ -271,6 +337,8 @@ def compliance_report(
     date_from: str | dt.date,
     date_to: str | dt.date,
     integrity: LogIntegrity | None = None,
+    *,
+    caps: Mapping[str, Any] | None = None,
 ) -> AuditReport:
     """Compliance statistics of the plans dated in ``[date_from, date_to]``.
 
@@ -283,6 +351,10 @@ def compliance_report(
         Inclusive period of plan dates (local).
     integrity : LogIntegrity, optional
         From :func:`riskmodel.audit.log.read_log`; reported in the summary.
+    caps : mapping, optional
+        The caps in force (:meth:`PlanConfig.as_dict`): plans are judged by them where they are
+        stricter than the caps a plan recorded, and the statistics are compared with them
+        (default: the caps of the period's last plan).
 
     Returns
     -------
@@ -300,7 +372,8 @@ def compliance_report(
     plans_all = [e for e in entries if e.get("type") == PLAN_ENTRY_TYPE]
     all_eff = effective_entries(plans_all)
     eff = [e for e in all_eff if lo.isoformat() <= e["date"] <= hi.isoformat()]
-    n_logged = sum(lo.isoformat() <= e["date"] <= hi.isoformat() for e in plans_all)
+    logged = [e for e in plans_all if lo.isoformat() <= e["date"] <= hi.isoformat()]
+    n_logged = len(logged)
 
     long = _long_table(eff)
     n_plans = len(eff)
@@ -308,7 +381,7 @@ def compliance_report(
     weekly = _weekly(hist)
     per = _per_segment(eff, long, weekly)
     corr_p, corr_s, deciles = _selectivity(long)
-    viol = _violations(all_eff, eff, long)
+    viol = _violations(all_eff, eff, long, caps)
     n_segments = int(long["segment_id"].nunique()) if len(long) else 0
     summary: dict[str, Any] = {
         "period": {"from": lo.isoformat(), "to": hi.isoformat()},
@@ -333,8 +406,16 @@ def compliance_report(
             float(max(e.get("max_inclusion", 0.0) for e in eff)) if eff else None
         ),
         "plans_with_zero_coverage_segments": int(sum(bool(e.get("exploration_lost")) for e in eff)),
-        "overrides": _overrides_summary(eff),
+        # Every logged plan, superseded ones too: an override stays on record when re-planned.
+        "overrides": _overrides_summary(logged),
+        "forced_plans": [
+            {"plan_id": e.get("plan_id"), **(e.get("forced") or {})}
+            for e in logged
+            if e.get("forced")
+        ],
+        "caps_compared": _cap_comparisons(all_eff, eff, caps),
         "cap_violations": len(viol),
+        "plans_blamed": sorted(set(viol["plan_id"].astype(str))) if len(viol) else [],
         "expected_detections": float(sum(e.get("expected_detections", 0.0) for e in eff)),
         "topk_expected_detections": float(sum(e.get("topk_expected_detections", 0.0) for e in eff)),
         "log_integrity": {
@@ -342,6 +423,13 @@ def compliance_report(
             "corrupt_lines": integrity.corrupt_lines if integrity else None,
             "chain_breaks": integrity.chain_breaks if integrity else None,
             "ok": integrity.ok if integrity else None,
+            "keyed": integrity.keyed if integrity else None,
+            "anchor": integrity.anchor if integrity else None,
+            "head_seq": integrity.last_seq if integrity else None,
+            "head": integrity.last_mac if integrity else None,
+            "problems": list(integrity.problems) if integrity else None,
+            "acknowledged": list(integrity.acknowledged) if integrity else None,
+            "status": integrity.status_line() if integrity else "log integrity: not checked",
         },
         "legal_basis": LEGAL_BASIS,
     }
@@ -359,31 +447,50 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _cap_line(c: dict[str, Any]) -> str:
+    """``<statistic>: <value> — cap <cap> — ok|EXCEEDED`` (or ``no cap set``)."""
+    value = _fmt(c["value"])
+    if c["cap"] is None:
+        return f"{c['text']}: {value} — no cap set"
+    return f"{c['text']}: {value} — cap {_fmt(c['cap'])} — {'EXCEEDED' if c['exceeded'] else 'ok'}"
+
+
 def summary_lines(report: AuditReport) -> list[str]:
-    """A short human summary (what ``riskmodel audit`` prints)."""
+    """A short human summary (what ``riskmodel audit`` prints): each statistic next to its cap."""
     s = report.summary
     o = s["overrides"]
     li = s["log_integrity"]
-    return [
+    lines = [
         f"period {s['period']['from']} .. {s['period']['to']}: {s['plans']} plans "
         f"({s['replans']} re-planned), {s['checks']} checks",
         f"segments ever checked: {s['segments_ever_checked']}/{s['segments']} "
-        f"({_fmt(s['share_segments_ever_checked'])})",
-        f"largest share of shifts checked: {_fmt(s['max_share_of_shifts'])} "
-        f"(segment {s['max_share_segment']}); max checks/segment/week: "
-        f"{s['max_checks_per_segment_per_week']}",
+        f"({_fmt(s['share_segments_ever_checked'])}); share of the planned shifts the most "
+        f"checked segment was in: {_fmt(s['max_share_of_shifts'])} "
+        f"(segment {s['max_share_segment']}, not a cap)",
+        *[_cap_line(c) for c in s.get("caps_compared", [])],
         f"coverage vs risk: pearson {_fmt(s['coverage_risk_pearson'])}, "
         f"spearman {_fmt(s['coverage_risk_spearman'])}; mean entropy "
-        f"{_fmt(s['mean_normalised_entropy'])}, max inclusion {_fmt(s['max_inclusion_probability'])}",
-        f"overrides: {o['plans']} plans ({o['include']} include, {o['exclude']} exclude), "
-        f"min entropy ratio {_fmt(o['min_entropy_ratio'])}, {o['warnings']} warnings",
-        f"cap violations: {s['cap_violations']}; log integrity: "
-        + (
-            "ok"
-            if li["ok"]
-            else f"corrupt lines {li['corrupt_lines']}, chain breaks {li['chain_breaks']}"
-        ),
+        f"{_fmt(s['mean_normalised_entropy'])}",
+        f"overrides (superseded plans included): {o['plans']} plans ({o['include']} include, "
+        f"{o['exclude']} exclude, {o.get('without_reason', 0)} without a reason), min entropy "
+        f"ratio {_fmt(o['min_entropy_ratio'])}, {o['warnings']} warnings",
     ]
+    if s.get("forced_plans"):
+        lines.append(
+            f"FORCED plans: {len(s['forced_plans'])} ("
+            + "; ".join(
+                f"{f['plan_id']}: {f.get('reason')!r} by {f.get('by')}" for f in s["forced_plans"]
+            )
+            + ")"
+        )
+    viol = f"cap violations: {s['cap_violations']}"
+    if s["cap_violations"]:
+        blamed = s.get("plans_blamed", [])
+        viol += f" — EXCEEDED, caused by plan(s) {', '.join(blamed[:5])}"
+        viol += f" (+{len(blamed) - 5} more)" if len(blamed) > 5 else ""
+    lines.append(viol)
+    lines.append(li.get("status") or f"log integrity: {'ok' if li['ok'] else 'BROKEN'}")
+    return lines
 
 
 def _md_table(df: pd.DataFrame, index: bool = True) -> str:

@@ -36,7 +36,19 @@ def daily_cmd(
     audit log. Everything lands in <out_dir>/<date>/."""
     from riskmodel.api import run_daily
 
-    res = run_daily(get_settings(), date, units=units, seed=seed, model=model, trust=trust_model)
+    if force and not reason:
+        raise click.UsageError("--force needs --reason TEXT (it is recorded in the audit log)")
+    res = run_daily(
+        get_settings(),
+        date,
+        units=units,
+        seed=seed,
+        model=model,
+        trust=trust_model,
+        force=force,
+        reason=reason,
+        by=by,
+    )
     for p in res.plans:
         echo(
             f"{p.date} {p.shift}: {p.units} checks, largest chance of a check "

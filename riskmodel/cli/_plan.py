@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from riskmodel.audit.log import UNKEYED_NOTE
 from riskmodel.cli import main
 from riskmodel.cli._common import (
     DAY,
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
     type=click.Path(dir_okay=False),
     default=None,
     help="Caps TOML/JSON: per_shift, max_per_segment_per_7d, max_per_segment_per_30d, "
-    "max_share_of_shifts, floor_factor, entropy_ratio_min, slot_hours.",
+    "max_share_of_shifts, floor_factor, entropy_ratio_min, slot_hours (default: setting caps, "
+    "else the built-in caps; caps always apply).",
 )
 @click.option(
     "--include",
@@ -92,6 +94,25 @@ log = logging.getLogger(__name__)
     metavar="D",
     help="Score local date D first (needs --events; model: --model or the newest bundle).",
 )
+@click.option(
+    "--reason",
+    default=None,
+    metavar="TEXT",
+    help="Why (recorded): required with --include/--exclude, --force, --new-log-segment.",
+)
+@click.option("--by", default=None, metavar="NAME", help="Who decides (recorded; default: login).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Hand out a plan the caps refuse (systematic coverage, units beyond the caps); "
+    "needs --reason, recorded in the audit log.",
+)
+@click.option(
+    "--new-log-segment",
+    "new_log_segment",
+    is_flag=True,
+    help="The audit log is damaged or new: record a new chain (needs --reason) and plan.",
+)
 @reader_options(required=False)
 @model_options(help_model="Model bundle for --date (default: the newest in the models root).")
 @out_option()
@@ -107,6 +128,10 @@ def plan(
     segments: str | None,
     audit_log: str | None,
     date: str | None,
+    reason: str | None,
+    by: str | None,
+    force: bool,
+    new_log_segment: bool,
     inputs: Inputs,
     model: str | None,
     trust_model: bool,
@@ -129,6 +154,10 @@ def plan(
         raise click.UsageError("give --units N or --units-per-area FILE")
     if date is not None and inputs.events is None:
         raise click.UsageError("--date needs --events FILE")
+    needs = [f for f, on in (("--include", include), ("--exclude", exclude), ("--force", force),
+                             ("--new-log-segment", new_log_segment)) if on]  # fmt: skip
+    if needs and not (reason or "").strip():
+        raise click.UsageError(f"{needs[0]} needs --reason TEXT (it is recorded in the audit log)")
     model_id = None
     seg_gdf = api.read_segments(settings, segments) if segments else None
     if date is not None:
@@ -149,7 +178,9 @@ def plan(
     else:
         risk_df = api.read_risk(risk)
     upa = api.read_units_per_area(units_per_area) if units_per_area else None
-    config = api.load_caps(caps, shifts_per_day=len(parse_shifts(settings.shifts)))
+    config = api.load_caps(
+        caps or settings.caps or None, shifts_per_day=len(parse_shifts(settings.shifts))
+    )
     log_path = audit_log or settings.audit_log
     results = api.run_plan(
         risk_df,
@@ -166,6 +197,12 @@ def plan(
         tz=settings.timezone,
         risk_file=risk,
         model_id=model_id,
+        key=settings.key(),
+        workspace=settings.workspace,
+        reason=reason,
+        by=by,
+        force=force,
+        new_log_segment=new_log_segment,
     )
     for p, files in results:
         s = p.stats
@@ -177,16 +214,23 @@ def plan(
             + ", ".join(f.name for f in files)
         )
     if results:
-        # Keep this hash elsewhere (e-mail, paper log): it anchors the audit log's hash chain.
-        echo(
-            f"recorded {len(results)} plan(s) with seed in {log_path}; "
-            f"log head sha256 {results[-1][0].audit_sha256}"
+        last = results[-1][0]
+        where = (
+            "anchored in the workspace state"
+            if settings.workspace is not None
+            else "no workspace: keep this head elsewhere (e-mail, paper log) to anchor the log"
         )
+        echo(
+            f"recorded {len(results)} plan(s) with seed in {log_path}; audit head seq "
+            f"{last.audit_seq} mac {last.audit_sha256} ({where})"
+        )
+        if settings.key() is None:
+            echo(f"riskmodel: warning: audit log {UNKEYED_NOTE}", err=True)
 
 
 @main.command()
-@click.option("--from", "date_from", type=DAY, required=True, metavar="D", help="First plan date.")
-@click.option("--to", "date_to", type=DAY, required=True, metavar="D", help="Last plan date.")
+@click.option("--from", "date_from", type=DAY, default=None, metavar="D", help="First plan date.")
+@click.option("--to", "date_to", type=DAY, default=None, metavar="D", help="Last plan date.")
 @click.option(
     "--audit-log",
     "audit_log",
@@ -194,28 +238,75 @@ def plan(
     default=None,
     help="Audit log (default: setting audit_log).",
 )
+@click.option(
+    "--caps",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Caps in force to judge the plans by (default: setting caps, else the built-in caps).",
+)
 @out_option(required=False, help="Write audit_<from>_<to>.json/.csv/.md here.")
 @click.option(
     "--fail-on-violation",
     is_flag=True,
-    help="Exit with code 6 if a cap was exceeded or the log is damaged (broken hash chain, "
-    "corrupt lines).",
+    help="Exit with code 6 if a cap was exceeded or the log is damaged (MAC, seq or anchor "
+    "mismatch, corrupt or torn lines).",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Move a torn last line (a write cut by a crash) to a quarantine file beside the log "
+    "and record a repair entry (needs --reason).",
+)
+@click.option("--reason", default=None, metavar="TEXT", help="Why (recorded) for --repair.")
+@click.option("--by", default=None, metavar="NAME", help="Who repairs (default: login).")
 def audit(
-    date_from: str, date_to: str, audit_log: str | None, out: str | None, fail_on_violation: bool
+    date_from: str | None,
+    date_to: str | None,
+    audit_log: str | None,
+    caps: str | None,
+    out: str | None,
+    fail_on_violation: bool,
+    repair: bool,
+    reason: str | None,
+    by: str | None,
 ) -> None:
-    """Compliance statistics of the plans in a period (Schengen Borders Code art. 23, CJEU C-9/16)."""
-    from riskmodel.api import audit_report, audit_summary, write_audit_report
+    """Compliance statistics of the plans in a period (Schengen Borders Code art. 23, CJEU C-9/16),
+    each next to its cap, and the integrity of the keyed, anchored audit log."""
+    from riskmodel import api
 
     settings = get_settings()
     log_path = audit_log or settings.audit_log
-    report = audit_report(log_path, date_from, date_to)
+    if repair:
+        if not (reason or "").strip():
+            raise click.UsageError("--repair needs --reason TEXT (it is recorded)")
+        entry = api.repair_log(
+            log_path, reason or "", by=by, key=settings.key(), workspace=settings.workspace
+        )
+        echo(
+            f"moved the torn line ({entry['torn_bytes']} bytes, sha256 {entry['torn_sha256']}) "
+            f"to {entry['quarantine']} and recorded repair entry seq {entry['seq']}"
+        )
+        if date_from is None:
+            return
+    if date_from is None or date_to is None:
+        raise click.UsageError("give --from D and --to D")
+    config = api.load_caps(
+        caps or settings.caps or None, shifts_per_day=len(parse_shifts(settings.shifts))
+    )
+    report = api.audit_report(
+        log_path,
+        date_from,
+        date_to,
+        key=settings.key(),
+        workspace=settings.workspace,
+        caps=config,
+    )
     if report.summary["log_integrity"]["lines"] == 0:
         echo(f"riskmodel: warning: audit log {log_path} is empty or missing", err=True)
-    for line in audit_summary(report):
+    for line in api.audit_summary(report):
         echo(line)
     if out:
-        files = write_audit_report(report, out)
+        files = api.write_audit_report(report, out)
         echo("wrote " + ", ".join(str(f) for f in files))
     if fail_on_violation and not report.passed:
         raise click.exceptions.Exit(EXIT_VIOLATION)

@@ -45,6 +45,21 @@ WINDOW_CAPS: dict[str, int] = {"max_per_segment_per_7d": 7, "max_per_segment_per
 #: Coverage above the per-shift cap by less than this is rounding, not a breach.
 PER_SHIFT_TOL = 1e-6
 
+#: The built-in caps, used when no caps file is given (the workspace ``caps.toml`` written by
+#: ``riskmodel init`` holds the same numbers; a test keeps them equal). Legal minimum: CJEU
+#: C-9/16 asks for limits on intensity (per shift), frequency (7 / 30 days) and selectivity.
+DEFAULT_CAPS: dict[str, Any] = {
+    "per_shift": 0.5,
+    "max_per_segment_per_7d": 3,
+    "max_per_segment_per_30d": 8,
+    "max_share_of_shifts": 0.1,
+    "floor_factor": 0.2,
+    "slot_hours": 2.0,
+}
+
+#: Shortest check slot in hours (a slot shorter than a quarter hour is no check).
+MIN_SLOT_HOURS = 0.25
+
 #: Columns of the executed-checks history (see :func:`checks_history`).
 HISTORY_COLUMNS = ("date", "shift", "segment_id", "plan_id", "day")
 
@@ -130,12 +145,17 @@ class PlanConfig:
             raise bad("floor", "in (0, 1]")
         if not 0 <= self.entropy_ratio_min <= 1:
             raise bad("entropy_ratio_min", "in [0, 1]")
-        if not self.slot_hours > 0:
-            raise bad("slot_hours", "> 0")
+        if not MIN_SLOT_HOURS <= self.slot_hours <= 24:
+            raise bad("slot_hours", f"between {MIN_SLOT_HOURS} and 24 hours")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (recorded in the audit log)."""
         return asdict(self)
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> PlanConfig:
+        """The built-in caps :data:`DEFAULT_CAPS` (what applies without a caps file)."""
+        return cls(**{**DEFAULT_CAPS, **{k: v for k, v in overrides.items() if v is not None}})
 
     @property
     def has_window_caps(self) -> bool:
@@ -153,7 +173,8 @@ def load_caps(path: str | os.PathLike[str] | None, **defaults: Any) -> PlanConfi
     Parameters
     ----------
     path : path-like or None
-        The file; ``None`` gives the defaults.
+        The file; ``None`` gives the built-in caps :data:`DEFAULT_CAPS`. Keys the file leaves
+        out keep their built-in value (caps always apply; raise a cap to loosen it).
     **defaults
         Values used when the file does not set them (e.g. ``shifts_per_day`` from settings).
 
@@ -178,7 +199,11 @@ def load_caps(path: str | os.PathLike[str] | None, **defaults: Any) -> PlanConfi
         max_share_of_shifts = 0.1
     """
     known = {f.name for f in fields(PlanConfig)}
-    values: dict[str, Any] = {k: v for k, v in defaults.items() if v is not None}
+    # Caps always apply: a key the file leaves out keeps its built-in value.
+    values: dict[str, Any] = {
+        **DEFAULT_CAPS,
+        **{k: v for k, v in defaults.items() if v is not None},
+    }
     if path is not None:
         p = Path(path)
         try:
@@ -207,10 +232,23 @@ def load_caps(path: str | os.PathLike[str] | None, **defaults: Any) -> PlanConfi
                 fix=f"use one of: {', '.join(sorted(known))}",
             )
         values.update(data)
+    where = str(path) if path else None
+    for f in fields(PlanConfig):
+        v = values.get(f.name)
+        if v is None:
+            continue
+        # TOML/JSON give typed values; anything else ("abc", true) is refused in one line.
+        numeric = isinstance(v, int | float) and not isinstance(v, bool)
+        if not numeric or not math.isfinite(float(v)):
+            raise ConfigError(
+                f"cap {f.name} = {v!r} is not a number",
+                where=where,
+                fix=f"write {f.name} as a number (e.g. {DEFAULT_CAPS.get(f.name, 1)})",
+            )
     try:
         return PlanConfig(**values)
-    except TypeError as exc:
-        raise ConfigError(f"invalid caps: {exc}", where=str(path) if path else None) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid caps: {exc}", where=where) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +264,61 @@ def per_shift_cap(caps: Mapping[str, Any] | None) -> float:
 def over_per_shift(coverage: np.ndarray, per_shift: np.ndarray | float) -> np.ndarray:
     """Where a coverage breaks its per-shift cap (beyond rounding, :data:`PER_SHIFT_TOL`)."""
     return np.asarray(coverage, dtype=float) > np.asarray(per_shift, dtype=float) + PER_SHIFT_TOL
+
+
+def refusal_reasons(
+    coverage: np.ndarray,
+    cap: np.ndarray,
+    per_shift: float,
+    requested: int,
+    placed: int,
+) -> list[str]:
+    """Why a plan is not a spot-check plan (empty: it is one). The planner refuses such a plan
+    unless it is forced with a recorded reason (METHODOLOGY.md, section 4.3).
+
+    A plan is refused when
+
+    * a segment's inclusion probability exceeds the per-shift cap (never by construction; a
+      guard against a wrong solver or caps), or
+    * its coverage is **systematic**: every segment still open (not blocked by a window cap,
+      not excluded) sits at its per-shift cap, i.e. the units requested reach ``open segments
+      x per_shift``. Coverage then no longer depends on risk or chance: the plan checks all it
+      may (with ``per_shift = 1``: every segment, normalised entropy 0), or
+    * fewer units could be placed than requested (the caps leave too little room: the same
+      saturation seen from the units' side).
+
+    Parameters
+    ----------
+    coverage, cap : ndarray
+        Inclusion probability and per-shift cap of each segment (cap 0: blocked or excluded).
+    per_shift : float
+        The plan's per-shift cap.
+    requested, placed : int
+        Units asked for and checks drawn.
+
+    Returns
+    -------
+    list of str
+    """
+    c = np.asarray(coverage, dtype=float)
+    k = np.asarray(cap, dtype=float)
+    out: list[str] = []
+    if c.size and over_per_shift(c, per_shift).any():
+        out.append(
+            f"largest inclusion probability {c.max():.3f} exceeds the per-shift cap {per_shift}"
+        )
+    open_ = k > 0
+    room = float(k[open_].sum())
+    saturated = open_.any() and c.sum() > 0 and bool(np.all(c[open_] >= k[open_] - PER_SHIFT_TOL))
+    if open_.any() and (saturated or requested >= room - PER_SHIFT_TOL):
+        out.append(
+            f"systematic coverage: {requested} units requested reach the room of "
+            f"{room:g} under the per-shift cap {per_shift} ({int(open_.sum())} open segments x "
+            f"cap): every open segment would be at its cap, not a spot-check selection"
+        )
+    if placed < requested:
+        out.append(f"only {placed} of {requested} units fit under the caps")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

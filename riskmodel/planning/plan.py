@@ -40,6 +40,7 @@ from riskmodel.planning.caps import (
     blocked_by_caps,
     checks_history,
     plan_history_entry,
+    refusal_reasons,
 )
 from riskmodel.planning.coverage import coverage_status, normalised_entropy, solve_group
 from riskmodel.planning.overrides import check_ids, check_units, parse_ids
@@ -103,7 +104,14 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     supersedes: list[str] = field(default_factory=list)
     geometry: Any = None  # GeoSeries indexed by segment_id, or None
-    audit_sha256: str | None = None  # sha256 of its audit-log line, once recorded
+    #: Why this is not a spot-check plan (:func:`riskmodel.planning.caps.refusal_reasons`);
+    #: a plan with refusals is only recorded when forced with a reason.
+    refusals: list[str] = field(default_factory=list)
+    #: ``{"reason", "by", "refusals"}`` when the plan was forced past its refusals.
+    forced: dict[str, Any] | None = None
+    audit_seq: int | None = None  # its line number in the audit chain, once recorded
+    audit_prev: str | None = None  # the chain head it extends (MAC of the previous entry)
+    audit_sha256: str | None = None  # MAC of its audit-log entry, once recorded
 
     @property
     def stem(self) -> str:
@@ -157,6 +165,8 @@ class Plan:
             "stats": self.stats,
             "warnings": list(self.warnings),
             "supersedes": list(self.supersedes),
+            "refusals": list(self.refusals),
+            "forced": self.forced,
         }
 
 
@@ -455,6 +465,9 @@ def _plan_one(
         )
     for w in sh.warnings:
         log.warning("%s %s: %s", sh.date, sh.shift, w)
+    refusals = refusal_reasons(
+        sol.c, coverage["cap"].to_numpy(), float(config.per_shift), requested, int(len(checks))
+    )
     return Plan(
         plan_id=plan_id,
         date=sh.date,
@@ -475,6 +488,7 @@ def _plan_one(
         warnings=sh.warnings,
         supersedes=sh.supersedes,
         geometry=geometry.reindex(coverage.index) if geometry is not None else None,
+        refusals=refusals,
     )
 
 
@@ -550,12 +564,13 @@ def make_plans(
         Unknown override ids (with close matches), unknown shift, bad unit counts.
     """
     config = config or PlanConfig()
-    if "threat" in risk.columns and risk["threat"].notna().all():
-        # Plans follow the effort-neutral risk (where people cross), not expected *recorded*
-        # events, which rise wherever patrols already are (detection bias, PAWS/iWare-E).
-        risk = risk.assign(expected=risk["threat"])
     if not {"_shift_start_utc", "_shift_end_utc"} <= set(risk.columns):
         risk = validate_risk(risk)
+    if "threat" in risk.columns:
+        # Plans follow the effort-neutral risk (where people cross), not expected *recorded*
+        # events, which rise wherever patrols already are (detection bias, PAWS/iWare-E).
+        # validate_risk refused a missing or invalid threat value row by row.
+        risk = risk.assign(expected=risk["threat"].astype(float))
     seed = secrets.randbits(64) if seed is None else int(seed)
     if seed < 0:
         raise InputError(f"seed {seed} is negative", fix="use a seed >= 0")

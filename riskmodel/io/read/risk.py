@@ -2,17 +2,24 @@
 
 A risk table has one row per border segment per shift: ``segment_id, date, shift, shift_start,
 shift_end, expected, area`` (optionally ``threat``, ``reason_1..3``, ``model_id``, geometry).
+
+``date`` follows the one date rule (:func:`riskmodel.config.dates.parse_day`, strict
+``YYYY-MM-DD``: ``5.12.2025`` is refused, never guessed) and must be the local date of
+``shift_start`` (a night shift belongs to the day it starts); ``shift_end`` is after
+``shift_start``; ``expected`` and ``threat`` (when present) are finite and ``>= 0`` on every row.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from riskmodel.errors import InputError
+from riskmodel.config.dates import parse_day
+from riskmodel.errors import ConfigError, InputError
 
 REQUIRED_COLUMNS = ("segment_id", "date", "shift", "shift_start", "shift_end", "expected", "area")
 
@@ -87,24 +94,10 @@ def validate_risk(risk: pd.DataFrame, where: str | None = None) -> pd.DataFrame:
     df = risk.copy()
     for c in ("segment_id", "shift", "area"):
         df[c] = df[c].astype(str).str.strip()
-    try:
-        df["date"] = pd.to_datetime(df["date"].astype(str)).dt.strftime("%Y-%m-%d")
-    except (ValueError, TypeError):
-        raise InputError(
-            "column date holds values that are not dates",
-            where=where,
-            fix="write dates as YYYY-MM-DD",
-        ) from None
-    exp = pd.to_numeric(df["expected"], errors="coerce")
-    bad = ~np.isfinite(exp.to_numpy(dtype=float)) | (exp.to_numpy(dtype=float) < 0)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"expected must be a finite number >= 0 (row {row + 2}: {df['expected'].iloc[row]!r})",
-            where=where,
-            fix="re-run scoring or fix the value",
-        )
-    df["expected"] = exp.astype(float)
+    df["date"] = _dates(df["date"], where)
+    df["expected"] = _non_negative(df, "expected", where)
+    if "threat" in df.columns:
+        df["threat"] = _non_negative(df, "threat", where)
     for c in ("shift_start", "shift_end"):
         try:
             ts = pd.to_datetime(df[c].astype(str), utc=True, format="ISO8601")
@@ -115,6 +108,7 @@ def validate_risk(risk: pd.DataFrame, where: str | None = None) -> pd.DataFrame:
                 fix="write times like 2024-08-01T06:00:00+02:00",
             ) from None
         df[f"_{c}_utc"] = ts
+    _check_shift_times(df, where)
     dup = df.duplicated(["date", "shift", "segment_id"])
     if dup.any():
         r = df[dup].iloc[0]
@@ -124,6 +118,78 @@ def validate_risk(risk: pd.DataFrame, where: str | None = None) -> pd.DataFrame:
             fix="keep one row per segment per shift",
         )
     return df
+
+
+def _row_error(df: pd.DataFrame, mask: np.ndarray, what: str, where: str | None, fix: str) -> None:
+    """Raise for the first row where ``mask`` is True (row numbers as in the file, header = 1)."""
+    if mask.any():
+        row = int(np.flatnonzero(mask)[0])
+        raise InputError(f"{what} (row {row + 2})", where=where, fix=fix)
+
+
+def _dates(col: pd.Series, where: str | None) -> pd.Series:
+    """``date`` by the one strict date rule, as ``YYYY-MM-DD`` strings."""
+    vals = col.astype(object)
+    out: dict[Any, str] = {}
+    for i, v in enumerate(vals):
+        key = v if not isinstance(v, pd.Timestamp) else v.date()
+        if key in out:
+            continue
+        try:
+            if isinstance(v, str) and v.strip().lower() in ("today", "tomorrow", "yesterday"):
+                raise ConfigError("relative")
+            if isinstance(v, str) and v.strip()[:1] in "+-":
+                raise ConfigError("relative")
+            out[key] = parse_day(key if not isinstance(key, str) else key.strip()).isoformat()
+        except (ConfigError, TypeError):
+            raise InputError(
+                f"column date holds {v!r}, which is not a YYYY-MM-DD date (row {i + 2})",
+                where=where,
+                fix="write dates as YYYY-MM-DD (a spreadsheet may have reformatted them)",
+            ) from None
+    return pd.Series(
+        [out[v if not isinstance(v, pd.Timestamp) else v.date()] for v in vals],
+        index=col.index,
+        dtype=object,
+    )
+
+
+def _non_negative(df: pd.DataFrame, col: str, where: str | None) -> pd.Series:
+    """A column as floats, refusing missing, non-finite or negative values row by row."""
+    v = pd.to_numeric(df[col], errors="coerce").astype(float)
+    a = v.to_numpy()
+    bad = ~np.isfinite(a) | (a < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{col} must be a finite number >= 0 (row {row + 2}: {df[col].iloc[row]!r})",
+            where=where,
+            fix="re-run scoring or fix the value",
+        )
+    return v
+
+
+def _check_shift_times(df: pd.DataFrame, where: str | None) -> None:
+    """``shift_end`` after ``shift_start``; ``date`` equal to the local date of ``shift_start``."""
+    start, end = df["_shift_start_utc"], df["_shift_end_utc"]
+    _row_error(
+        df,
+        (end <= start).to_numpy(),
+        "shift_end is not after shift_start (a shift of zero or negative length)",
+        where,
+        "give every shift a positive length",
+    )
+    # The local date as written (the offset in the text is the station's local time).
+    local = df["shift_start"].astype(str).str.strip().str[:10]
+    mism = (local != df["date"]).to_numpy()
+    if mism.any():
+        row = int(np.flatnonzero(mism)[0])
+        raise InputError(
+            f"date {df['date'].iloc[row]} is not the local date of shift_start "
+            f"{df['shift_start'].iloc[row]} (row {row + 2})",
+            where=where,
+            fix="date must be the day the shift starts; check the date column's format",
+        )
 
 
 def read_units_per_area(path: str | os.PathLike[str]) -> dict[str, int]:

@@ -71,9 +71,32 @@ def _template(name: str) -> Template:
     return Template(text)
 
 
+#: First characters that make a spreadsheet read a cell as a formula (CSV injection).
+FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value: Any) -> Any:
+    """A text cell starting with ``= + - @`` (or tab / CR) prefixed with ``'``, so a
+    spreadsheet shows it as text instead of running it; other values unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_CHARS):
+        return "'" + value
+    return value
+
+
 def plan_csv(plan: PlanLike) -> str:
-    """The plan table as CSV text (deterministic for a seed)."""
-    return plan.checks.to_csv(index=False, lineterminator="\n")
+    """The plan table as CSV text (deterministic for a seed).
+
+    Every row carries the plan's ``plan_id`` and ``audit_seq`` (its line in the audit chain),
+    so a printed or forwarded plan can be matched with its audit entry. Text cells that a
+    spreadsheet would run as a formula are neutralised (:func:`neutralise_formula`).
+    """
+    df = plan.checks.copy()
+    df["plan_id"] = plan.plan_id
+    df["audit_seq"] = getattr(plan, "audit_seq", None)
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].astype(object).map(neutralise_formula)
+    return df.to_csv(index=False, lineterminator="\n")
 
 
 def svg_sketch(plan: PlanLike, width: int = 900) -> str:
@@ -186,7 +209,19 @@ def briefing_html(plan: PlanLike) -> str:
         (
             "Overrides",
             f"include {', '.join(ov['include']) or 'none'}; exclude "
-            f"{', '.join(ov['exclude']) or 'none'}",
+            f"{', '.join(ov['exclude']) or 'none'}"
+            + (f" (reason: {ov.get('reason')}; by {ov.get('by')})" if ov.get("reason") else ""),
+        ),
+        *(
+            [
+                (
+                    "FORCED past refusal",
+                    f"{'; '.join(forced.get('refusals') or [])} — reason: {forced.get('reason')}"
+                    f" (by {forced.get('by')})",
+                )
+            ]
+            if (forced := getattr(plan, "forced", None))
+            else []
         ),
         (
             "Per-shift cap / frequency caps",
@@ -211,6 +246,10 @@ def briefing_html(plan: PlanLike) -> str:
         shift_start=e(plan.shift_start),
         shift_end=e(plan.shift_end),
         plan_id=e(plan.plan_id),
+        audit=e(
+            f"audit log entry seq {getattr(plan, 'audit_seq', None) or 'n/a'}, chained to log "
+            f"head {getattr(plan, 'audit_prev', None) or '(start of the log)'}"
+        ),
         rows="".join(rows),
         sketch=svg_sketch(plan),
         summary=summ,
