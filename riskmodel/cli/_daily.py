@@ -28,8 +28,22 @@ log = logging.getLogger(__name__)
 @click.option(
     "--trust-model", is_flag=True, help="Allow a bundle outside the models root (after checks)."
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Draw a plan the caps refuse (systematic or over the per-shift cap); needs --reason.",
+)
+@click.option("--reason", default=None, help="Why (recorded in the audit log with --force).")
+@click.option("--by", default=None, help="Who decided (recorded in the audit log).")
 def daily_cmd(
-    date: str, units: int, seed: int | None, model: str | None, trust_model: bool
+    date: str,
+    units: int,
+    seed: int | None,
+    model: str | None,
+    trust_model: bool,
+    force: bool,
+    reason: str | None,
+    by: str | None,
 ) -> None:
     """Score a day from the workspace's data, draw every shift's plan under the workspace caps,
     write the daily map (plans drawn) and the A4 daily briefing, and record the plans in the
