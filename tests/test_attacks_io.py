@@ -78,8 +78,12 @@ pytestmark = pytest.mark.slow
 ACCEPTED = "YYYY-MM-DD"
 
 
+KEY = "attacks-io-key"  # bundles are signed; every process of these tests shares the key
+
+
 def run(*args, env=None, check=False):
     e = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    e["RISKMODEL_SIGNING_KEY"] = KEY
     e.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "riskmodel", *map(str, args)],
@@ -249,7 +253,9 @@ def test_stale_and_thin_warned(world, tmp_path):
 def test_outputs_never_empty_and_iso_named(world, tmp_path):
     from riskmodel.api import run_score
 
-    s = load_settings(env={}).with_flags(models_root=str(world / "models"))
+    s = load_settings(env={"RISKMODEL_SIGNING_KEY": KEY}).with_flags(
+        models_root=str(world / "models")
+    )
     _, _, files = run_score(s, world / "sim" / "events.csv", date="2025-04-21", out=tmp_path)
     prov = json.loads((tmp_path / "provenance.json").read_text())
     assert prov["outputs"] and all(f.exists() for f in files)
@@ -320,6 +326,7 @@ def test_sigterm_during_writing_keeps_previous_set(world, tmp_path):
     assert run(*args).returncode == 0
     before = digest(out)
     e = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    e["RISKMODEL_SIGNING_KEY"] = KEY
     proc = subprocess.Popen(
         [sys.executable, "-m", "riskmodel", *map(str, args)],
         stdout=subprocess.PIPE,
@@ -344,7 +351,9 @@ def test_interrupted_write_keeps_previous_set(world, tmp_path, monkeypatch):
     from riskmodel.api import run_score
     from riskmodel.io.write import html
 
-    s = load_settings(env={}).with_flags(models_root=str(world / "models"))
+    s = load_settings(env={"RISKMODEL_SIGNING_KEY": KEY}).with_flags(
+        models_root=str(world / "models")
+    )
     ev = world / "sim" / "events.csv"
     run_score(s, ev, date="2025-04-21", out=tmp_path / "o", png=False)
     before = digest(tmp_path / "o")
