@@ -521,6 +521,7 @@ def test_read_only_output_is_exit_5(world, tmp_path, monkeypatch):
         return real_open(path, flags, *a, **k)
 
     monkeypatch.setattr(os, "open", ro_open)
+    monkeypatch.setenv("RISKMODEL_SIGNING_KEY", KEY)
     r = CliRunner().invoke(main, [str(a) for a in score_args(world, tmp_path / "o")])
     assert r.exit_code == 5, r.output
     assert "read-only filesystem" in r.output and "Traceback" not in r.output
