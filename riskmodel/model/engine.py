@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.errors import ConfigError, InputError
-from riskmodel.features import FeatureContext, FeatureSpec, Panel, build_features
+from riskmodel.features import FeatureContext, FeatureSpec, Panel
 from riskmodel.features.dask import DaskFeatures
 from riskmodel.features.engine import DEFAULT_BLOCK_ROWS, build_features_blocked
 from riskmodel.model.estimator import RiskRegressor
@@ -380,7 +380,7 @@ class DaskEngine:
         ``"local"`` or a scheduler address (``tcp://HOST:8786``).
     client : distributed.Client, optional
         An existing client (instead of ``scheduler``; not closed here).
-    block_rows, valid_keep, verify
+    block_rows, valid_keep
         As for :class:`ChunkedEngine`.
     seg_blocks : int
         Segment blocks per time block of the feature frames (prediction).
@@ -396,14 +396,12 @@ class DaskEngine:
         block_rows: int = DEFAULT_BLOCK_ROWS,
         seg_blocks: int = 2,
         valid_keep: float = 1.0,
-        verify: bool = True,
     ) -> None:
         if client is None and not scheduler:
             raise ConfigError("the Dask engine needs a scheduler or a client")
         self.block_rows = block_rows
         self.seg_blocks = seg_blocks
         self.valid_keep = valid_keep
-        self.verify = verify
         self._cluster = None
         self._own_client = client is None
         if client is None:
@@ -415,12 +413,9 @@ class DaskEngine:
     def features_of(self, ds: Any) -> DaskFeatures:
         """The cluster-side feature context of ``ds`` (built once per dataset object)."""
         if self._ds is not ds or self._dfe is None:
+            # The blocks come from the same engine as whole frames (tests/test_dask.py checks
+            # equality), so no run-time comparison is made here.
             dfe = DaskFeatures(self.client, ds.panel, ds.static, ds.spec)
-            if self.verify:
-                w = ds.panel.counts.shape[0] - 1
-                ref = build_features(ds.panel, ds.static, ds.spec, np.array([w]))
-                if not ref.equals(dfe.frame(np.array([w]))):
-                    raise RuntimeError("the Dask feature blocks differ from build_features")
             self._ds, self._dfe = ds, dfe
         return self._dfe
 
