@@ -55,7 +55,6 @@ A ``[columns]`` table maps canonical input columns to a user's names, e.g.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
 import os
 import tomllib
@@ -260,19 +259,17 @@ def _zone_ok(tz: str) -> bool:
 
 @functools.lru_cache(maxsize=32)
 def _shifts_problem(spec: str) -> str | None:
-    """Why the shifts do not tile the day (the shifts are parsed for use in
-    :func:`riskmodel.geo.shifts.parse_shifts`; this checks only their coverage)."""
+    """Why the shifts do not tile the day (events in a gap would fall into no shift)."""
+    from riskmodel.config.shifts import parse_shifts
+
+    try:
+        shifts = parse_shifts(spec)
+    except ConfigError as exc:
+        return exc.what
     minutes = []
-    for part in [p.strip() for p in spec.split(",") if p.strip()]:
-        try:
-            _, times = part.split("=")
-            a, b = (dt.time.fromisoformat(t.strip()) for t in times.split("-"))
-        except ValueError:
-            return f"{part!r} is not name=HH:MM-HH:MM"
-        start, end = a.hour * 60 + a.minute, b.hour * 60 + b.minute
+    for sh in shifts:
+        start, end = sh.start.hour * 60 + sh.start.minute, sh.end.hour * 60 + sh.end.minute
         minutes.append((start, (end - start) % 1440 or 1440))
-    if not minutes:
-        return "no shifts defined"
     minutes.sort()
     total = sum(length for _, length in minutes)
     for (s0, n0), (s1, _) in zip(minutes, minutes[1:] + [(minutes[0][0] + 1440, 0)], strict=True):
