@@ -102,3 +102,55 @@ def dataset(geo, scenario, settings):
     from riskmodel.model.pipeline import prepare_dataset
 
     return prepare_dataset(settings, scenario.events, scenario.effort, geo=geo, end="2024-12-31")
+
+
+# --- PostgreSQL/PostGIS (tests/pgserver.py) -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):
+    """libpq URI of a running PostgreSQL + PostGIS server (the ``postgres`` database).
+
+    ``RISKMODEL_TEST_DB`` (exported by ``.ci/run``) wins; otherwise a throw-away cluster is
+    started for this session and stopped after it; otherwise the test is skipped, naming what
+    was missing.
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    uri = os.environ.get("RISKMODEL_TEST_DB")
+    if uri:
+        yield uri
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pgserver
+
+    root = tmp_path_factory.mktemp("pg")
+    try:
+        uri = pgserver.start(root)
+    except pgserver.ServerUnavailable as exc:
+        pytest.skip(f"no PostgreSQL/PostGIS server: {exc}")
+    try:
+        yield uri
+    finally:
+        pgserver.stop(root)
+
+
+@pytest.fixture
+def pg_db(pg_server: str):
+    """URI of a fresh database with PostGIS, dropped after the test."""
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg", reason="psycopg (riskmodel[postgis]) not installed")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    uri = psycopg.conninfo.make_conninfo(pg_server, dbname=name)
+    with psycopg.connect(uri, autocommit=True) as con:
+        con.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+    try:
+        yield uri
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
