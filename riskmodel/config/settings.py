@@ -29,6 +29,19 @@ flag through :meth:`Settings.with_flags`:
 ``effort``             ``RISKMODEL_EFFORT``             the station's patrol log (``data/effort.csv``)
 ``caps``               ``RISKMODEL_CAPS``               legal caps file (``caps.toml``)
 ``out_dir``            ``RISKMODEL_OUT_DIR``            daily outputs, one folder per date (``out``)
+``database``           ``RISKMODEL_DATABASE``           PostgreSQL/PostGIS connection: a libpq URI
+                                                        (``postgresql://user@host:port/db``) or
+                                                        ``service=NAME``; passwords belong in the
+                                                        environment or ``.pgpass``, never here
+``db_schema``          ``RISKMODEL_DB_SCHEMA``          schema for published layers and the audit
+                                                        table (default ``riskmodel``)
+``audit_store``        ``RISKMODEL_AUDIT_STORE``        ``file`` (the JSONL ``audit_log``, default) or
+                                                        ``database`` (the audit table in ``database``)
+``events_table``       ``RISKMODEL_EVENTS_TABLE``       read events from this ``schema.table`` of
+                                                        ``database`` (or of an ``events`` URI)
+``events_sql``         ``RISKMODEL_EVENTS_SQL``         ... or from this ``SELECT``
+``effort_table``       ``RISKMODEL_EFFORT_TABLE``       read the patrol log from this table
+``effort_sql``         ``RISKMODEL_EFFORT_SQL``         ... or from this ``SELECT``
 =====================  ===============================  ==============================================
 
 Paths: a relative path in a settings file is relative to that file's folder (in a workspace:
@@ -113,6 +126,13 @@ class Settings:
     effort: str = _setting("")
     caps: str = _setting("")
     out_dir: str = _setting("")
+    database: str = _setting("", secret=True)
+    db_schema: str = _setting("riskmodel")
+    audit_store: str = _setting("file")
+    events_table: str = _setting("")
+    events_sql: str = _setting("")
+    effort_table: str = _setting("")
+    effort_sql: str = _setting("")
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     columns: dict[str, str] = field(default_factory=dict, hash=False)
     config_path: Path | None = None
@@ -226,6 +246,12 @@ def _check(s: Settings) -> None:
             f"= {s.timezone!r} is not a known time zone",
             "use an IANA zone such as Europe/Ljubljana",
         )
+    if s.audit_store not in {"file", "database"}:
+        raise bad(
+            "audit_store", f"= {s.audit_store!r} is neither 'file' nor 'database'", "use file"
+        )
+    if s.audit_store == "database" and not s.database:
+        raise bad("audit_store", "= 'database' but no database is set", "set database too")
     why = _shifts_problem(s.shifts)
     if why:
         raise bad("shifts", f"= {s.shifts!r}: {why}", f"e.g. {DEFAULT_SHIFTS}")
