@@ -219,7 +219,7 @@ def write_score_outputs(
     provenance.json for the shifts of ``date`` (the range goes to ``forecast.csv``)."""
     from riskmodel.io.write.csv import write_csv
     from riskmodel.io.write.geojson import write_geojson
-    from riskmodel.io.write.gpkg import write_gpkg
+    from riskmodel.io.write.gpkg import daily_layers, write_gpkg
     from riskmodel.io.write.html import write_html_map
     from riskmodel.io.write.png import write_png_map
     from riskmodel.io.write.provenance import write_provenance
@@ -248,13 +248,16 @@ def write_score_outputs(
             )
         )
     if layers:
+        # The daily GeoPackage also holds the segments and each shift's plan, styled.
+        extra, styles = daily_layers(seg, plans) if plans else ({}, {})
         files.append(
             write_gpkg(
-                layers,
+                {**layers, **extra},
                 out / f"risk_{date}.gpkg",
                 provenance=prov,
                 style_qml=qml_risk_style(),
                 created=str(day["shift_start"].min()),  # from the data: same inputs, same bytes
+                styles=styles,
             )
         )
         if html:
@@ -276,6 +279,7 @@ def write_score_outputs(
                     risk=layers,
                     border=ds.geo.border,
                     settlements=ds.geo.settlements,
+                    plans=plans,
                     title=f"Border risk {date}",
                 )
             )

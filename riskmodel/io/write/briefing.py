@@ -287,6 +287,7 @@ def write_plan_outputs(
         import geopandas as gpd
 
         from riskmodel.io.write import geojson, qml
+        from riskmodel.io.write.common import with_slot
 
         crs = plan.geometry.crs
         if crs is None:  # RFC 7946 with no CRS writes empty geometries: assume the contract CRS
@@ -295,7 +296,9 @@ def write_plan_outputs(
         # One feature per check (the plan style draws every feature as a check).
         chk = plan.checks
         gdf = gpd.GeoDataFrame(
-            chk.assign(status=plan.coverage["status"].reindex(chk["segment_id"]).to_numpy()),
+            with_slot(chk).assign(
+                status=plan.coverage["status"].reindex(chk["segment_id"]).to_numpy()
+            ),
             geometry=plan.geometry.reindex(chk["segment_id"]).to_numpy(),
             crs=crs,
         )

@@ -93,3 +93,16 @@ def midpoints(gdf: gpd.GeoDataFrame) -> np.ndarray:
     is_line = np.isin(shapely.get_type_id(geoms), (1, 5))
     mid = shapely.line_interpolate_point(np.where(is_line, geoms, None), 0.5, normalized=True)
     return np.where(is_line, mid, shapely.point_on_surface(geoms))
+
+
+def with_slot(checks: pd.DataFrame) -> pd.DataFrame:
+    """Plan checks with a ``slot`` text column ``"HH:MM–HH:MM"`` in local time (the label of
+    the plan style; GeoPackage stores the slot times in UTC)."""
+    if "slot" in checks.columns or not {"slot_start", "slot_end"} <= set(checks.columns):
+        return checks
+    out = checks.copy()
+    out["slot"] = [
+        f"{hhmm(str(a))}\u2013{hhmm(str(b))}"
+        for a, b in zip(out["slot_start"], out["slot_end"], strict=True)
+    ]
+    return out

@@ -1,4 +1,8 @@
-"""GeoPackage 1.2 layers (one per shift) with embedded QGIS styles and provenance."""
+"""GeoPackage 1.2 layers (one per shift) with embedded QGIS styles and provenance.
+
+Dates and times get GeoPackage field types: ``date`` is a DATE, shift and slot times are
+DATETIME (stored in UTC as the GeoPackage standard requires); QGIS shows them as Date/DateTime.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ from riskmodel.io.write.common import json_safe, stamp_utc, to_national
 log = logging.getLogger(__name__)
 
 _RESERVED_GPKG_NAMES: Final[frozenset[str]] = frozenset({"layer_styles", "riskmodel_provenance"})
+#: Text columns written as GeoPackage DATE / DATETIME fields.
+DATE_FIELDS: Final[tuple[str, ...]] = ("date",)
+DATETIME_FIELDS: Final[tuple[str, ...]] = ("shift_start", "shift_end", "slot_start", "slot_end")
 
 
 @contextlib.contextmanager
@@ -43,6 +50,7 @@ def write_gpkg(
     provenance: Mapping[str, Any] | None = None,
     style_qml: str | None = None,
     created: str | None = None,
+    styles: Mapping[str, str] | None = None,
 ) -> Path:
     """Write layers (one per shift) to a GeoPackage 1.2 in EPSG:3794 with embedded QGIS style.
 
@@ -60,11 +68,14 @@ def write_gpkg(
         Stored in ``riskmodel_provenance``; its ``created`` stamps ``update_time`` and
         ``last_change`` (else ``created``, else the current time).
     style_qml : str, optional
-        QML applied as default style of every layer.
+        QML applied as default style of every layer not in ``styles``.
     created : str, optional
         Timestamp for ``update_time`` / ``last_change`` when ``provenance`` has no ``created``
         (callers pass a time taken from the data, e.g. the first shift's start, so the same
         inputs give the same bytes; without either the current time is used).
+    styles : mapping of str to str, optional
+        Layer name to its own default QML (e.g. the plan and segment layers of the daily
+        GeoPackage).
 
     Returns
     -------
@@ -85,7 +96,8 @@ def write_gpkg(
             raise OutputError(
                 f"invalid layer name {name!r}", where=where, fix="name layers after shifts"
             )
-        frames[name] = to_national(gdf, f"{where} (layer {name})")
+        frames[name] = _typed(to_national(gdf, f"{where} (layer {name})"), f"{where} ({name})")
+    qmls = {n: (styles or {}).get(n, style_qml) for n in frames}
     stamp = stamp_utc({"created": created, **(provenance or {})} if created else provenance)
 
     def writer(tmp: Path) -> None:
@@ -99,11 +111,13 @@ def write_gpkg(
                     driver="GPKG",
                     dataset_options={"VERSION": "1.2"} if i == 0 else None,
                     layer_options={"SPATIAL_INDEX": "YES"},
+                    use_arrow=True,  # the Arrow path maps date32 to DATE (the other: TEXT)
                 )
             geom_cols = _gpkg_geometry_columns(tmp)
-            if style_qml is not None:
+            styled = {n: q for n, q in qmls.items() if q is not None}
+            if styled:
                 pyogrio.write_dataframe(
-                    _layer_styles(frames, geom_cols, style_qml, stamp),
+                    _layer_styles(styled, geom_cols, stamp),
                     tmp,
                     layer="layer_styles",
                     driver="GPKG",
@@ -131,10 +145,37 @@ def _gpkg_geometry_columns(path: Path) -> dict[str, str]:
     return {t: c for t, c in rows}
 
 
+def _typed(gdf: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
+    """``date`` as date32 (-> DATE) and ISO time columns as UTC datetimes (-> DATETIME)."""
+    out = gdf.copy()
+    for col in (c for c in DATE_FIELDS if c in out.columns):
+        if isinstance(out[col].dtype, pd.ArrowDtype):
+            continue
+        try:
+            day = pd.to_datetime(out[col].astype("string"), format="ISO8601").dt.date
+        except (ValueError, TypeError):
+            raise OutputError(
+                f"column {col} holds values that are not dates", where=where,
+                fix="write dates as YYYY-MM-DD",
+            ) from None  # fmt: skip
+        out[col] = pd.Series(day, index=out.index).astype("date32[pyarrow]")
+    for col in (c for c in DATETIME_FIELDS if c in out.columns):
+        try:
+            out[col] = pd.to_datetime(
+                out[col].astype("string"), utc=True, format="ISO8601"
+            ).dt.as_unit("ms")
+        except (ValueError, TypeError):
+            raise OutputError(
+                f"column {col} holds values that are not ISO 8601 times", where=where,
+                fix="write times like 2024-08-01T06:00:00+02:00",
+            ) from None  # fmt: skip
+    return out
+
+
 def _layer_styles(
-    frames: Mapping[str, gpd.GeoDataFrame], geom_cols: Mapping[str, str], qml: str, stamp: str
+    styled: Mapping[str, str], geom_cols: Mapping[str, str], stamp: str
 ) -> pd.DataFrame:
-    names = list(frames)
+    names = list(styled)
     n = len(names)
     # QGIS's schema; it selects on f_table_schema='' (not NULL) and picks the newest update_time.
     return pd.DataFrame(
@@ -144,7 +185,7 @@ def _layer_styles(
             "f_table_name": names,
             "f_geometry_column": [geom_cols[name] for name in names],
             "styleName": names,
-            "styleQML": [qml] * n,
+            "styleQML": [styled[name] for name in names],
             "styleSLD": [""] * n,
             "useAsDefault": np.ones(n, dtype=bool),
             "description": ["riskmodel default style"] * n,
@@ -153,3 +194,40 @@ def _layer_styles(
             "update_time": pd.to_datetime([stamp] * n, utc=True).as_unit("ms"),
         }
     )
+
+
+#: Segment attributes kept in the daily GeoPackage's ``segments`` layer.
+SEGMENT_FIELDS: Final[tuple[str, ...]] = (
+    "segment_id", "area", "neighbour", "chainage_from_km", "chainage_to_km", "length_m",
+    "river", "river_name",
+)  # fmt: skip
+
+
+def daily_layers(
+    segments: gpd.GeoDataFrame, plans: Mapping[str, gpd.GeoDataFrame]
+) -> tuple[dict[str, gpd.GeoDataFrame], dict[str, str]]:
+    """The day's ``segments`` layer and one ``plan_<shift>`` layer per shift, with their styles.
+
+    Parameters
+    ----------
+    segments : GeoDataFrame
+        The border segments (``segment_id`` and the attributes of :data:`SEGMENT_FIELDS`).
+    plans : mapping of str to GeoDataFrame
+        Shift name to plan checks (``unit``, ``slot_start``, ``slot_end``...).
+
+    Returns
+    -------
+    (dict, dict)
+        Layer name to layer, and layer name to its default QML, for :func:`write_gpkg`.
+    """
+    from riskmodel.io.write.common import with_slot
+    from riskmodel.io.write.qml import qml_plan_style, qml_segments_style
+
+    seg = segments[[c for c in SEGMENT_FIELDS if c in segments.columns] + [segments.geometry.name]]
+    layers: dict[str, gpd.GeoDataFrame] = {"segments": seg}
+    styles = {"segments": qml_segments_style()}
+    units = sorted({str(u) for p in plans.values() for u in p.get("unit", [])})
+    for shift, plan in plans.items():
+        layers[f"plan_{shift}"] = with_slot(plan)
+        styles[f"plan_{shift}"] = qml_plan_style(units)
+    return layers, styles

@@ -31,9 +31,12 @@ def _options(parent: ET.Element, props: Mapping[str, str]) -> None:
         ET.SubElement(opt, "Option", type="QString", name=k, value=str(v))
 
 
-def _simple_line(parent: ET.Element, colour: str, width_mm: float) -> None:
+def _simple_line(parent: ET.Element, colour: str, width_mm: float, level: int = 0) -> None:
+    """A line symbol layer; ``level`` is its rendering pass when symbol levels are on."""
     layer = ET.SubElement(
-        parent, "layer", {"class": "SimpleLine", "enabled": "1", "locked": "0", "pass": "0"}
+        parent,
+        "layer",
+        {"class": "SimpleLine", "enabled": "1", "locked": "0", "pass": str(level)},
     )
     _options(
         layer,
@@ -51,9 +54,13 @@ def _simple_line(parent: ET.Element, colour: str, width_mm: float) -> None:
     )
 
 
-def _centre_marker(parent: ET.Element, name: str, fill: str, outline: str, size_mm: float) -> None:
+def _centre_marker(
+    parent: ET.Element, name: str, fill: str, outline: str, size_mm: float, level: int = 0
+) -> None:
     layer = ET.SubElement(
-        parent, "layer", {"class": "MarkerLine", "enabled": "1", "locked": "0", "pass": "0"}
+        parent,
+        "layer",
+        {"class": "MarkerLine", "enabled": "1", "locked": "0", "pass": str(level)},
     )
     _options(
         layer, {"placement": "centralpoint", "rotate": "0", "offset": "0", "offset_unit": "MM"}
@@ -169,7 +176,9 @@ def qml_risk_style(
     """QGIS style (QML, QGIS >= 3.22) for scored segments.
 
     Categorised renderer on the 5 risk classes (yellow -> dark red, thicker for higher risk,
-    drawn on top), rule-based labels for the ``top_n`` highest-ranked segments and a map tip
+    drawn on top) with symbol levels on: every segment's dark casing is drawn first (level 0),
+    then the fills by class (levels 1-5), so joined segments read as one line, not beads at
+    national scale. Rule-based labels for the ``top_n`` highest-ranked segments and a map tip
     with the reasons.
 
     Parameters
@@ -192,7 +201,7 @@ def qml_risk_style(
         "renderer-v2",
         type="categorizedSymbol",
         attr=field,
-        symbollevels="0",
+        symbollevels="1",
         enableorderby="1",
         forceraster="0",
         referencescale="-1",
@@ -207,8 +216,8 @@ def qml_risk_style(
         )  # fmt: skip
         sym = _line_symbol(syms, str(i))
         w = RISK_CLASS_WIDTHS_MM[cls]
-        _simple_line(sym, "60,60,60,255", w + 0.5)  # dark casing: pale classes stay visible
-        _simple_line(sym, _rgba(RISK_CLASS_COLOURS[cls]), w)
+        _simple_line(sym, "60,60,60,255", w + 0.5, level=0)  # casing: pale classes stay visible
+        _simple_line(sym, _rgba(RISK_CLASS_COLOURS[cls]), w, level=cls)
     # Draw higher classes last (on top) where segments meet.
     ob = ET.SubElement(r, "orderby")
     ET.SubElement(ob, "orderByClause", asc="1", nullsFirst="1").text = _q(field)
@@ -240,7 +249,7 @@ def qml_plan_style(units: Sequence[str] | None = None) -> str:
         QML document.
     """
     if units:
-        r = ET.Element("renderer-v2", type="categorizedSymbol", attr="unit", symbollevels="0",
+        r = ET.Element("renderer-v2", type="categorizedSymbol", attr="unit", symbollevels="1",
                        enableorderby="0", forceraster="0", referencescale="-1")  # fmt: skip
         cats = ET.SubElement(r, "categories")
         syms = ET.SubElement(r, "symbols")
@@ -249,16 +258,18 @@ def qml_plan_style(units: Sequence[str] | None = None) -> str:
             ET.SubElement(cats, "category", value=unit, symbol=str(i), label=unit, render="true")
             _plan_symbol(_line_symbol(syms, str(i)), colour, str(i))
     else:
-        r = ET.Element("renderer-v2", type="singleSymbol", symbollevels="0", enableorderby="0",
+        r = ET.Element("renderer-v2", type="singleSymbol", symbollevels="1", enableorderby="0",
                        forceraster="0", referencescale="-1")  # fmt: skip
         syms = ET.SubElement(r, "symbols")
         _plan_symbol(_line_symbol(syms, "0"), PLAN_COLOUR, "0")
     labeling = ET.Element("labeling", type="rule-based")
     rules = ET.SubElement(labeling, "rules", key="{riskmodel-label-root}")
-    # substr(…, 12, 5) is HH:MM of an ISO 8601 slot time (string or datetime field).
+    # "slot" is the local "HH:MM–HH:MM" (GeoPackage stores slot times in UTC); files without
+    # it fall back to HH:MM of the ISO 8601 slot text, which carries the local offset.
     expr = (
-        "\"unit\" || ': ' || substr(to_string(\"slot_start\"), 12, 5) || '\u2013' || "
-        'substr(to_string("slot_end"), 12, 5)'
+        "\"unit\" || ': ' || coalesce(attribute('slot'), "
+        "substr(to_string(\"slot_start\"), 12, 5) || '\u2013' || "
+        'substr(to_string("slot_end"), 12, 5))'
     )
     _label_rule(rules, expr, None, is_expr=True)
     tip = '<b>Check [% "check_no" %]</b> [% "unit" %]<br>[% "segment_id" %]<br>[% "slot_start" %] \u2013 [% "slot_end" %]'
@@ -267,5 +278,20 @@ def qml_plan_style(units: Sequence[str] | None = None) -> str:
 
 def _plan_symbol(sym: ET.Element, colour: str, name: str) -> None:
     # Translucent halo: the risk colour of the checked segment stays visible through it.
-    _simple_line(sym, _rgba(colour, 100), 4.2)
-    _centre_marker(sym, f"@{name}@1", "255,255,255,255", _rgba(colour), 3.4)
+    # Levels: every halo first, then the markers, so no halo covers a neighbour's marker.
+    _simple_line(sym, _rgba(colour, 100), 4.2, level=0)
+    _centre_marker(sym, f"@{name}@1", "255,255,255,255", _rgba(colour), 3.4, level=1)
+
+
+def qml_segments_style() -> str:
+    """QGIS style (QML, QGIS >= 3.22) for the plain border segments: a thin grey line with
+    the segment id, chainage and river in the map tip (the base under risk and plan layers)."""
+    r = ET.Element("renderer-v2", type="singleSymbol", symbollevels="0", enableorderby="0",
+                   forceraster="0", referencescale="-1")  # fmt: skip
+    syms = ET.SubElement(r, "symbols")
+    _simple_line(_line_symbol(syms, "0"), "110,110,110,255", 0.5)
+    tip = (
+        '<b>[% "segment_id" %]</b> [% "area" %]<br>km [% "chainage_from_km" %]'
+        '\u2013[% "chainage_to_km" %] [% "river_name" %]'
+    )
+    return _qml_document(r, None, tip)
