@@ -3,6 +3,7 @@ caps, write the daily map (with the plans) and the daily briefing, record in the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -142,7 +143,26 @@ def _plan_layer(plan: Any, segments: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     )
 
 
-def run_daily(
+def run_daily(settings: Settings, date: str | dt.date = "tomorrow", **kwargs: Any) -> DailyResult:
+    """The whole morning for one day of the workspace (see :func:`_run_daily` for the
+    parameters); a morning that fails leaves no empty day folder behind."""
+    folder = (
+        Path(settings.out_dir) / parse_day(date, what="--date", tz=settings.timezone).isoformat()
+    )
+    fresh = not folder.exists()
+    try:
+        return _run_daily(settings, date, **kwargs)
+    except BaseException:
+        if fresh:  # remove the folders this run created, only if empty; never a file
+            for d in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _run_daily(
     settings: Settings,
     date: str | dt.date = "tomorrow",
     *,

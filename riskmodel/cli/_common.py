@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -228,15 +229,17 @@ def _reader_option_list(required: bool) -> list[Callable[[F], F]]:
         click.option(
             "--events",
             type=path,
-            required=required,
-            help="Events file (CSV, GeoJSON, GeoPackage, Parquet, Shapefile)."
+            default=None,
+            help="Events file (CSV, GeoJSON, GeoPackage, Parquet, Shapefile; default: setting "
+            "events, in a workspace data/events.csv)."
             + ("" if required else " Needed with --date."),
         ),
         click.option(
             "--effort",
             type=path,
             default=None,
-            help="Patrol effort log (segment_id or location, start, end, officer_hours).",
+            help="Patrol effort log (segment_id or location, start, end, officer_hours; default: "
+            "setting effort, in a workspace data/effort.csv when it exists).",
         ),
         click.option(
             "--border",
@@ -294,6 +297,26 @@ def _reader_option_list(required: bool) -> list[Callable[[F], F]]:
     ]
 
 
+def _workspace_files(
+    events: str | None, effort: str | None, required: bool
+) -> tuple[str | None, str | None]:
+    """``--events``/``--effort``, else the settings ``events``/``effort`` (in a workspace
+    ``data/events.csv``/``data/effort.csv``) when that file exists; a missing ``--events``
+    that is required and has no such file is a usage error naming both ways to give it."""
+    s = get_settings()
+    if events is None and s.events and Path(s.events).is_file():
+        events = s.events
+    if effort is None and s.effort and Path(s.effort).is_file():
+        effort = s.effort
+    if events is None and required:
+        where = f" (no file at {s.events})" if s.events else ""
+        raise click.UsageError(
+            f"missing --events{where}: pass --events FILE, or put the events file at the "
+            "workspace's data/events.csv (or set events in riskmodel.toml)"
+        )
+    return events, effort
+
+
 def reader_options(required: bool = True) -> Callable[[F], F]:
     """The reader option group of every command that reads events or effort files.
 
@@ -310,7 +333,8 @@ def reader_options(required: bool = True) -> Callable[[F], F]:
                 for name, key in _READER_PARAMS.items()
                 if key is not None and _given(vals[name])
             }
-            inputs = Inputs(vals["events"], vals["effort"], vals["border"], read_kwargs)
+            events, effort = _workspace_files(vals["events"], vals["effort"], required)
+            inputs = Inputs(events, effort, vals["border"], read_kwargs)
             return f(*args, inputs=inputs, **kwargs)
 
         for opt in reversed(_reader_option_list(required)):
