@@ -89,3 +89,49 @@ def test_briefing_prints_to_pdf_with_every_check(tmp_path):
     for k in range(3):
         for i in range(14):
             assert f"S{k}-{i}" in text
+
+
+def _fake_plan():
+    from types import SimpleNamespace
+
+    checks = pd.DataFrame(
+        {
+            "check_no": [1, 2, 3],
+            "unit": ["U01", "U02", "U03"],
+            "segment_id": ["S-1", "S-2", "S-3"],
+            "area": ["Koper"] * 3,
+            "slot_start": ["2026-12-01T06:00:00+01:00"] * 3,
+            "slot_end": ["2026-12-01T08:00:00+01:00"] * 3,
+            "coverage": [0.4, 0.004, 0.9],
+            "expected": [0.2, 0.001, 0.0],
+            "reasons": ["dark for 100 % of the shift"] * 3,
+        }
+    )
+    coverage = pd.DataFrame(
+        {"coverage": [0.4, 0.004, 0.9], "status": ["free", "floor", "included"]},
+        index=pd.Index(["S-1", "S-2", "S-3"], name="segment_id"),
+    )
+    stats = dict.fromkeys(
+        ("segments", "zero_coverage", "blocked_by_caps", "entropy", "topk_entropy",
+         "max_inclusion", "expected_detections", "topk_expected_detections",
+         "worst_case_residual", "topk_worst_case_residual"), 0,
+    )  # fmt: skip
+    return SimpleNamespace(
+        plan_id="p-1", date="2026-12-01", shift="morning", shift_start="06:00",
+        shift_end="14:00", units=3, units_requested=3, coverage=coverage, checks=checks,
+        stats=stats, overrides={"include": ["S-3"], "exclude": []}, caps={}, warnings=[],
+        geometry=None,
+    )  # fmt: skip
+
+
+def test_shift_briefing_labels_exploration_and_forced_checks_never_with_risk_reasons():
+    from riskmodel.io.write.briefing import briefing_html
+
+    page = briefing_html(_fake_plan())
+    rows = {r.split("</td>")[2][4:]: r for r in page.split("<tr ")[1:] if "kind-" in r[:20]}
+    assert "dark for 100 %" in rows["S-1"] and "risk-weighted" in rows["S-1"]
+    assert "exploration" in rows["S-2"] and "not risk-based" in rows["S-2"]
+    assert "forced by the planner" in rows["S-3"]
+    assert "dark for" not in rows["S-2"] + rows["S-3"]
+    # Chance of a check in words, not a bare 0.004.
+    assert "40 %" in rows["S-1"] and "under 1 %" in rows["S-2"] and "0.004" not in page

@@ -20,13 +20,6 @@ from riskmodel.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
-# Plan coverage status -> (key, words). Exploration and forced checks never get risk reasons.
-KINDS = {
-    "floor": ("exploration", "exploration"),
-    "included": ("forced", "forced by the planner"),
-}
-_RISK = ("risk", "risk-weighted")
-
 
 @dataclass
 class DailyResult:
@@ -102,16 +95,14 @@ def brief_checks(plan: Any, geo: Any, tz: str) -> pd.DataFrame:
     """A plan's checks in the words of the daily briefing (see
     :data:`riskmodel.io.write.daily.CHECK_COLUMNS`)."""
     from riskmodel.geo.places import describe_places
+    from riskmodel.io.write.briefing import chance_text, check_kind
 
     chk = plan.checks.reset_index(drop=True)
     places = describe_places(geo, chk["segment_id"].tolist()).reset_index(drop=True)
     status = plan.coverage["status"].reindex(chk["segment_id"]).fillna("").to_numpy()
-    kinds = [KINDS.get(s, _RISK) for s in status]
-    why = [
-        (r if key == "risk" else "a random check that keeps every stretch possible (not risk-based)"
-         if key == "exploration" else "included on the planner's instruction (see the audit log)")
-        for (key, _), r in zip(kinds, chk["reasons"].fillna("").astype(str), strict=True)
-    ]  # fmt: skip
+    kinds = [
+        check_kind(s, r) for s, r in zip(status, chk["reasons"].fillna("").astype(str), strict=True)
+    ]
     return pd.DataFrame(
         {
             "check_no": chk["check_no"],
@@ -125,10 +116,10 @@ def brief_checks(plan: Any, geo: Any, tz: str) -> pd.DataFrame:
                 f"{r.lat:.5f} N {r.lon:.5f} E (WGS84); x {r.x:.0f} y {r.y:.0f} (D96/TM)"
                 for r in places.itertuples()
             ],
-            "kind_key": [k for k, _ in kinds],
-            "kind": [w for _, w in kinds],
-            "chance": [f"{c:.0%}" if c >= 0.01 else "under 1 %" for c in chk["coverage"]],
-            "why": why,
+            "kind_key": [k for k, _, _ in kinds],
+            "kind": [w for _, w, _ in kinds],
+            "chance": [chance_text(c) for c in chk["coverage"]],
+            "why": [y for _, _, y in kinds],
         }
     )
 

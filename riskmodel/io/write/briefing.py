@@ -38,6 +38,34 @@ LEGAL_NOTE = (
 )
 
 
+# Plan coverage status -> (key, kind, why). Exploration and forced checks are labelled as
+# such and never get risk reasons (their risk did not put them in the plan).
+CHECK_KINDS: dict[str, tuple[str, str, str]] = {
+    "floor": (
+        "exploration",
+        "exploration",
+        "a random check that keeps every stretch possible (not risk-based)",
+    ),
+    "included": (
+        "forced",
+        "forced by the planner",
+        "included on the planner's instruction (see the audit log)",
+    ),
+}
+
+
+def check_kind(status: str, reasons: str) -> tuple[str, str, str]:
+    """``(key, kind, why)`` of a check from its segment's coverage status: ``exploration``
+    (at the floor) and ``forced`` (``--include``) say so; risk-weighted checks keep their
+    ``reasons``."""
+    return CHECK_KINDS.get(status, ("risk", "risk-weighted", reasons))
+
+
+def chance_text(coverage: float) -> str:
+    """The chance that the stretch is checked this shift in words: ``"4 %"``, ``"under 1 %"``."""
+    return f"{coverage:.0%}".replace("%", " %") if coverage >= 0.01 else "under 1 %"
+
+
 class PlanLike(Protocol):
     """What the plan writers read from a plan (:class:`riskmodel.planning.plan.Plan`)."""
 
@@ -175,13 +203,16 @@ def briefing_html(plan: PlanLike) -> str:
     e = html.escape
     s = plan.stats
     rows = []
+    status = plan.coverage["status"] if "status" in plan.coverage else pd.Series(dtype=str)
     for unit, sub in plan.checks.groupby("unit", sort=True):
         for rec in sub.itertuples(index=False):
+            key, kind, why = check_kind(str(status.get(rec.segment_id, "")), str(rec.reasons))
             rows.append(
-                f"<tr><td>{e(str(unit))}</td><td>{rec.check_no}</td><td>{e(str(rec.segment_id))}</td>"
-                f"<td>{e(str(rec.area))}</td><td>{e(rec.slot_start[11:16])}&ndash;{e(rec.slot_end[11:16])}"
-                f"<br><small>{e(rec.slot_start)}</small></td><td>{e(str(rec.reasons))}</td>"
-                f"<td>{rec.coverage:.3f}</td></tr>"
+                f'<tr class="kind-{key}"><td>{e(str(unit))}</td><td>{rec.check_no}</td>'
+                f"<td>{e(str(rec.segment_id))}</td><td>{e(str(rec.area))}</td>"
+                f"<td>{e(rec.slot_start[11:16])}&ndash;{e(rec.slot_end[11:16])}"
+                f"<br><small>{e(rec.slot_start)}</small></td><td>{e(kind)}</td><td>{e(why)}</td>"
+                f"<td>{e(chance_text(rec.coverage))}</td></tr>"
             )
     warn = "".join(f"<li>{e(w)}</li>" for w in plan.warnings)
     ov = plan.overrides

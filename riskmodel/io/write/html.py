@@ -236,6 +236,7 @@ def _html_data(
     }
     head = {
         "classes": classes,
+        "absBreaks": _day_breaks(frames),
         "units": unit_colours,
         "attribution": list(attribution),
         "shifts": shifts_meta,
@@ -248,6 +249,23 @@ def _html_data(
         _js_json(head)[:-1]
         + f',"segments":{segments_fc},"border":{border_fc},"places":{places_fc},"plans":{plans_json}}}'
     )
+
+
+def _day_breaks(frames: Mapping[str, gpd.GeoDataFrame]) -> list[float]:
+    """Four class breaks of ``expected`` pooled over every shift of the day (one colour scale
+    for the day: the night's many events look different from the quiet morning's).
+
+    Pooled quantiles 50/80/95/99 %, rounded to 2 significant digits, increasing; fewer when
+    the values do not spread (an empty list: one class)."""
+    vals = [
+        pd.to_numeric(g["expected"], errors="coerce") for g in frames.values() if "expected" in g
+    ]
+    pooled = pd.concat(vals).dropna().to_numpy(float) if vals else np.empty(0)
+    pooled = pooled[np.isfinite(pooled)]
+    if not len(pooled) or pooled.max() <= 0:
+        return []
+    q = _sig(pd.Series(np.quantile(pooled, [0.5, 0.8, 0.95, 0.99])), 2).to_numpy()
+    return [float(b) for b in np.unique(q[q > 0])]
 
 
 def _segments_fc(frames: Mapping[str, gpd.GeoDataFrame]) -> tuple[str, pd.Series]:
@@ -357,8 +375,9 @@ def write_html_map(
     """Write one self-contained, offline HTML risk map (inlined Leaflet, no tiles, no URLs).
 
     Segments are coloured by risk class with popups (id, area, expected and band, rank, class,
-    reasons); a control switches shifts and toggles plan checks, border and settlements; a
-    legend explains the symbols. A Content-Security-Policy forbids any network access.
+    reasons); a control switches shifts, switches the colours between the classes within the
+    shift and the expected events on one scale for the whole day, and toggles plan checks,
+    border and settlements; a legend explains the symbols. A Content-Security-Policy forbids any network access.
     After drawing, the page sets ``document.body.dataset.ready = "1"``.
 
     Parameters
