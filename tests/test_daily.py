@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -135,3 +136,158 @@ def test_shift_briefing_labels_exploration_and_forced_checks_never_with_risk_rea
     assert "dark for" not in rows["S-2"] + rows["S-3"]
     # Chance of a check in words, not a bare 0.004.
     assert "40 %" in rows["S-1"] and "under 1 %" in rows["S-2"] and "0.004" not in page
+
+
+# --- labels never overlap (issue 13 item 6): sketch, PNG map, HTML map ----------------------
+
+
+def _overlapping(boxes):
+    """Pairs of (name, (x0, y0, x1, y1)) boxes whose interiors intersect."""
+    out = []
+    for i, (na, a) in enumerate(boxes):
+        for nb, b in boxes[i + 1 :]:
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                out.append((na, nb))
+    return out
+
+
+@pytest.fixture(scope="module")
+def crowded_day():
+    """A day on the real border and places: risk per shift and plans whose checks sit on
+    neighbouring segments (their markers and numbers would pile up at national scale)."""
+    import geopandas as gpd
+    import numpy as np
+
+    from riskmodel.config.settings import Settings
+    from riskmodel.geo.geodata import Geography
+
+    g = Geography(Settings())
+    seg = g.segments
+    rng = np.random.default_rng(0)
+    risk, plans = {}, {}
+    times = {"morning": ("06", "08"), "afternoon": ("14", "16"), "night": ("22", "23")}
+    picks = {
+        "morning": list(range(300, 312)),  # twelve neighbours: one pile
+        "afternoon": [10, 11, 12, 200, 201, 202, 450, 451],
+        "night": list(range(560, 566)) + list(range(100, 104)),
+    }
+    for k, (shift, (a, b)) in enumerate(times.items()):
+        expected = rng.gamma(1.5, 0.01 * (1 + 4 * (shift == "night")), len(seg))
+        rank = (-expected).argsort().argsort() + 1
+        risk[shift] = gpd.GeoDataFrame(
+            {
+                "segment_id": seg["segment_id"],
+                "date": "2026-12-01",
+                "shift": shift,
+                "shift_start": f"2026-12-01T{a}:00:00+01:00",
+                "shift_end": f"2026-12-01T{b}:00:00+01:00",
+                "expected": expected,
+                "rank": rank,
+                "risk_class": np.clip(5 - (rank - 1) * 5 // len(seg), 1, 5),
+            },
+            geometry=seg.geometry.to_numpy(),
+            crs=seg.crs,
+        )
+        chosen = seg.iloc[picks[shift]]
+        plans[shift] = gpd.GeoDataFrame(
+            {
+                "check_no": np.arange(1, len(chosen) + 1),
+                "unit": [f"U{i % 3 + 1:02d}" for i in range(len(chosen))],
+                "segment_id": chosen["segment_id"].to_numpy(),
+                "slot_start": f"2026-12-01T{a}:00:00+01:00",
+                "slot_end": f"2026-12-01T{b}:00:00+01:00",
+                "coverage": 0.3,
+            },
+            geometry=chosen.geometry.to_numpy(),
+            crs=seg.crs,
+        )
+    return {"risk": risk, "plans": plans, "border": g.border, "settlements": g.settlements}
+
+
+def test_png_map_labels_never_overlap(crowded_day):
+    from riskmodel.io.write.png import png_figure
+
+    fig = png_figure(**crowded_day, title="Border risk 2026-12-01")
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        texts = [t for t in ax.texts if t.get_visible()]
+        boxes = [(t.get_text(), tuple(t.get_window_extent(renderer).extents)) for t in texts]
+        assert not _overlapping(boxes), ax.get_title(loc="left")
+        # Every check keeps its number (checks are moved aside, never dropped).
+        shift = ax.get_title(loc="left").split()[0]
+        nos = {t.get_text() for t in texts if t.get_text().isdigit()}
+        assert nos >= {str(i) for i in crowded_day["plans"][shift]["check_no"]}
+    # Leader lines were drawn for the piled-up morning checks.
+    assert len(fig.axes[0].lines) > 1
+
+
+def test_sketch_labels_never_overlap():
+    from riskmodel.io.write.briefing import label_boxes, sketch_labels
+
+    # Twelve checks on neighbouring segments, 3 px apart: the old labels printed as one blob.
+    anchors = {no: (300.0 + 3 * no, 100.0 + (no % 2)) for no in range(1, 13)}
+    boxes = label_boxes(anchors, 900, 300)
+    assert sorted(boxes) == list(range(1, 13))
+    assert not _overlapping(list(boxes.items()))
+    assert all(0 <= b[0] and b[2] <= 900 and 0 <= b[1] and b[3] <= 300 for b in boxes.values())
+    svg = sketch_labels(anchors, 900, 300)
+    assert svg.count("<text") == 12 and 'class="ldr"' in svg  # moved labels get leaders
+
+
+_BOX_SCRIPT = """<script>
+setTimeout(function () {
+  var out = [];
+  document.querySelectorAll(".leaflet-tooltip").forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.width > 0 && getComputedStyle(el).display !== "none") {
+      out.push([el.classList.contains("rm-chk") ? "chk" : "lbl", el.textContent,
+                r.left, r.top, r.right, r.bottom]);
+    }
+  });
+  var pre = document.createElement("pre");
+  pre.id = "rm-boxes";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+}, 200);
+</script></body>"""
+
+
+@pytest.mark.chromium
+def test_html_map_labels_never_overlap(crowded_day, tmp_path):
+    """Headless Chromium renders the map; the label boxes (place names and check markers with
+    their numbers) read back with getBoundingClientRect do not intersect, for every shift and
+    two window sizes; every check keeps its number."""
+    import html as htmllib
+    import json
+
+    from riskmodel.io.write.html import write_html_map
+
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.skip("needs chromium (Debian: apt-get install -y chromium)")
+    page = write_html_map(tmp_path / "m.html", title="Border risk 2026-12-01", **crowded_day)
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text("utf-8").replace("</body>", _BOX_SCRIPT, 1), "utf-8")
+    for size in ("1200,800", "900,700"):
+        for shift, plan in crowded_day["plans"].items():
+            run = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                 "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'p'}",
+                 f"--window-size={size}", "--virtual-time-budget=3000", "--dump-dom",
+                 probe.as_uri() + f"#shift={shift}"],
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            found = re.search(r'<pre id="rm-boxes">(.*?)</pre>', run.stdout, re.S)
+            assert found, run.stderr[-2000:]
+            rows = json.loads(htmllib.unescape(found.group(1)))
+            half = 9.5  # a check marker: radius 8 + half its 3 px ring
+            boxes = []
+            for kind, text, x0, y0, x1, y1 in rows:
+                if kind == "chk":
+                    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                    x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
+                boxes.append((f"{kind}:{text}", (x0, y0, x1, y1)))
+            assert not _overlapping(boxes), (size, shift, _overlapping(boxes)[:5])
+            numbers = sorted(int(t) for k, t, *_ in rows if k == "chk")
+            assert numbers == sorted(plan["check_no"].tolist()), (size, shift)
+            assert sum(k == "lbl" for k, *_ in rows) >= 5  # names are still there

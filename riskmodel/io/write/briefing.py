@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -149,7 +150,7 @@ def svg_sketch(plan: PlanLike, width: int = 900) -> str:
             ids = g.index.to_numpy()
             splits = np.flatnonzero(np.diff(idx)) + 1
             parts = []
-            labels = []
+            anchors: dict[int, tuple[float, float]] = {}
             for k, (xs, ys) in enumerate(
                 zip(np.split(px, splits), np.split(py, splits), strict=True)
             ):
@@ -157,18 +158,17 @@ def svg_sketch(plan: PlanLike, width: int = 900) -> str:
                 pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys, strict=True))
                 if sid in checked.index:
                     parts.append(f'<polyline points="{pts}" class="chk"/>')
-                    labels.append(
-                        f'<text x="{xs[len(xs) // 2] + 4:.1f}" y="{ys[len(ys) // 2] - 4:.1f}">'
-                        f"{int(checked[sid])}</text>"
+                    anchors.setdefault(
+                        int(checked[sid]), (float(xs[len(xs) // 2]), float(ys[len(ys) // 2]))
                     )
                 else:
                     parts.append(f'<polyline points="{pts}" class="seg"/>')
-            body = "".join(parts) + "".join(labels)
+            body = "".join(parts) + sketch_labels(anchors, width, height)
             return (
                 f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" '
                 f'aria-label="Border sketch with checked segments">'
                 f"<style>.seg{{fill:none;stroke:#999;stroke-width:1.5}}"
-                f".chk{{fill:none;stroke:#c00;stroke-width:5}}"
+                f".chk{{fill:none;stroke:#c00;stroke-width:5}}.ldr{{stroke:#c00;stroke-width:1}}"
                 f"text{{font:bold 12px sans-serif;fill:#c00}}</style>{body}</svg>"
             )
     # No geometry: a strip of segments in id order (bar height = coverage), checks in red.
@@ -195,6 +195,65 @@ def svg_sketch(plan: PlanLike, width: int = 900) -> str:
         f'<text x="{width}" y="86" text-anchor="end">{html.escape(str(cov.index[-1]))}</text>'
         f"</svg>"
     )
+
+
+#: Bold 12 px label boxes in the sketch (character width, height, free gap), in SVG pixels.
+_CHAR_W, _TEXT_H, _GAP = 7.5, 12.0, 2.0
+
+
+def label_boxes(
+    anchors: Mapping[int, tuple[float, float]], width: float, height: float
+) -> dict[int, tuple[float, float, float, float]]:
+    """Non-overlapping boxes ``(x0, y0, x1, y1)`` for check numbers near their anchors.
+
+    Checks in number order take the first free spot: above-right of the anchor, then the
+    other sides, then rings farther out (the sketch draws a leader line to a moved label).
+    Boxes keep a gap of 2 px and stay inside the sketch; a label with no free spot within
+    the rings is put beside the last one placed, never on top of another.
+    """
+    cands = [(4.0, -4.0), (-4.0, -4.0), (4.0, 4.0 + _TEXT_H), (-4.0, 4.0 + _TEXT_H)]
+    for d in (22.0, 36.0, 50.0, 64.0, 80.0):
+        cands += [(d * np.cos(a), d * np.sin(a)) for a in -np.pi / 2 + np.arange(12) * np.pi / 6]
+    placed: dict[int, tuple[float, float, float, float]] = {}
+
+    def free(b: tuple[float, float, float, float]) -> bool:
+        if b[0] < 0 or b[1] < 0 or b[2] > width or b[3] > height:
+            return False
+        return not any(
+            b[0] < q[2] + _GAP and q[0] < b[2] + _GAP and b[1] < q[3] + _GAP and q[1] < b[3] + _GAP
+            for q in placed.values()
+        )
+
+    for no in sorted(anchors):
+        ax, ay = anchors[no]
+        w = _CHAR_W * len(str(no))
+        box = None
+        for dx, dy in cands:
+            # dx < 0: the label ends at the offset; dy is the text baseline.
+            x0 = ax + dx - (w if dx < 0 else 0.0)
+            cand = (x0, ay + dy - _TEXT_H, x0 + w, ay + dy)
+            if free(cand):
+                box = cand
+                break
+        if box is None:  # crowded: a row under everything placed so far
+            y = max((q[3] for q in placed.values()), default=0.0) + _GAP + _TEXT_H
+            box = (ax, y - _TEXT_H, ax + w, y)
+        placed[no] = box
+    return placed
+
+
+def sketch_labels(anchors: Mapping[int, tuple[float, float]], width: float, height: float) -> str:
+    """SVG text (and leader lines for moved labels) for the check numbers of the sketch."""
+    out = []
+    for no, (x0, y0, x1, y1) in label_boxes(anchors, width, height).items():
+        ax, ay = anchors[no]
+        cx, cy = min(max(ax, x0), x1), min(max(ay, y0), y1)
+        if np.hypot(cx - ax, cy - ay) > 10:
+            out.append(
+                f'<line x1="{ax:.1f}" y1="{ay:.1f}" x2="{cx:.1f}" y2="{cy:.1f}" class="ldr"/>'
+            )
+        out.append(f'<text x="{x0:.1f}" y="{y1 - 1:.1f}" data-no="{no}">{no}</text>')
+    return "".join(out)
 
 
 def briefing_html(plan: PlanLike) -> str:

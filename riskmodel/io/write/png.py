@@ -1,4 +1,10 @@
-"""Static PNG risk map (matplotlib, Agg), one panel per shift."""
+"""Static PNG risk map (matplotlib, Agg), one panel per shift.
+
+Labels never overlap: after the layout is fixed, plan checks (numbered markers) are placed
+first, moved aside with a leader line when they would cover another check; then the largest
+place names, each tried on four sides of its dot and left out (counted in the panel title)
+where every side would touch another label.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import geopandas as gpd
 import numpy as np
@@ -67,10 +73,37 @@ def write_png_map(
     Path
         The PNG path (byte-identical for identical input and matplotlib version).
     """
+    fig = png_figure(
+        risk=risk,
+        border=border,
+        settlements=settlements,
+        plans=plans,
+        title=title,
+        dpi=dpi,
+        where=str(path),
+    )
+
+    def writer(tmp: Path) -> None:
+        # No Software/date chunks: identical input gives identical bytes.
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+
+    return atomic_write_with(path, writer)
+
+
+def png_figure(
+    *,
+    risk: Mapping[str, gpd.GeoDataFrame],
+    border: gpd.GeoDataFrame | None,
+    settlements: gpd.GeoDataFrame | None,
+    plans: Mapping[str, gpd.GeoDataFrame] | None = None,
+    title: str,
+    dpi: int = 110,
+    where: str = "PNG map",
+) -> Any:
+    """The matplotlib figure of :func:`write_png_map` (same parameters), labels laid out."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    where = str(path)
     frames = {k: to_national(v, f"{where} (shift {k})") for k, v in risk.items()}
     for k, v in frames.items():
         require_columns(v, ("risk_class",), f"{where} (shift {k})")
@@ -97,11 +130,8 @@ def write_png_map(
             _draw_border(ax, b)
         if len(gdf):
             _draw_risk(ax, gdf)
-        p = pl.get(shift)
-        if p is not None and len(p):
-            _draw_plan(ax, p)
         if places is not None:
-            _draw_places(ax, *places)
+            _draw_places(ax, places[0])
         _frame_panel(ax, shift, gdf, view)
     handles = _legend_handles(
         plans=any(len(v) for v in pl.values()), border=b is not None, places=s is not None
@@ -114,12 +144,26 @@ def write_png_map(
         frameon=False,
     )
     fig.suptitle(title, fontsize=12)
-
-    def writer(tmp: Path) -> None:
-        # No Software/date chunks: identical input gives identical bytes.
-        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
-
-    return atomic_write_with(path, writer)
+    # Fix the layout first: labels are placed in pixels and must stay where they were checked.
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    for ax, shift in zip(axes, frames, strict=False):
+        taken = [t.get_window_extent(renderer) for t in ax.texts]  # the scale bar
+        p = pl.get(shift)
+        if p is not None and len(p):
+            _place_checks(ax, p, taken)
+        if places is not None:
+            left_out = _place_names(ax, places[1], taken, renderer)
+            if left_out:
+                ax.set_title(
+                    ax.get_title(loc="left")
+                    + f"  ({left_out} place name{'s' if left_out > 1 else ''} left out where "
+                    "labels would overlap)",
+                    fontsize=10,
+                    loc="left",
+                )
+    return fig
 
 
 def _view(
@@ -189,39 +233,84 @@ def _draw_risk(ax: Any, gdf: gpd.GeoDataFrame) -> None:
     )
 
 
-def _draw_plan(ax: Any, plan: gpd.GeoDataFrame) -> None:
-    xy = shapely.get_coordinates(midpoints(plan))
-    ax.scatter(
-        xy[:, 0],
-        xy[:, 1],
-        s=46,
-        marker="o",
-        facecolor="white",
-        edgecolor=PLAN_COLOUR,
-        linewidths=1.8,
-        zorder=6,
+_CHECK_PX: Final[float] = 8.0  # half the width of a numbered check marker (pixels at 110 dpi)
+_GAP_PX: Final[float] = 2.0  # free space kept around every label
+
+
+def _ring(step: float) -> list[tuple[float, float]]:
+    """Candidate offsets (pixels) for a marker: in place, then rings of 12 around it."""
+    out = [(0.0, 0.0)]
+    for d in (2.6 * step, 4.2 * step, 5.8 * step, 7.4 * step):
+        out += [(d * np.cos(a), d * np.sin(a)) for a in np.pi / 2 - np.arange(12) * np.pi / 6]
+    return out
+
+
+def _free(box: Any, taken: list[Any], ax_box: Any) -> bool:
+    inside = (
+        ax_box.x0 <= box.x0 and box.x1 <= ax_box.x1 and ax_box.y0 <= box.y0 and box.y1 <= ax_box.y1
     )
+    return inside and not any(box.overlaps(t) for t in taken)
 
 
-def _draw_places(ax: Any, inside: gpd.GeoDataFrame, top: gpd.GeoDataFrame) -> None:
+def _place_checks(ax: Any, plan: gpd.GeoDataFrame, taken: list[Any]) -> None:
+    """Numbered check markers; one that would cover another moves aside with a leader line."""
+    from matplotlib.transforms import Bbox
+
+    xy = shapely.get_coordinates(midpoints(plan))
+    nos = plan["check_no"].astype(int).to_numpy() if "check_no" in plan else np.arange(len(xy)) + 1
+    to_px, to_data = ax.transData, ax.transData.inverted()
+    ax_box = ax.get_window_extent()
+    r = _CHECK_PX + _GAP_PX
+    for k in np.argsort(nos, kind="stable"):
+        px = to_px.transform(xy[k])
+        spot = px
+        for dx, dy in _ring(_CHECK_PX):
+            cand = px + (dx, dy)
+            box = Bbox.from_extents(cand[0] - r, cand[1] - r, cand[0] + r, cand[1] + r)
+            if _free(box, taken, ax_box):
+                spot = cand
+                break
+        taken.append(Bbox.from_extents(spot[0] - r, spot[1] - r, spot[0] + r, spot[1] + r))
+        at = to_data.transform(spot)
+        if not np.allclose(spot, px):
+            ax.plot(
+                [xy[k, 0], at[0]], [xy[k, 1], at[1]], color=PLAN_COLOUR, linewidth=0.9, zorder=5
+            )
+        ax.scatter([at[0]], [at[1]], s=150, marker="o", facecolor="white", edgecolor=PLAN_COLOUR,
+                   linewidths=1.6, zorder=6)  # fmt: skip
+        ax.text(at[0], at[1], str(nos[k]), ha="center", va="center", fontsize=6.5,
+                fontweight="bold", color="#111111", zorder=7)  # fmt: skip
+
+
+def _draw_places(ax: Any, inside: gpd.GeoDataFrame) -> None:
+    sxy = shapely.get_coordinates(inside.geometry.to_numpy())
+    ax.scatter(sxy[:, 0], sxy[:, 1], s=5, color="#4d4d4d", zorder=4, linewidths=0)
+
+
+def _place_names(ax: Any, top: gpd.GeoDataFrame, taken: list[Any], renderer: Any) -> int:
+    """Label the largest places (largest first) on the first free side of the dot; returns
+    how many were left out because every side would touch another label."""
     from matplotlib import patheffects
 
     halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
-    sxy = shapely.get_coordinates(inside.geometry.to_numpy())
-    ax.scatter(sxy[:, 0], sxy[:, 1], s=5, color="#4d4d4d", zorder=4, linewidths=0)
     txy = shapely.get_coordinates(top.geometry.to_numpy())
     names = top["name"].astype(str).tolist() if "name" in top else []
+    sides = (((3, 3), "left", "bottom"), ((3, -3), "left", "top"),
+             ((-3, 3), "right", "bottom"), ((-3, -3), "right", "top"))  # fmt: skip
+    ax_box = ax.get_window_extent()
+    left_out = 0
     for (tx, ty), nm in zip(txy, names, strict=False):
-        ax.annotate(
-            nm,
-            (tx, ty),
-            xytext=(3, 3),
-            textcoords="offset points",
-            fontsize=7,
-            color="#222222",
-            path_effects=halo,
-            zorder=7,
-        )
+        for off, ha, va in sides:
+            label = ax.annotate(nm, (tx, ty), xytext=off, textcoords="offset points", ha=ha,
+                                va=va, fontsize=7, color="#222222", path_effects=halo, zorder=7)  # fmt: skip
+            box = label.get_window_extent(renderer).expanded(1.0, 1.0).padded(_GAP_PX)
+            if _free(box, taken, ax_box):
+                taken.append(box)
+                break
+            label.remove()
+        else:
+            left_out += 1
+    return left_out
 
 
 def _frame_panel(
