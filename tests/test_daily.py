@@ -171,7 +171,7 @@ def crowded_day():
         "afternoon": [10, 11, 12, 200, 201, 202, 450, 451],
         "night": list(range(560, 566)) + list(range(100, 104)),
     }
-    for k, (shift, (a, b)) in enumerate(times.items()):
+    for shift, (a, b) in times.items():
         expected = rng.gamma(1.5, 0.01 * (1 + 4 * (shift == "night")), len(seg))
         rank = (-expected).argsort().argsort() + 1
         risk[shift] = gpd.GeoDataFrame(
