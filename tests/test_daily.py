@@ -135,7 +135,8 @@ def test_shift_briefing_labels_exploration_and_forced_checks_never_with_risk_rea
     assert "forced by the planner" in rows["S-3"]
     assert "dark for" not in rows["S-2"] + rows["S-3"]
     # Chance of a check in words, not a bare 0.004.
-    assert "40 %" in rows["S-1"] and "under 1 %" in rows["S-2"] and "0.004" not in page
+    assert "40\u00a0%" in rows["S-1"] and "under 1\u00a0%" in rows["S-2"]
+    assert "0.004" not in page
 
 
 # --- labels never overlap (issue 13 item 6): sketch, PNG map, HTML map ----------------------

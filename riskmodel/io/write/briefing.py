@@ -64,7 +64,8 @@ def check_kind(status: str, reasons: str) -> tuple[str, str, str]:
 
 def chance_text(coverage: float) -> str:
     """The chance that the stretch is checked this shift in words: ``"4 %"``, ``"under 1 %"``."""
-    return f"{coverage:.0%}".replace("%", " %") if coverage >= 0.01 else "under 1 %"
+    # No-break spaces: "1 %" never splits over two lines in a narrow column.
+    return f"{coverage:.0%}".replace("%", "\u00a0%") if coverage >= 0.01 else "under 1\u00a0%"
 
 
 class PlanLike(Protocol):

@@ -36,23 +36,25 @@ CHECK_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 _CSS = """
-@page { size: A4 landscape; margin: 10mm 10mm; }
-body { font: 8.5pt/1.3 "DejaVu Sans", Arial, sans-serif; color: #111; margin: 0; }
-h1 { font-size: 15pt; margin: 0 0 2mm; }
-h2 { font-size: 13pt; margin: 0 0 1mm; }
-.meta, .legal, .foot { color: #444; font-size: 8.5pt; }
+@page { size: A4 landscape; margin: 8mm 9mm; }
+body { font: 7.6pt/1.25 "DejaVu Sans", Arial, sans-serif; color: #111; margin: 0; }
+h1 { font-size: 13pt; margin: 0 0 1mm; }
+h2 { font-size: 11.5pt; margin: 1.5mm 0 0.5mm; }
+.meta, .foot { color: #444; font-size: 7.4pt; }
+.legal { color: #444; font-size: 6.8pt; line-height: 1.2; margin: 1.5mm 0 0; }
 section.shift { page-break-before: always; break-before: page; }
 section.shift:first-of-type { page-break-before: auto; break-before: auto; }
 table { border-collapse: collapse; width: 100%; margin-top: 2mm; table-layout: fixed; }
-th, td { border: 0.3mm solid #999; padding: 1mm 1.4mm; vertical-align: top; text-align: left; }
-th { background: #eee; font-size: 8.5pt; }
+th, td { border: 0.3mm solid #999; padding: 0.6mm 1.1mm; vertical-align: top; text-align: left; }
+th { background: #eee; font-size: 7.6pt; }
+ul { margin: 1mm 0; }
 tr { page-break-inside: avoid; break-inside: avoid; }
 td.kind-exploration { background: #eef4ff; }
 td.kind-forced { background: #fff3e0; }
 .warn { color: #8a4b00; }
-col.c-check_no { width: 3%; } col.c-unit { width: 4%; } col.c-slot { width: 7%; }
-col.c-segment_id { width: 7%; } col.c-where { width: 26%; } col.c-coords { width: 13%; }
-col.c-kind { width: 7%; } col.c-chance { width: 6%; } col.c-why { width: 27%; }
+col.c-check_no { width: 2.5%; } col.c-unit { width: 3.5%; } col.c-slot { width: 6%; }
+col.c-segment_id { width: 6.5%; } col.c-where { width: 28%; } col.c-coords { width: 12.5%; }
+col.c-kind { width: 6.5%; } col.c-chance { width: 5.5%; } col.c-why { width: 29%; }
 """
 
 
@@ -118,7 +120,7 @@ def daily_briefing_html(
     meta : mapping, optional
         Lines printed under the title (model, caps, audit anchor...).
     """
-    meta_html = "".join(f"<div>{_e(k)}: {_e(v)}</div>" for k, v in (meta or {}).items())
+    meta_html = " · ".join(f"{_e(k)}: {_e(v)}" for k, v in (meta or {}).items())
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
