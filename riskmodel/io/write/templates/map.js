@@ -65,11 +65,13 @@
     if (rs.length) { h += "Reasons<ol>" + rs.map(function (x) { return "<li>" + esc(x) + "</li>"; }).join("") + "</ol>"; }
     return h + "</div>";
   }
+  function hm(iso) { return String(iso || "").substr(11, 5); }  // HH:MM of local ISO 8601 text
   function planPopup(p) {
     return '<div class="rm-pop"><b>Check ' + esc(p.check_no) + "</b> \u00b7 " + esc(p.unit) +
       "<table><tr><td>Segment</td><td>" + esc(p.segment_id) + "</td></tr><tr><td>Slot</td><td>" +
-      esc(p.slot_start) + "<br>" + esc(p.slot_end) + "</td></tr>" +
-      (p.coverage === undefined ? "" : "<tr><td>Coverage</td><td>" + fmt(p.coverage) + "</td></tr>") + "</table></div>";
+      esc(hm(p.slot_start)) + "\u2013" + esc(hm(p.slot_end)) + " (local time, " + esc(String(p.slot_start || "").substr(0, 10)) + ")</td></tr>" +
+      (p.coverage === undefined || p.coverage === null ? "" : "<tr><td>Chance of a check this shift</td><td>" +
+        (p.coverage >= 0.01 ? Math.round(100 * p.coverage) + "\u00a0%" : "under 1\u00a0%") + "</td></tr>") + "</table></div>";
   }
 
   var S = D.shifts.map(function (sh, i) {
