@@ -42,7 +42,9 @@ def init_cmd(folder: str) -> None:
     echo("next:")
     echo(f"  copy your events and patrol log to {ws.root / 'data'} (events.csv, effort.csv)")
     echo(f"  review the legal caps in {ws.root / 'caps.toml'}")
-    echo(f"  riskmodel --workspace {ws.root} validate --events {ws.root / 'data' / 'events.csv'}")
+    echo(f"  riskmodel --workspace {ws.root} validate")
+    echo(f"  riskmodel --workspace {ws.root} train")
+    echo(f"  riskmodel --workspace {ws.root} daily")
 
 
 @main.command("config")
