@@ -132,3 +132,24 @@ def test_html_map_offers_one_scale_for_the_day(tmp_path, risk):
     night = day["night"]["expected"].to_numpy()
     morning = day["morning"]["expected"].to_numpy()
     assert (night >= breaks[1]).mean() > 0.4 and (morning >= breaks[1]).mean() < 0.05
+
+
+def test_a_daily_geopackage_reads_back_as_one_risk_table(tmp_path, risk):
+    """read_risk of a daily GeoPackage takes every shift's layer (not only the first) and judges
+    each row's date in the station's zone, though the file stores times in UTC: a shift that
+    starts at 00:30 local time is still on its own local date."""
+    from riskmodel.io.read.risk import read_risk
+
+    early = risk["morning"].copy()
+    early["shift"] = "early"
+    early["shift_start"] = "2024-08-15T00:30:00+02:00"  # 2024-08-14T22:30Z: UTC date differs
+    early["shift_end"] = "2024-08-15T06:00:00+02:00"
+    early["date"] = "2024-08-15"
+    extra, styles = daily_layers(risk["night"], {"night": plan_frame(risk["night"])})
+    out = write_gpkg({**risk, "early": early, **extra}, tmp_path / "d.gpkg", styles=styles)
+    back = read_risk(out, timezone="Europe/Ljubljana")
+    assert set(back["shift"]) == {*risk, "early"}
+    assert len(back) == sum(len(f) for f in risk.values()) + len(early)
+    assert set(back.loc[back["shift"] == "early", "date"]) == {"2024-08-15"}
+    with pytest.raises(Exception, match="not the local date"):
+        read_risk(out, timezone="UTC")  # read in the wrong zone, the early shift is refused

@@ -176,7 +176,7 @@ def plan(
         if seg_gdf is None:
             seg_gdf = scored_segments
     else:
-        risk_df = api.read_risk(risk)
+        risk_df = api.read_risk(risk, timezone=settings.timezone)
     upa = api.read_units_per_area(units_per_area) if units_per_area else None
     config = api.load_caps(
         caps or settings.caps or None, shifts_per_day=len(parse_shifts(settings.shifts))

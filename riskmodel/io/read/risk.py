@@ -7,6 +7,11 @@ shift_end, expected, area`` (optionally ``threat``, ``reason_1..3``, ``model_id`
 ``YYYY-MM-DD``: ``5.12.2025`` is refused, never guessed) and must be the local date of
 ``shift_start`` (a night shift belongs to the day it starts); ``shift_end`` is after
 ``shift_start``; ``expected`` and ``threat`` (when present) are finite and ``>= 0`` on every row.
+
+Times written with the station's offset (``+01:00``) give their local date as written; times in
+UTC (a GeoPackage stores DATETIME in UTC, ``...Z``) are first converted to the station's zone.
+A GeoPackage is read whole: every layer with the risk columns (one per shift), not only the
+first.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from riskmodel.errors import ConfigError, InputError
 REQUIRED_COLUMNS = ("segment_id", "date", "shift", "shift_start", "shift_end", "expected", "area")
 
 
-def read_risk(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_risk(path: str | os.PathLike[str], *, timezone: str = "Europe/Ljubljana") -> pd.DataFrame:
     """Read a risk table (CSV, Parquet, or a vector file with geometry) and validate it.
 
     Parameters
     ----------
     path : path-like
         The risk file (e.g. from ``riskmodel score``).
+    timezone : str
+        The station's zone, for times stored in UTC (see the module docs).
 
     Returns
     -------
@@ -46,6 +53,8 @@ def read_risk(path: str | os.PathLike[str]) -> pd.DataFrame:
             df = pd.read_csv(p, dtype={"segment_id": str, "date": str, "shift": str, "area": str})
         elif suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
+        elif suffix == ".gpkg":
+            df = _read_gpkg_risk(p)
         else:
             import geopandas as gpd
 
@@ -58,10 +67,31 @@ def read_risk(path: str | os.PathLike[str]) -> pd.DataFrame:
             where=str(p),
             fix="give a CSV/Parquet/GeoJSON risk table from 'riskmodel score'",
         ) from None
-    return validate_risk(df, where=str(p))
+    return validate_risk(df, where=str(p), timezone=timezone)
 
 
-def validate_risk(risk: pd.DataFrame, where: str | None = None) -> pd.DataFrame:
+def _read_gpkg_risk(p: Path) -> pd.DataFrame:
+    """Every layer of a GeoPackage that holds the risk columns, in layer order."""
+    import geopandas as gpd
+    import pyogrio
+
+    frames = []
+    for name, _geom in pyogrio.list_layers(p):
+        cols = set(pyogrio.read_info(p, layer=name)["fields"])
+        if set(REQUIRED_COLUMNS) <= cols:
+            frames.append(gpd.read_file(p, layer=name))
+    if not frames:
+        raise InputError(
+            "no layer with the risk columns in this GeoPackage",
+            where=str(p),
+            fix=f"a risk layer needs {', '.join(REQUIRED_COLUMNS)}",
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def validate_risk(
+    risk: pd.DataFrame, where: str | None = None, *, timezone: str = "Europe/Ljubljana"
+) -> pd.DataFrame:
     """Check the risk contract and normalise types.
 
     Parameters
@@ -70,6 +100,8 @@ def validate_risk(risk: pd.DataFrame, where: str | None = None) -> pd.DataFrame:
         A risk table (see the module docs).
     where : str, optional
         Its source, for error messages.
+    timezone : str
+        The station's zone, for times stored in UTC.
 
     Returns
     -------
@@ -99,6 +131,9 @@ def validate_risk(risk: pd.DataFrame, where: str | None = None) -> pd.DataFrame:
     if "threat" in df.columns:
         df["threat"] = _non_negative(df, "threat", where)
     for c in ("shift_start", "shift_end"):
+        if pd.api.types.is_datetime64_any_dtype(df[c]):
+            # A datetime column (GeoPackage DATETIME) is UTC; write it as ISO text like a CSV.
+            df[c] = pd.to_datetime(df[c], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
         try:
             ts = pd.to_datetime(df[c].astype(str), utc=True, format="ISO8601")
         except (ValueError, TypeError):
@@ -108,7 +143,7 @@ def validate_risk(risk: pd.DataFrame, where: str | None = None) -> pd.DataFrame:
                 fix="write times like 2024-08-01T06:00:00+02:00",
             ) from None
         df[f"_{c}_utc"] = ts
-    _check_shift_times(df, where)
+    _check_shift_times(df, where, timezone)
     dup = df.duplicated(["date", "shift", "segment_id"])
     if dup.any():
         r = df[dup].iloc[0]
@@ -169,7 +204,7 @@ def _non_negative(df: pd.DataFrame, col: str, where: str | None) -> pd.Series:
     return v
 
 
-def _check_shift_times(df: pd.DataFrame, where: str | None) -> None:
+def _check_shift_times(df: pd.DataFrame, where: str | None, timezone: str) -> None:
     """``shift_end`` after ``shift_start``; ``date`` equal to the local date of ``shift_start``."""
     start, end = df["_shift_start_utc"], df["_shift_end_utc"]
     _row_error(
@@ -179,8 +214,15 @@ def _check_shift_times(df: pd.DataFrame, where: str | None) -> None:
         where,
         "give every shift a positive length",
     )
-    # The local date as written (the offset in the text is the station's local time).
-    local = df["shift_start"].astype(str).str.strip().str[:10]
+    # The local date as written (the offset in the text is the station's local time), except
+    # for times in UTC, which are read in the station's zone.
+    text = df["shift_start"].astype(str).str.strip()
+    local = text.str[:10]
+    utc = text.str.endswith(("Z", "+00:00"))
+    if utc.any():
+        local = local.where(
+            ~utc, df["_shift_start_utc"].dt.tz_convert(timezone).dt.strftime("%Y-%m-%d")
+        )
     mism = (local != df["date"]).to_numpy()
     if mism.any():
         row = int(np.flatnonzero(mism)[0])
