@@ -4,6 +4,7 @@ files -> validated frames -> features -> model -> scores -> plan -> writers.
 """
 
 from riskmodel.api._daily import DailyResult, run_daily
+from riskmodel.api._db import audit_target, db_init, export_audit, import_audit
 from riskmodel.api._evaluate import backtest
 from riskmodel.api._geo import build_segments, write_layer
 from riskmodel.api._inputs import read_border, read_inputs, read_segments, validate_inputs
@@ -41,10 +42,14 @@ __all__ = [
     "PlanConfig",
     "audit_report",
     "audit_summary",
+    "audit_target",
     "backtest",
     "build_segments",
+    "import_audit",
     "init_workspace",
     "check_bundle_matches",
+    "db_init",
+    "export_audit",
     "list_models",
     "load_caps",
     "load_model",

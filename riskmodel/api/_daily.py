@@ -231,7 +231,9 @@ def run_daily(
         "caps": Path(settings.caps).name + " (" + ", ".join(
             f"{k} {v}" for k, v in config.as_dict().items() if v is not None
         ) + ")",
-        "audit log": str(settings.audit_log),
+        "audit log": str(settings.audit_log)
+        if settings.audit_store != "database"
+        else f"table {settings.db_schema}.audit_log in the station database",
     }  # fmt: skip
     files.append(
         write_daily_briefing(

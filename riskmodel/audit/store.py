@@ -38,6 +38,8 @@ class AuditStore:
     label = "line"
     #: Workspace state key of this kind of store's anchor.
     state_key = "audit"
+    #: Appended entries are durable at once (no :meth:`commit` needed to keep them).
+    writes_through = True
 
     def __init__(self, *, key: bytes | None = None, workspace: Workspace | None = None) -> None:
         self.key = key

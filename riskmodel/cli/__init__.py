@@ -130,6 +130,7 @@ def _register() -> None:
     from riskmodel.cli import (  # noqa: F401
         _core,
         _daily,
+        _db,
         _model,
         _plan,
         _score,
