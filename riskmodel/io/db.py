@@ -12,9 +12,9 @@ password scrubbed.
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
+from riskmodel.config.dsn import is_database, mask_password, password_in
 from riskmodel.errors import ConfigError, InputError, OutputError, RiskModelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,38 +22,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "INSTALL_HINT",
+    "connect",
+    "describe",
+    "is_database",
+    "label",
+    "require_psycopg",
+    "scrub",
+    "translate",
+]
+
 INSTALL_HINT = "pip install 'riskmodel[postgis]'"
-
-# password in a URI (scheme://user:SECRET@host) and in key/value conninfo (password=SECRET).
-_URI_SECRET = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
-_KV_SECRET = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_QUERY_SECRET = re.compile(r"([?&]password=)([^&\s]*)", re.IGNORECASE)
-
-
-def is_database(value: str | None) -> bool:
-    """True when ``value`` names a database (URI, key/value conninfo or ``service=``) rather
-    than a file path.
-
-    Parameters
-    ----------
-    value : str or None
-
-    Returns
-    -------
-    bool
-    """
-    if not value:
-        return False
-    v = str(value).strip()
-    low = v.lower()
-    if low.startswith(("postgresql://", "postgres://")):
-        return True
-    # key/value conninfo: "service=x", "host=h dbname=d" (a path never starts with key=).
-    return re.match(r"^(service|host|hostaddr|dbname|user|port)\s*=", low) is not None
 
 
 def scrub(text: str, uri: str | None = None) -> str:
-    """Return ``text`` with passwords (and the raw ``uri``, if given) removed.
+    """Return ``text`` with passwords (and the password of ``uri``, if given) removed.
 
     Parameters
     ----------
@@ -66,23 +50,11 @@ def scrub(text: str, uri: str | None = None) -> str:
     -------
     str
     """
-    out = _URI_SECRET.sub(r"\1***\3", str(text))
-    out = _KV_SECRET.sub(r"\1***", out)
-    out = _QUERY_SECRET.sub(r"\1***", out)
-    if uri:
-        secret = _password_of(uri)
-        if secret:
-            out = out.replace(secret, "***")
+    out = mask_password(str(text))
+    secret = password_in(uri) if uri else None
+    if secret:
+        out = out.replace(secret, "***")
     return out
-
-
-def _password_of(uri: str) -> str | None:
-    try:
-        psycopg = require_psycopg()
-        return psycopg.conninfo.conninfo_to_dict(uri).get("password") or None  # type: ignore[return-value]
-    except Exception:  # noqa: BLE001 - an unparsable string has no password we can find
-        m = _URI_SECRET.search(uri) or _KV_SECRET.search(uri)
-        return m.group(2) if m else None
 
 
 def require_psycopg() -> Any:
