@@ -132,6 +132,7 @@ def _register() -> None:
         _daily,
         _model,
         _plan,
+        _publish,
         _score,
         _trial,
         _validate,
