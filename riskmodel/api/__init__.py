@@ -22,6 +22,7 @@ from riskmodel.api._plan import (
     run_plan,
     write_audit_report,
 )
+from riskmodel.api._publish import PublishResult, publish
 from riskmodel.api._registry import list_models, models_root, show_model, use_model
 from riskmodel.api._score import (
     RISK_COLUMNS,
@@ -58,6 +59,8 @@ __all__ = [
     "models_root",
     "parse_ids",
     "provenance",
+    "publish",
+    "PublishResult",
     "read_border",
     "read_inputs",
     "read_risk",

@@ -133,6 +133,7 @@ def _register() -> None:
         _db,
         _model,
         _plan,
+        _publish,
         _score,
         _trial,
         _validate,
