@@ -25,6 +25,12 @@ Catalogue: attack -> expected behaviour -> test.
    would forget the history) -> refused, exit 3, naming ``audit import``; after the import the
    chain continues; ``plan --audit-log`` in a database workspace -> exit 2
    -> test_switch_to_database_needs_the_history
+8. A second station planning with its own signing key on the shared table -> refused (exit 3),
+   the audit says no row verifies with this key and that planners need the same key
+   -> test_another_signing_key_is_named
+9. The library path ``daily`` takes (``run_plan(settings=...)`` of a workspace with
+   ``audit_store = "database"``) -> entries in the table, no log file written
+   -> test_run_plan_follows_the_workspace_store
 """
 
 from __future__ import annotations
@@ -392,3 +398,39 @@ def test_switch_to_database_needs_the_history(ws, pg_db) -> None:
     assert len(set(chosen)) == len(chosen)  # the day-2 plans counted the imported history
     r = audit(ws)
     assert r.exit_code == 0 and "ends at its anchor" in r.output, r.output
+
+
+# ------------------------------------------------------------------------- 8./9.
+
+
+def test_another_signing_key_is_named(dbws, tmp_path) -> None:
+    assert plan(dbws).exit_code == 0
+    other, _ = init_workspace(tmp_path / "station2")  # its own, different key
+    (other.root / "caps.toml").write_text(TIGHT_CAPS)
+    use_database(other, dbws.uri)
+    r = plan(other, str(dbws.root / "data" / "risk2.csv"))
+    assert r.exit_code == EXIT_DATA and "no row verifies with this signing key" in r.output
+    r = audit(other)
+    assert r.exit_code == EXIT_VIOLATION and "needs the same key" in r.output
+    assert len(rows(dbws.uri)) == 3
+
+
+def test_run_plan_follows_the_workspace_store(dbws) -> None:
+    from riskmodel.api import load_caps, read_risk, run_plan
+    from riskmodel.config.settings import load_settings
+
+    settings = load_settings(workspace=str(dbws.root))
+    results = run_plan(
+        read_risk(dbws.root / "data" / "risk1.csv"),
+        dbws.root / "out",
+        settings.audit_log,
+        4,
+        config=load_caps(settings.caps, shifts_per_day=3),
+        seed=3,
+        settings=settings,
+    )
+    got = rows(dbws.uri)
+    assert [json.loads(t)["plan_id"] for _, t, _, _ in got] == [p.plan_id for p, _ in results]
+    assert not Path(settings.audit_log).exists()
+    state = json.loads((dbws.root / ".riskmodel" / "state.json").read_text())
+    assert state["audit_db"]["seq"] == 3 and state["audit_db"]["head"] == got[-1][3]

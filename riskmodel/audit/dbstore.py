@@ -124,6 +124,22 @@ def _rows(con: Any, schema: str) -> Iterator[Record]:
         yield Record(int(seq), text.encode("utf-8"), note="; ".join(notes) or None)
 
 
+def _verify(
+    records: list[Record], key: bytes | None, anchor: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], LogIntegrity]:
+    """The chain check of the rows (see :func:`riskmodel.audit.chain.verify_records`): other
+    planners' rows after this workspace's anchor are expected. When no row verifies with the
+    key, say that the likely cause is another signing key."""
+    entries, integ = verify_records(records, key=key, anchor=anchor, label="row", ahead_ok=True)
+    bad = sum("MAC does not verify" in pr for pr in integ.problems)
+    if integ.keyed and integ.lines and bad == integ.lines:
+        integ.problems.append(
+            "no row verifies with this signing key: every planner sharing the audit table "
+            "needs the same key (RISKMODEL_SIGNING_KEY or the same workspace signing.key)"
+        )
+    return entries, integ
+
+
 def read_db_log(
     uri: str,
     schema: str = "riskmodel",
@@ -165,7 +181,7 @@ def read_db_log(
             records = list(_rows(con, schema))
     except psycopg.Error as exc:
         raise _fail(exc, uri, "reading the audit table", InputError) from None
-    entries, integ = verify_records(records, key=key, anchor=anchor, label="row", ahead_ok=True)
+    entries, integ = _verify(records, key, anchor)
     if integ.problems:
         log.warning("audit table %s in %s: %s", schema, db_id(uri, schema), integ.why)
     return entries, integ
@@ -288,9 +304,7 @@ class DbAuditLog(AuditStore):
         except psycopg.Error as exc:
             raise _fail(exc, self.uri, "reading the audit table", InputError) from None
         self._next_row = records[-1].number + 1 if records else 1
-        entries, self.integrity = verify_records(
-            records, key=self.key, anchor=self.anchor, label="row", ahead_ok=True
-        )
+        entries, self.integrity = _verify(records, self.key, self.anchor)
         if self.integrity.problems:
             log.warning("%s: %s", self.where, self.integrity.why)
         return entries, self.integrity
@@ -497,8 +511,7 @@ def export_log(
         raise _fail(exc, uri, "reading the audit table", InputError) from None
     data = b"".join(r.raw + b"\n" for r in records)
     atomic_write_with(Path(out), lambda tmp: tmp.write_bytes(data))
-    _, integ = verify_records(records, key=key, anchor=anchor, label="row", ahead_ok=True)
-    return len(records), integ
+    return len(records), _verify(records, key, anchor)[1]
 
 
 def import_log(
