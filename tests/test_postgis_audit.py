@@ -6,7 +6,9 @@ Catalogue: attack -> expected behaviour -> test.
 1. Two planners at once (two ``riskmodel plan`` processes released together on one database,
    caps tight enough that plans drawn from the same history would break them) -> one unbroken
    chain, each run's rows contiguous, no cap exceeded, ``audit --fail-on-violation`` exit 0
-   -> test_concurrent_plans_one_chain_caps_kept
+   -> test_concurrent_plans_one_chain_caps_kept; a planner held up longer than the lock
+   timeout -> exit 5 "locked by another riskmodel run", nothing written
+   -> test_lock_wait_times_out
 2. UPDATE / DELETE / TRUNCATE of the audit table as the planner role -> refused (no
    privilege); as the owner and as a superuser -> refused by the trigger
    -> test_audit_table_cannot_be_rewritten
@@ -18,7 +20,8 @@ Catalogue: attack -> expected behaviour -> test.
    inserted; a table holding another chain is refused -> test_export_import_round_trip,
    test_import_refuses_a_broken_log_or_another_chain
 5. ``db init`` run twice -> same schema, nothing new the second time; roles have exactly
-   SELECT+INSERT (planner) and SELECT (reader) -> test_db_init_is_idempotent
+   SELECT+INSERT (planner) and SELECT (reader) on the audit table, only the publisher may
+   create tables in the schema -> test_db_init_is_idempotent
 6. A planner logging in with only ``riskmodel_planner`` plans and audits (least privilege
    suffices) -> test_planner_role_suffices
 7. Switching a workspace with a file history to the database without importing it (the caps
@@ -205,6 +208,19 @@ def test_concurrent_plans_one_chain_caps_kept(dbws) -> None:
     assert "cap violations: 0" in r.output and "log integrity: ok (6 lines" in r.output
 
 
+def test_lock_wait_times_out(dbws) -> None:
+    from riskmodel.audit.dbstore import DbAuditLog, lock_key
+    from riskmodel.errors import EXIT_OUTPUT, OutputError
+
+    with psycopg.connect(dbws.uri) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key("riskmodel")])
+        with pytest.raises(OutputError, match="locked by another riskmodel run") as exc:
+            with DbAuditLog(dbws.uri, timeout=0.3):
+                pass
+        assert exc.value.exit_code == EXIT_OUTPUT
+    assert rows(dbws.uri) == []
+
+
 # ------------------------------------------------------------------------- 2. append-only
 
 
@@ -346,6 +362,17 @@ def test_db_init_is_idempotent(pg_db) -> None:
             ("riskmodel_planner", "SELECT"),
             ("riskmodel_planner", "INSERT"),
             ("riskmodel_reader", "SELECT"),
+        }
+        create = {
+            role: con.execute(
+                "SELECT has_schema_privilege(%s, 'riskmodel', 'CREATE')", [role]
+            ).fetchone()[0]
+            for role in ("riskmodel_planner", "riskmodel_reader", "riskmodel_publisher")
+        }
+        assert create == {
+            "riskmodel_planner": False,
+            "riskmodel_reader": False,
+            "riskmodel_publisher": True,
         }
         owner = con.execute(
             "SELECT tableowner FROM pg_tables WHERE schemaname = 'riskmodel'"

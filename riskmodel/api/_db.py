@@ -62,6 +62,7 @@ def db_init(
     *,
     planners: Sequence[str] = (),
     readers: Sequence[str] = (),
+    publishers: Sequence[str] = (),
 ) -> list[str]:
     """Create the schema, the append-only audit table and the roles (idempotent).
 
@@ -75,8 +76,9 @@ def db_init(
         libpq URI or ``service=NAME`` (a role that may create roles and schemas).
     db_schema : str, optional
         Schema name (default ``settings.db_schema``).
-    planners, readers : sequence of str
-        Existing login roles to grant ``riskmodel_planner`` / ``riskmodel_reader``.
+    planners, readers, publishers : sequence of str
+        Existing login roles to grant ``riskmodel_planner`` / ``riskmodel_reader`` /
+        ``riskmodel_publisher``.
 
     Returns
     -------
@@ -90,6 +92,7 @@ def db_init(
         db_schema or settings.db_schema,
         planners=list(planners),
         readers=list(readers),
+        publishers=list(publishers),
     )
 
 

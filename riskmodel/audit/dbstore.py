@@ -12,7 +12,8 @@ JSON-lines log (the database store).
 :func:`init_schema` (``riskmodel db init``) creates the schema, the table, a trigger that
 refuses UPDATE, DELETE and TRUNCATE (even for the owner) and the roles: ``riskmodel_owner``
 owns the objects, ``riskmodel_planner`` may SELECT and INSERT only, ``riskmodel_reader`` may
-SELECT only.
+SELECT only (also the tables ``riskmodel_publisher`` creates), ``riskmodel_publisher`` may
+create the published layer tables in the schema.
 
 :class:`DbAuditLog` appends under a transaction-level advisory lock (one fixed key per
 schema): the history is read, the plan drawn and its entries inserted in one transaction that
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 AUDIT_TABLE = "audit_log"
 #: The roles ``riskmodel db init`` creates (names are cluster-wide).
 OWNER_ROLE, PLANNER_ROLE, READER_ROLE = "riskmodel_owner", "riskmodel_planner", "riskmodel_reader"
+PUBLISHER_ROLE = "riskmodel_publisher"
+ROLES = (OWNER_ROLE, PLANNER_ROLE, READER_ROLE, PUBLISHER_ROLE)
 _LOCK_TIMEOUT_S = 60.0
 _COLUMNS = ("seq", "entry", "entry_text", "prev", "hash", "created_at")
 
@@ -376,7 +379,7 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON {table}
 
 def _grants(schema: Any, table: Any, func: Any) -> list[Any]:
     sql = _sql()
-    owner, planner, reader = (sql.Identifier(r) for r in (OWNER_ROLE, PLANNER_ROLE, READER_ROLE))
+    owner, planner, reader, publisher = (sql.Identifier(r) for r in ROLES)
     q = [
         "ALTER SCHEMA {schema} OWNER TO {owner}",
         "ALTER TABLE {table} OWNER TO {owner}",
@@ -387,8 +390,20 @@ def _grants(schema: Any, table: Any, func: Any) -> list[Any]:
         "REVOKE ALL ON TABLE {table} FROM {planner}, {reader}",
         "GRANT SELECT, INSERT ON TABLE {table} TO {planner}",
         "GRANT SELECT ON TABLE {table} TO {reader}",
+        # Published layers: created by the publisher role, readable by readers.
+        "GRANT USAGE, CREATE ON SCHEMA {schema} TO {publisher}",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {publisher} IN SCHEMA {schema} "
+        "GRANT SELECT ON TABLES TO {reader}",
     ]
-    names = dict(schema=schema, table=table, func=func, owner=owner, planner=planner, reader=reader)
+    names = dict(
+        schema=schema,
+        table=table,
+        func=func,
+        owner=owner,
+        planner=planner,
+        reader=reader,
+        publisher=publisher,
+    )
     return [sql.SQL(s).format(**names) for s in q]
 
 
@@ -398,6 +413,7 @@ def init_schema(
     *,
     planners: tuple[str, ...] | list[str] = (),
     readers: tuple[str, ...] | list[str] = (),
+    publishers: tuple[str, ...] | list[str] = (),
 ) -> list[str]:
     """Create (or bring up to date) the schema, the audit table, its trigger and the roles.
 
@@ -410,8 +426,9 @@ def init_schema(
         libpq URI or ``service=NAME``.
     schema : str
         Schema to create.
-    planners, readers : sequence of str
-        Existing login roles to grant ``riskmodel_planner`` / ``riskmodel_reader``.
+    planners, readers, publishers : sequence of str
+        Existing login roles to grant ``riskmodel_planner`` / ``riskmodel_reader`` /
+        ``riskmodel_publisher``.
 
     Returns
     -------
@@ -427,7 +444,7 @@ def init_schema(
     try:
         with connect(uri) as con:
             con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(schema)])
-            for role in (OWNER_ROLE, PLANNER_ROLE, READER_ROLE):
+            for role in ROLES:
                 if not con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
                     con.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
                     done.append(f"created role {role}")
@@ -451,7 +468,11 @@ def init_schema(
             _check_columns(con, uri, schema)
             for stmt in _grants(sql.Identifier(schema), table, func):
                 con.execute(stmt)
-            for role, logins in ((PLANNER_ROLE, planners), (READER_ROLE, readers)):
+            for role, logins in (
+                (PLANNER_ROLE, planners),
+                (READER_ROLE, readers),
+                (PUBLISHER_ROLE, publishers),
+            ):
                 for login in logins:
                     con.execute(
                         sql.SQL("GRANT {} TO {}").format(

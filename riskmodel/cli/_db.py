@@ -63,18 +63,33 @@ def db_group() -> None:
     metavar="LOGIN",
     help="Grant riskmodel_reader (SELECT only) to this existing login role (repeatable).",
 )
+@click.option(
+    "--publisher",
+    "publishers",
+    multiple=True,
+    metavar="LOGIN",
+    help="Grant riskmodel_publisher (may create the published layer tables in the schema) to "
+    "this existing login role (repeatable).",
+)
 def init_cmd(
-    db: str | None, db_schema: str | None, planners: tuple[str, ...], readers: tuple[str, ...]
+    db: str | None,
+    db_schema: str | None,
+    planners: tuple[str, ...],
+    readers: tuple[str, ...],
+    publishers: tuple[str, ...],
 ) -> None:
     """Create the schema, the append-only audit table and the roles riskmodel_owner (owns
-    them), riskmodel_planner (SELECT, INSERT) and riskmodel_reader (SELECT). UPDATE, DELETE
+    them), riskmodel_planner (SELECT, INSERT on the audit table), riskmodel_reader (SELECT)
+    and riskmodel_publisher (creates the published layer tables). UPDATE, DELETE
     and TRUNCATE of the audit table are refused by a trigger, even for the owner. Idempotent:
     run it again after an upgrade or to grant more logins. Run it as a role that may create
     roles and schemas (a superuser, or the database owner with CREATEROLE)."""
     from riskmodel import api
 
     settings = get_settings()
-    done = api.db_init(settings, db, db_schema, planners=planners, readers=readers)
+    done = api.db_init(
+        settings, db, db_schema, planners=planners, readers=readers, publishers=publishers
+    )
     for line in done:
         echo(f"  {line}")
     schema = db_schema or settings.db_schema
