@@ -85,7 +85,7 @@ def db_init(
     list of str
         What was done (empty: everything was already in place).
     """
-    from riskmodel.audit.dbstore import init_schema
+    from riskmodel.audit.dbschema import init_schema
 
     return init_schema(
         _db_of(settings, db),

@@ -9,11 +9,8 @@ JSON-lines log (the database store).
     prev, hash  text                 the entry's ``prev`` and ``mac`` (for SQL readers)
     created_at  timestamptz          when the row was inserted
 
-:func:`init_schema` (``riskmodel db init``) creates the schema, the table, a trigger that
-refuses UPDATE, DELETE and TRUNCATE (even for the owner) and the roles: ``riskmodel_owner``
-owns the objects, ``riskmodel_planner`` may SELECT and INSERT only, ``riskmodel_reader`` may
-SELECT only (also the tables ``riskmodel_publisher`` creates), ``riskmodel_publisher`` may
-create the published layer tables in the schema.
+:func:`riskmodel.audit.dbschema.init_schema` (``riskmodel db init``) creates the schema, the
+table, its append-only trigger and the roles.
 
 :class:`DbAuditLog` appends under a transaction-level advisory lock (one fixed key per
 schema): the history is read, the plan drawn and its entries inserted in one transaction that
@@ -47,12 +44,7 @@ from riskmodel.files import atomic_write_with
 log = logging.getLogger(__name__)
 
 AUDIT_TABLE = "audit_log"
-#: The roles ``riskmodel db init`` creates (names are cluster-wide).
-OWNER_ROLE, PLANNER_ROLE, READER_ROLE = "riskmodel_owner", "riskmodel_planner", "riskmodel_reader"
-PUBLISHER_ROLE = "riskmodel_publisher"
-ROLES = (OWNER_ROLE, PLANNER_ROLE, READER_ROLE, PUBLISHER_ROLE)
 _LOCK_TIMEOUT_S = 60.0
-_COLUMNS = ("seq", "entry", "entry_text", "prev", "hash", "created_at")
 
 
 def lock_key(schema: str) -> int:
@@ -71,7 +63,8 @@ def db_id(uri: str, schema: str) -> str:
     return f"{where}/{d.get('dbname') or ''}/{schema}"
 
 
-def _sql() -> Any:
+def sql_module() -> Any:
+    """``psycopg.sql`` (imported only when a database is used)."""
     from riskmodel.io.db import require_psycopg
 
     require_psycopg()
@@ -80,12 +73,15 @@ def _sql() -> Any:
     return sql
 
 
-def _table(schema: str) -> Any:
-    sql = _sql()
+def table_ident(schema: str) -> Any:
+    """The quoted identifier ``"<schema>".audit_log``."""
+    sql = sql_module()
     return sql.Identifier(schema, AUDIT_TABLE)
 
 
-def _fail(exc: BaseException, uri: str, doing: str, error: type[RiskModelError]) -> RiskModelError:
+def db_error(
+    exc: BaseException, uri: str, doing: str, error: type[RiskModelError]
+) -> RiskModelError:
     from riskmodel.io.db import translate
 
     return translate(exc, uri, doing=doing, error=error)
@@ -104,11 +100,11 @@ def _require_table(con: Any, uri: str, schema: str) -> None:
 
 def _rows(con: Any, schema: str) -> Iterator[Record]:
     """The table's rows as chain records, with what the row's other columns say about them."""
-    sql = _sql()
+    sql = sql_module()
     cur = con.execute(
         sql.SQL(
             "SELECT seq, entry_text, entry = entry_text::jsonb, prev, hash FROM {} ORDER BY seq"
-        ).format(_table(schema))
+        ).format(table_ident(schema))
     )
     expect = 1
     for seq, text, same, prev, mac in cur:
@@ -183,7 +179,7 @@ def read_db_log(
             _require_table(con, uri, schema)
             records = list(_rows(con, schema))
     except psycopg.Error as exc:
-        raise _fail(exc, uri, "reading the audit table", InputError) from None
+        raise db_error(exc, uri, "reading the audit table", InputError) from None
     entries, integ = _verify(records, key, anchor)
     if integ.problems:
         log.warning("audit table %s in %s: %s", schema, db_id(uri, schema), integ.why)
@@ -273,7 +269,7 @@ class DbAuditLog(AuditStore):
             ) from None
         except psycopg.Error as exc:
             self._close(rollback=True)
-            raise _fail(exc, self.uri, "locking the audit table", OutputError) from None
+            raise db_error(exc, self.uri, "locking the audit table", OutputError) from None
         except BaseException:
             self._close(rollback=True)
             raise
@@ -305,7 +301,7 @@ class DbAuditLog(AuditStore):
         try:
             records = list(_rows(self._con, self.schema))
         except psycopg.Error as exc:
-            raise _fail(exc, self.uri, "reading the audit table", InputError) from None
+            raise db_error(exc, self.uri, "reading the audit table", InputError) from None
         self._next_row = records[-1].number + 1 if records else 1
         entries, self.integrity = _verify(records, self.key, self.anchor)
         if self.integrity.problems:
@@ -316,17 +312,17 @@ class DbAuditLog(AuditStore):
         from riskmodel.io.db import require_psycopg
 
         psycopg = require_psycopg()
-        sql = _sql()
+        sql = sql_module()
         try:
             self._con.execute(
                 sql.SQL(
                     "INSERT INTO {} (seq, entry, entry_text, prev, hash) "
                     "VALUES (%s, %s::jsonb, %s, %s, %s)"
-                ).format(_table(self.schema)),
+                ).format(table_ident(self.schema)),
                 [self._next_row, text.decode(), text.decode(), entry.get("prev"), entry["mac"]],
             )
         except psycopg.Error as exc:
-            raise _fail(exc, self.uri, "appending to the audit table", OutputError) from None
+            raise db_error(exc, self.uri, "appending to the audit table", OutputError) from None
         self._next_row += 1
 
     def _move_anchor(self, entry: dict[str, Any]) -> None:  # type: ignore[override]
@@ -341,166 +337,15 @@ class DbAuditLog(AuditStore):
         try:
             self._con.commit()
         except psycopg.Error as exc:
-            raise _fail(exc, self.uri, "committing to the audit table", OutputError) from None
+            raise db_error(exc, self.uri, "committing to the audit table", OutputError) from None
         if self._pending is not None:
             super()._move_anchor(self._pending)
             self._pending = None
 
 
 # ---------------------------------------------------------------------------------------------
-# Schema, roles, export and import
+# Export and import
 # ---------------------------------------------------------------------------------------------
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS {table} (
-    seq bigint PRIMARY KEY CHECK (seq > 0),
-    entry jsonb NOT NULL,
-    entry_text text NOT NULL,
-    prev text,
-    hash text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE {table} IS
-    'riskmodel plan audit trail: append-only, keyed hash chain over entry_text (riskmodel audit)';
-CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-    RAISE EXCEPTION 'riskmodel audit_log is append-only: % refused', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END
-$f$;
-DROP TRIGGER IF EXISTS audit_log_append_only ON {table};
-CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON {table}
-    FOR EACH ROW EXECUTE FUNCTION {func}();
-DROP TRIGGER IF EXISTS audit_log_no_truncate ON {table};
-CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON {table}
-    FOR EACH STATEMENT EXECUTE FUNCTION {func}();
-"""
-
-
-def _grants(schema: Any, table: Any, func: Any) -> list[Any]:
-    sql = _sql()
-    owner, planner, reader, publisher = (sql.Identifier(r) for r in ROLES)
-    q = [
-        "ALTER SCHEMA {schema} OWNER TO {owner}",
-        "ALTER TABLE {table} OWNER TO {owner}",
-        "ALTER FUNCTION {func}() OWNER TO {owner}",
-        "REVOKE ALL ON TABLE {table} FROM PUBLIC",
-        "REVOKE ALL ON FUNCTION {func}() FROM PUBLIC",
-        "GRANT USAGE ON SCHEMA {schema} TO {planner}, {reader}",
-        "REVOKE ALL ON TABLE {table} FROM {planner}, {reader}",
-        "GRANT SELECT, INSERT ON TABLE {table} TO {planner}",
-        "GRANT SELECT ON TABLE {table} TO {reader}",
-        # Published layers: created by the publisher role, readable by readers.
-        "GRANT USAGE, CREATE ON SCHEMA {schema} TO {publisher}",
-        "ALTER DEFAULT PRIVILEGES FOR ROLE {publisher} IN SCHEMA {schema} "
-        "GRANT SELECT ON TABLES TO {reader}",
-    ]
-    names = dict(
-        schema=schema,
-        table=table,
-        func=func,
-        owner=owner,
-        planner=planner,
-        reader=reader,
-        publisher=publisher,
-    )
-    return [sql.SQL(s).format(**names) for s in q]
-
-
-def init_schema(
-    uri: str,
-    schema: str = "riskmodel",
-    *,
-    planners: tuple[str, ...] | list[str] = (),
-    readers: tuple[str, ...] | list[str] = (),
-    publishers: tuple[str, ...] | list[str] = (),
-) -> list[str]:
-    """Create (or bring up to date) the schema, the audit table, its trigger and the roles.
-
-    Idempotent: running it again changes nothing that is already right. Needs a role that may
-    create roles and schemas (a superuser or the database owner with CREATEROLE).
-
-    Parameters
-    ----------
-    uri : str
-        libpq URI or ``service=NAME``.
-    schema : str
-        Schema to create.
-    planners, readers, publishers : sequence of str
-        Existing login roles to grant ``riskmodel_planner`` / ``riskmodel_reader`` /
-        ``riskmodel_publisher``.
-
-    Returns
-    -------
-    list of str
-        What was done, in words.
-    """
-    from riskmodel.io.db import connect, require_psycopg
-
-    psycopg = require_psycopg()
-    sql = _sql()
-    table, func = _table(schema), sql.Identifier(schema, "audit_log_append_only")
-    done: list[str] = []
-    try:
-        with connect(uri) as con:
-            con.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(schema)])
-            for role in ROLES:
-                if not con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
-                    con.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-                    done.append(f"created role {role}")
-            me, superuser = con.execute(
-                "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
-            ).fetchone()
-            if not superuser:  # to hand objects to the owner role one must be a member of it
-                con.execute(
-                    sql.SQL("GRANT {} TO {}").format(sql.Identifier(OWNER_ROLE), sql.Identifier(me))
-                )
-            if not con.execute(
-                "SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]
-            ).fetchone():
-                done.append(f"created schema {schema}")
-            con.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-            if not con.execute(
-                "SELECT to_regclass(%s) IS NOT NULL", [f'"{schema}".{AUDIT_TABLE}']
-            ).fetchone()[0]:
-                done.append(f"created table {schema}.{AUDIT_TABLE}")
-            con.execute(sql.SQL(_DDL).format(table=table, func=func))
-            _check_columns(con, uri, schema)
-            for stmt in _grants(sql.Identifier(schema), table, func):
-                con.execute(stmt)
-            for role, logins in (
-                (PLANNER_ROLE, planners),
-                (READER_ROLE, readers),
-                (PUBLISHER_ROLE, publishers),
-            ):
-                for login in logins:
-                    con.execute(
-                        sql.SQL("GRANT {} TO {}").format(
-                            sql.Identifier(role), sql.Identifier(login)
-                        )
-                    )
-                    done.append(f"granted {role} to {login}")
-    except psycopg.Error as exc:
-        raise _fail(exc, uri, "initialising the database", OutputError) from None
-    return done
-
-
-def _check_columns(con: Any, uri: str, schema: str) -> None:
-    got = {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s",
-            [schema, AUDIT_TABLE],
-        )
-    }
-    missing = [c for c in _COLUMNS if c not in got]
-    if missing:
-        raise ConfigError(
-            f"table {schema}.{AUDIT_TABLE} exists but lacks columns {', '.join(missing)}",
-            where=f"database {db_id(uri, schema)}",
-            fix="it is not a riskmodel audit table: use another --schema",
-        )
 
 
 def export_log(
@@ -529,7 +374,7 @@ def export_log(
             _require_table(con, uri, schema)
             records = list(_rows(con, schema))
     except psycopg.Error as exc:
-        raise _fail(exc, uri, "reading the audit table", InputError) from None
+        raise db_error(exc, uri, "reading the audit table", InputError) from None
     data = b"".join(r.raw + b"\n" for r in records)
     atomic_write_with(Path(out), lambda tmp: tmp.write_bytes(data))
     return len(records), _verify(records, key, anchor)[1]
