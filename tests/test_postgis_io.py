@@ -368,3 +368,19 @@ def test_database_stack_is_lazy(monkeypatch):
     with pytest.raises(ConfigError) as err:
         db.require_psycopg()
     assert "riskmodel[postgis]" in str(err.value)
+
+
+def test_text_values_survive_exactly(world, pg_db):
+    load_events(pg_db, world / "sim" / "events.csv")
+    tricky = 'a,"b"\nc;\\d ž'
+    with psycopg.connect(pg_db) as con:
+        con.execute("ALTER TABLE public.events ADD COLUMN note text, ADD COLUMN tags int[]")
+        con.execute(
+            "UPDATE public.events SET source = %s, note = %s WHERE id = 5", (tricky, tricky)
+        )
+        con.execute("UPDATE public.events SET tags = '{1,2}' WHERE id = 6")
+    r = read_events(DbSource(pg_db, table="public.events"), columns={"timestamp": "occurred"})
+    row = r.frame.set_index("id").loc["5"]
+    assert row["source"] == tricky and row["note"] == tricky
+    assert r.frame.set_index("id").loc["6", "tags"] == "{1,2}"
+    assert r.frame.set_index("id").loc["7", "note"] == ""  # NULL reads as blank, as in a CSV
