@@ -192,6 +192,10 @@ def test_bad_row_quarantined_with_its_key(world, pg_db, tmp_path):
     cli("validate", *db_args(pg_db), "--out", tmp_path, "--quarantine-table", "qa.rejected")
     with psycopg.connect(pg_db) as con:
         assert con.execute("SELECT count(*) FROM qa.rejected").fetchone()[0] == 2
+    # Without a folder the table still receives them.
+    cli("validate", *db_args(pg_db), "--quarantine-table", "qa.only")
+    with psycopg.connect(pg_db) as con:
+        assert con.execute("SELECT count(*) FROM qa.only").fetchone()[0] == 2
 
 
 def test_source_tables_are_never_written(world, pg_db, tmp_path):
@@ -249,7 +253,13 @@ def test_credentials_never_printed_or_recorded(world, pg_db, tmp_path):
     e = cli("validate", "--events", refused, "--events-table", "a.b", ok=False)
     assert e.exit_code == 3 and SECRET not in e.output and "127.0.0.1" in e.output
     e = cli("publish", out, "--db", refused, ok=False)
-    assert e.exit_code == 3 and SECRET not in e.output
+    assert e.exit_code == 5 and SECRET not in e.output  # an output that cannot be written
+    from riskmodel.config.settings import load_settings
+
+    toml = tmp_path / "riskmodel.toml"
+    toml.write_text(f'events = "{with_pw}"\nevents_table = "public.events"\n')
+    shown = {k: v for k, v, _ in load_settings(toml, env={}).describe()}
+    assert SECRET not in shown["events"] and "***" in shown["events"]
     assert SECRET not in repr(DbSource(with_pw, table="public.events"))
 
 

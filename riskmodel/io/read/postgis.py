@@ -320,7 +320,7 @@ class DbSource:
             )
             for r in rejected.to_dict("records")
         ]
-        with db.connect(self.uri) as con:
+        with db.connect(self.uri, error=OutputError) as con:
             try:
                 with con.transaction():
                     if schema:

@@ -162,7 +162,7 @@ def publish_layers(
     """
     psycopg = db.require_psycopg()
     written: dict[str, int] = {}
-    with db.connect(uri) as con:
+    with db.connect(uri, error=OutputError) as con:
         try:
             with con.transaction():
                 con.execute(
