@@ -133,6 +133,7 @@ def connect(
     autocommit: bool = False,
     read_only: bool = False,
     application_name: str = "riskmodel",
+    error: type[RiskModelError] = InputError,
 ) -> psycopg.Connection:
     """Open a connection; errors become one-line riskmodel errors with secrets scrubbed.
 
@@ -146,6 +147,9 @@ def connect(
         Every transaction of this connection is READ ONLY (the server refuses any write).
     application_name : str
         Shown in ``pg_stat_activity``.
+    error : type
+        The error raised when the server cannot be reached: InputError (exit 3) for reading,
+        OutputError (exit 5) for writing.
 
     Returns
     -------
@@ -156,14 +160,14 @@ def connect(
     ConfigError
         psycopg missing or the string is not a connection string.
     InputError
-        The server cannot be reached or refuses the login.
+        The server cannot be reached or refuses the login (``error``).
     """
     psycopg = require_psycopg()
     describe(uri)  # validates the string before libpq sees it
     try:
         con = psycopg.connect(uri, autocommit=autocommit, application_name=application_name)
     except psycopg.Error as exc:
-        raise translate(exc, uri, doing="connecting") from None
+        raise translate(exc, uri, doing="connecting", error=error) from None
     if read_only:
         con.read_only = True
     return con

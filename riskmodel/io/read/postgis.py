@@ -6,10 +6,11 @@ accept it wherever they accept a path: :meth:`DbSource.load_raw` turns the rows 
 :class:`~riskmodel.io.read.tables.RawTable` a file gives, and from there the validation,
 column mapping and quarantine are the files' own.
 
-- Rows are copied out with ``COPY (SELECT ...) TO STDOUT`` as CSV text, so every value
-  reaches the checks as the same string a CSV export of the table would hold (times in UTC
-  with their offset; a ``timestamp without time zone`` stays naive and needs ``--assume-tz``
-  exactly like a naive CSV column).
+- Rows come out as CSV text built by the server (blocks of lines, so the client does not
+  handle a Python object per row), so every value reaches the checks as the same string a
+  CSV export of the table would hold (NULL blank; times in UTC with their offset; a
+  ``timestamp without time zone`` stays naive and needs ``--assume-tz`` exactly like a naive
+  CSV column).
 - The first geometry (or geography) column becomes the row geometry, in any SRID: each
   row's SRID travels in its EWKB, rows of one SRID keep it (and the reader reprojects as for
   a vector file), mixed SRIDs are brought to EPSG:4326 first, SRID 0 counts as "no CRS".
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 __all__ = ["DbSource", "parse_table_name", "resolve_source"]
 
 # Geometry columns preferred as the row geometry when a table has several.
+_BLOCK = 20000  # rows per block fetched
+# Types whose text form never holds a comma, quote or line break (bool, integers, floats,
+# numeric, oid, date, time, timestamp(tz), uuid): sent unquoted.
+_PLAIN_TYPES = frozenset({16, 20, 21, 23, 26, 700, 701, 1700, 1082, 1083, 1114, 1184, 2950})
 _GEOMETRY_NAMES = ("geom", "geometry", "the_geom", "wkb_geometry", "geog", "shape")
 
 
@@ -159,7 +164,7 @@ class DbSource:
     # --- reading ---------------------------------------------------------------------------
 
     def load_raw(self, kind: str | None = None) -> RawTable:
-        """Copy the rows out (READ ONLY transaction) into a :class:`RawTable`.
+        """Read the rows (READ ONLY transaction) into a :class:`RawTable`.
 
         Returns
         -------
@@ -179,11 +184,11 @@ class DbSource:
                     con.execute("SET LOCAL TimeZone = 'UTC'")
                     con.execute("SET LOCAL DateStyle = 'ISO, YMD'")
                     con.execute("SET LOCAL IntervalStyle = 'iso_8601'")
-                    names, copy_sql, geom_col, keys = self._plan(con)
+                    names, query, geom_col, keys = self._plan(con)
                     buf = io.BytesIO()
-                    with con.cursor().copy(copy_sql) as cp:
-                        for chunk in cp:
-                            buf.write(chunk)
+                    for (chunk,) in con.execute(query):
+                        buf.write(chunk.encode("utf-8"))
+                        buf.write(b"\n")
             except psycopg.Error as exc:
                 raise db.translate(exc, self.uri, doing=f"reading {self.kind}") from None
         raw = buf.getvalue()
@@ -204,7 +209,7 @@ class DbSource:
         return table
 
     def _plan(self, con: Any) -> tuple[list[str], Any, str | None, list[str]]:
-        """Column names, the COPY statement, the geometry column and the key columns."""
+        """Column names, the query, the geometry column and the key columns."""
         from psycopg import sql
 
         if self.table is not None:
@@ -228,23 +233,33 @@ class DbSource:
         for d in desc:
             c = sql.Identifier("q", d.name)
             if d.name == geom_col:
-                cols.append(sql.SQL("encode(ST_AsEWKB({}::geometry), 'hex')").format(c))
+                c = sql.SQL("encode(ST_AsEWKB({}::geometry), 'hex')").format(c)
             elif d.type_code in geo_oids:
-                cols.append(sql.SQL("ST_AsEWKT({}::geometry)").format(c))
-            else:
-                cols.append(c)
+                c = sql.SQL("ST_AsEWKT({}::geometry)").format(c)
+            if d.name == geom_col or d.type_code in _PLAIN_TYPES:  # never a comma or quote
+                cols.append(sql.SQL("coalesce(({})::text, '')").format(c))
+            else:  # one CSV field: quoted, quotes doubled; NULL -> blank (as a CSV export)
+                cols.append(
+                    sql.SQL(
+                        """coalesce('"' || replace(({})::text, '"', '""') || '"', '')"""
+                    ).format(c)
+                )
         keys = self._primary_key(con) if self.table is not None else []
         order = (
-            sql.SQL(" ORDER BY ") + sql.SQL(", ").join(sql.Identifier("q", k) for k in keys)
+            sql.SQL("ORDER BY ") + sql.SQL(", ").join(sql.Identifier("q", k) for k in keys)
             if keys
             else sql.SQL("")
         )
         if self.table is not None and not keys:
             log.info("%s has no primary key: rows read in physical order", self)
-        copy = sql.SQL("COPY (SELECT {} FROM ({}) AS q{}) TO STDOUT (FORMAT csv)").format(
-            sql.SQL(", ").join(cols), src, order
-        )
-        return raw_names, copy, geom_col, keys
+        # CSV lines joined server-side into blocks of _BLOCK rows: the client handles a few
+        # hundred large strings instead of a Python object per row (COPY sends one per row).
+        query = sql.SQL(
+            "SELECT string_agg(line, E'\\n' ORDER BY n) FROM ("
+            "SELECT concat_ws(',', {}) AS line, row_number() OVER ({}) AS n "
+            "FROM ({}) AS q) AS b GROUP BY (n - 1) / {} ORDER BY (n - 1) / {}"
+        ).format(sql.SQL(", ").join(cols), order, src, _BLOCK, _BLOCK)
+        return raw_names, query, geom_col, keys
 
     def _primary_key(self, con: Any) -> list[str]:
         from psycopg import sql
@@ -305,7 +320,7 @@ class DbSource:
             )
             for r in rejected.to_dict("records")
         ]
-        with db.connect(self.uri) as con:
+        with db.connect(self.uri, error=OutputError) as con:
             try:
                 with con.transaction():
                     if schema:
@@ -380,7 +395,8 @@ def _geometry(hex_wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None, 
     import shapely
 
     present = np.array([bool(v) for v in hex_wkb], dtype=bool)
-    vals = np.where(present, hex_wkb, None)
+    # bytes.fromhex + binary WKB: ~3x faster than shapely's hex path.
+    vals = np.array([_unhex(v) if v else None for v in hex_wkb], dtype=object)
     geom = shapely.from_wkb(vals, on_invalid="ignore")
     bad = present & pd.isna(geom)
     srid = np.where(pd.isna(geom), 0, shapely.get_srid(geom))
@@ -407,6 +423,13 @@ def _geometry(hex_wkb: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None, 
         f"geometries in {len(codes)} SRIDs ({', '.join(map(str, codes))}) brought to EPSG:4326"
     )
     return out, bad, "EPSG:4326", notes
+
+
+def _unhex(v: str) -> bytes:
+    try:
+        return bytes.fromhex(v)
+    except ValueError:
+        return b"\x00"  # not hex: decoded as an invalid geometry
 
 
 def resolve_source(

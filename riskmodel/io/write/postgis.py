@@ -162,7 +162,7 @@ def publish_layers(
     """
     psycopg = db.require_psycopg()
     written: dict[str, int] = {}
-    with db.connect(uri) as con:
+    with db.connect(uri, error=OutputError) as con:
         try:
             with con.transaction():
                 con.execute(
@@ -288,11 +288,10 @@ def _record(
 def _styles(con: Any, schema: str, layer: PublishLayer) -> None:
     """The layer's QML as default style of its table and its ``_latest`` view (other styles
     of the layer are left alone: QGIS takes the newest default, which is this one)."""
-    con.execute(_STYLES_DDL)
-    has_type = con.execute(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' "
-        "AND table_name = 'layer_styles' AND column_name = 'type')"
-    ).fetchone()[0]
+    # Create only when missing: a publishing role may lack CREATE on schema public (the
+    # default since PostgreSQL 15) and still write rows into QGIS's existing table.
+    if con.execute("SELECT to_regclass('public.layer_styles')").fetchone()[0] is None:
+        con.execute(_STYLES_DDL)
     dbname = con.execute("SELECT current_database()").fetchone()[0]
     for name in (layer.table, f"{layer.table}_latest"):
         where = (dbname, schema, name, GEOMETRY_COLUMN)
@@ -301,14 +300,10 @@ def _styles(con: Any, schema: str, layer: PublishLayer) -> None:
             "AND f_table_name = %s AND f_geometry_column = %s AND stylename = %s",
             (*where, layer.style_name),
         )
-        cols = (
-            "f_table_catalog, f_table_schema, f_table_name, f_geometry_column, stylename, "
-            "styleqml, useasdefault, description" + (", type" if has_type else "")
-        )
-        vals = "%s, %s, %s, %s, %s, XMLPARSE(DOCUMENT %s), true, %s" + (
-            ", 'vector'" if has_type else ""
-        )
+        # type stays NULL: QGIS matches it to the layer's geometry type or to NULL.
         con.execute(
-            f"INSERT INTO public.layer_styles ({cols}) VALUES ({vals})",
+            "INSERT INTO public.layer_styles (f_table_catalog, f_table_schema, f_table_name, "
+            "f_geometry_column, stylename, styleqml, useasdefault, description) "
+            "VALUES (%s, %s, %s, %s, %s, XMLPARSE(DOCUMENT %s), true, %s)",
             (*where, layer.style_name, layer.style_qml, "riskmodel default style"),
         )
