@@ -150,7 +150,7 @@ class DbSource:
         w = self.where
         host = w["host"] or "localhost"
         port = f":{w['port']}" if w["port"] else ""
-        what = w.get("table") or f"query sha256:{w['query_sha256'][:16]}"
+        what = w.get("table") or f"query sha256:{w['query_sha256']}"
         return f"postgresql://{host}{port}/{w['dbname'] or ''} {what}"
 
     def __repr__(self) -> str:
