@@ -195,6 +195,8 @@ def _cli_commands() -> dict[str, object]:
     def walk(group: click.Group, prefix: tuple[str, ...]) -> None:
         for name, cmd in group.commands.items():
             if isinstance(cmd, click.Group):
+                if cmd.invoke_without_command:  # a group that is a command itself (audit)
+                    out[" ".join((*prefix, name))] = cmd
                 walk(cmd, (*prefix, name))
             else:
                 out[" ".join((*prefix, name))] = cmd

@@ -4,6 +4,7 @@ files -> validated frames -> features -> model -> scores -> plan -> writers.
 """
 
 from riskmodel.api._daily import DailyResult, run_daily
+from riskmodel.api._db import audit_target, db_init, export_audit, import_audit
 from riskmodel.api._evaluate import backtest
 from riskmodel.api._geo import build_segments, write_layer
 from riskmodel.api._inputs import read_border, read_inputs, read_segments, validate_inputs
@@ -21,6 +22,7 @@ from riskmodel.api._plan import (
     run_plan,
     write_audit_report,
 )
+from riskmodel.api._publish import PublishResult, publish
 from riskmodel.api._registry import list_models, models_root, show_model, use_model
 from riskmodel.api._score import (
     RISK_COLUMNS,
@@ -41,10 +43,14 @@ __all__ = [
     "PlanConfig",
     "audit_report",
     "audit_summary",
+    "audit_target",
     "backtest",
     "build_segments",
+    "import_audit",
     "init_workspace",
     "check_bundle_matches",
+    "db_init",
+    "export_audit",
     "list_models",
     "load_caps",
     "load_model",
@@ -53,6 +59,8 @@ __all__ = [
     "models_root",
     "parse_ids",
     "provenance",
+    "publish",
+    "PublishResult",
     "read_border",
     "read_inputs",
     "read_risk",

@@ -17,6 +17,7 @@ import pandas as pd
 from riskmodel.config.dates import parse_day
 from riskmodel.config.settings import Settings
 from riskmodel.errors import ConfigError, InputError
+from riskmodel.io.read.postgis import DbSource, resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def _require(settings: Settings) -> None:
             "riskmodel daily needs a station workspace",
             fix="create one with riskmodel init DIR, then run from it or pass --workspace DIR",
         )
-    if not Path(settings.events).is_file():
+    events = _source(settings, "events")
+    if not isinstance(events, DbSource) and not Path(events).is_file():
         raise InputError(
             "the workspace has no events file",
             where=settings.events,
@@ -61,6 +63,16 @@ def _require(settings: Settings) -> None:
             fix=f"restore it (riskmodel init {settings.workspace.root} writes the documented "
             "defaults again) or set caps in riskmodel.toml",
         )
+
+
+def _source(settings: Settings, kind: str) -> Any:
+    """The workspace's events/effort: a table or query of the database when the settings name
+    one (``events_table`` ...), else the file (effort: ``None`` when the file is absent)."""
+    src = resolve_source(settings, kind)
+    if src is not None:
+        return src
+    path = getattr(settings, kind)
+    return path if kind == "events" or Path(path).is_file() else None
 
 
 def shift_title(name: str, start: str, end: str, tz: str) -> str:
@@ -203,9 +215,9 @@ def _run_daily(
     config = load_caps(settings.caps, shifts_per_day=len(parse_shifts(settings.shifts)))
     bundle = load_model(settings, model, trust=trust)
     folder = Path(settings.out_dir) / day
-    effort = settings.effort if Path(settings.effort).is_file() else None
+    effort = _source(settings, "effort")
     end = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
-    ds = read_inputs(settings, settings.events, effort, end=end, quarantine_dir=folder)
+    ds = read_inputs(settings, _source(settings, "events"), effort, end=end, quarantine_dir=folder)
     scored = score_dates(settings, bundle, ds, day)
     results = run_plan(
         scored.drop(columns=["window", "seq"]),
@@ -242,7 +254,9 @@ def _run_daily(
         "caps": Path(settings.caps).name + " (" + ", ".join(
             f"{k} {v}" for k, v in config.as_dict().items() if v is not None
         ) + ")",
-        "audit log": str(settings.audit_log),
+        "audit log": str(settings.audit_log)
+        if settings.audit_store != "database"
+        else f"table {settings.db_schema}.audit_log in the station database",
     }  # fmt: skip
     files.append(
         write_daily_briefing(

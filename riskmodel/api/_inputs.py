@@ -129,6 +129,10 @@ def validate_inputs(
     if geo is not None:
         ids = set(geo.segments["segment_id"])
         results.append(read_effort(effort, segment_ids=ids, **_effort_kwargs(kw)))
+    for res in results:  # without a folder, --quarantine-table still gets the rows
+        src = res.summary.get("source")
+        if not out and not res.ok and src is not None and src.quarantine_table:
+            src.write_quarantine(src.keyed(res.rejected, res.summary["key"]))
     return [(res, res.write_quarantine(out) if out else None) for res in results]
 
 

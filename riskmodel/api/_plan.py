@@ -15,6 +15,7 @@ import pandas as pd
 
 from riskmodel.audit.log import AuditLog, anchor_of, read_log, workspace_anchor
 from riskmodel.audit.report import AuditReport, compliance_report, summary_lines, write_report
+from riskmodel.audit.store import AuditStore
 from riskmodel.config.settings import Settings
 from riskmodel.config.workspace import Workspace
 from riskmodel.errors import InputError
@@ -49,10 +50,13 @@ def run_plan(
     force: bool = False,
     new_log_segment: bool = False,
     settings: Settings | None = None,
+    db: str | None = None,
+    db_schema: str | None = None,
 ) -> list[tuple[Plan, list[Path]]]:
     """Plan, record and write: the full ``riskmodel plan`` run.
 
-    Under the output-folder lock and the audit-log lock:
+    Under the output-folder lock and the audit store's lock (the log file's ``flock``, or the
+    audit table's advisory lock inside one transaction):
 
     1. read and verify the log (MACs with ``key``, ``seq``, the workspace anchor); a damaged
        log is refused unless ``new_log_segment`` (with ``reason``) records a new chain; a
@@ -72,8 +76,8 @@ def run_plan(
         Risk table (e.g. :func:`riskmodel.io.read.risk.read_risk`, or fresh from scoring).
     out : path-like
         Output folder.
-    audit_log : path-like
-        Append-only JSON-lines audit log.
+    audit_log : path-like or None
+        Append-only JSON-lines audit log (not used with ``db``).
     units, units_per_area, config, include, exclude, shift, seed, segments, tz
         As in :func:`riskmodel.planning.make_plans`; ``config`` None: the built-in caps.
     model_id : str, optional
@@ -93,7 +97,11 @@ def run_plan(
     settings : Settings, optional
         Where ``key`` and ``workspace`` come from when not given (``settings.key()``,
         ``settings.workspace``). Callers inside a workspace must pass one of them, or the
-        log is written unkeyed and unanchored.
+        log is written unkeyed and unanchored. With ``audit_store = "database"`` the audit
+        goes to the table in ``settings.database`` (schema ``settings.db_schema``).
+    db, db_schema : str, optional
+        Keep the audit in the table ``<db_schema>.audit_log`` of this database (libpq URI or
+        ``service=NAME``) instead of ``audit_log``.
 
     Returns
     -------
@@ -104,6 +112,8 @@ def run_plan(
     if settings is not None:
         key = key if key is not None else settings.key()
         workspace = workspace if workspace is not None else settings.workspace
+        if db is None and settings.audit_store == "database":
+            db, db_schema = settings.database, db_schema or settings.db_schema
     if (force or new_log_segment) and not (reason or "").strip():
         raise InputError(
             "--force and --new-log-segment need --reason TEXT", fix="say why (it is recorded)"
@@ -114,7 +124,10 @@ def run_plan(
         ids = sorted(set(risk["model_id"].dropna().astype(str)))
         model_id = ",".join(ids) or None
     results: list[tuple[Plan, list[Path]]] = []
-    with folder_lock(out), AuditLog(audit_log, key=key, workspace=workspace) as alog:
+    store = open_store(audit_log, key=key, workspace=workspace, db=db, db_schema=db_schema)
+    with folder_lock(out), store as alog:
+        # History read, plans drawn and entries appended under the store's lock: two planners
+        # at once never count the caps from the same history.
         entries = _open_log(alog, workspace, reason if new_log_segment else None, by)
         _finish_staged(Path(out), entries)
         plans = make_plans(
@@ -131,35 +144,86 @@ def run_plan(
             tz=tz,
         )
         _apply_refusals(plans, force, reason, by)
-        for p in plans:
-            if p.overrides.get("include") or p.overrides.get("exclude"):
-                p.overrides.update(reason=reason, by=by)
-            integ = alog.integrity
-            assert integ is not None
-            p.audit_seq, p.audit_prev = integ.last_seq + 1, integ.last_mac
-            prov = {"model_id": model_id, "risk_sha256": risk_sha, "audit_log": str(audit_log)}
-            stage = Path(out) / f"{STAGING_PREFIX}{p.plan_id}"
-            try:
-                staged = write_plan_outputs(p, stage, provenance=prov)
-            except BaseException:
-                shutil.rmtree(stage, ignore_errors=True)  # nothing recorded, nothing handed out
-                raise
-            entry = p.audit_entry(
-                model_id=model_id,
-                risk_file=str(risk_file) if risk_file else None,
-                risk_sha256=risk_sha,
-            )
-            entry["files"] = {f.name: sha256_file(f) for f in sorted(stage.iterdir())}
-            written = alog.append(entry)
-            p.audit_sha256 = written["mac"]
-            files = [Path(out) / f.name for f in staged]
+        pending: list[Path] = []  # staged plans whose entries wait for the commit
+        try:
+            for p in plans:
+                if p.overrides.get("include") or p.overrides.get("exclude"):
+                    p.overrides.update(reason=reason, by=by)
+                stage, staged = _record(
+                    p, alog, Path(out), model_id, risk_file, risk_sha, audit_log
+                )
+                files = [Path(out) / f.name for f in staged]
+                if alog.writes_through:
+                    _swap_in(stage, Path(out))
+                else:
+                    pending.append(stage)
+                results.append((p, files))
+        except BaseException:
+            for stage in pending:  # rolled back: these plans were never recorded
+                shutil.rmtree(stage, ignore_errors=True)
+            raise
+        # A failed commit leaves the staged plans: the next run completes or discards them by
+        # what the store holds.
+        alog.commit()
+        for stage in pending:
             _swap_in(stage, Path(out))
-            results.append((p, files))
     return results
 
 
 #: Prefix of the folder a plan's files are written to before its audit entry is appended.
 STAGING_PREFIX = ".staging-"
+
+
+def _record(
+    p: Plan,
+    alog: AuditStore,
+    out: Path,
+    model_id: str | None,
+    risk_file: str | os.PathLike[str] | None,
+    risk_sha: str | None,
+    audit_log: str | os.PathLike[str] | None,
+) -> tuple[Path, list[Path]]:
+    """Write a plan's files into its staging folder and append its audit entry (recording each
+    file's sha256); return the staging folder and the files staged."""
+    integ = alog.integrity
+    assert integ is not None
+    p.audit_seq, p.audit_prev = integ.last_seq + 1, integ.last_mac
+    where = str(audit_log) if alog.writes_through and audit_log is not None else alog.where
+    prov = {"model_id": model_id, "risk_sha256": risk_sha, "audit_log": where}
+    stage = out / f"{STAGING_PREFIX}{p.plan_id}"
+    try:
+        staged = write_plan_outputs(p, stage, provenance=prov)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # nothing recorded, nothing handed out
+        raise
+    entry = p.audit_entry(
+        model_id=model_id,
+        risk_file=str(risk_file) if risk_file else None,
+        risk_sha256=risk_sha,
+    )
+    entry["files"] = {f.name: sha256_file(f) for f in sorted(stage.iterdir())}
+    written = alog.append(entry)
+    p.audit_sha256 = written["mac"]
+    return stage, staged
+
+
+def open_store(
+    audit_log: str | os.PathLike[str] | None,
+    *,
+    key: bytes | None = None,
+    workspace: Workspace | None = None,
+    db: str | None = None,
+    db_schema: str | None = None,
+) -> AuditStore:
+    """The audit store to use (not yet entered): the table in ``db`` when given, else the
+    JSON-lines file ``audit_log``."""
+    if db:
+        from riskmodel.audit.dbstore import DbAuditLog
+
+        return DbAuditLog(db, db_schema or "riskmodel", key=key, workspace=workspace)
+    if audit_log is None:
+        raise InputError("no audit log given", fix="give --audit-log FILE or set audit_log")
+    return AuditLog(audit_log, key=key, workspace=workspace)
 
 
 def _login() -> str | None:
@@ -171,20 +235,35 @@ def _login() -> str | None:
 
 
 def _open_log(
-    alog: AuditLog, workspace: Workspace | None, segment_reason: str | None, by: str | None
+    alog: AuditStore, workspace: Workspace | None, segment_reason: str | None, by: str | None
 ) -> list[dict[str, Any]]:
-    """Read and verify the log; refuse a damaged or wrongly-new log, or record a new segment."""
+    """Read and verify the store; refuse a damaged or wrongly-new one, or record a new
+    segment."""
     entries, integ = alog.read()
-    where = str(alog.path)
+    where = alog.where
     home = workspace_anchor(workspace)
-    if integ.lines == 0 and home and alog.anchor is None and segment_reason is None:
-        raise InputError(
-            f"audit log {alog.path} is missing or empty, but this workspace's audit log is "
-            f"{home['log']} with {home['seq']} entries",
-            where=where,
-            fix=f"use --audit-log {home['log']}; to start a new log on purpose add "
-            "--new-log-segment --reason TEXT",
-        )
+    is_file = isinstance(alog, AuditLog)
+    if home and alog.anchor is None and segment_reason is None:
+        if is_file and integ.lines == 0:
+            raise InputError(
+                f"audit log {where} is missing or empty, but this workspace's audit log is "
+                f"{home['log']} with {home['seq']} entries",
+                where=where,
+                fix=f"use --audit-log {home['log']}; to start a new log on purpose add "
+                "--new-log-segment --reason TEXT",
+            )
+        if not is_file and (home["seq"], home["head"]) not in {
+            (e.get("seq"), e.get("mac")) for e in entries
+        }:
+            # First use of the table from a workspace whose history is in its file log: the
+            # caps would not count that history.
+            raise InputError(
+                f"this workspace's audit history ({home['log']}, {home['seq']} entries) is not "
+                "in the audit table",
+                where=where,
+                fix=f"import it first: riskmodel audit import {home['log']} --db URI; to start "
+                "the table without it on purpose add --new-log-segment --reason TEXT",
+            )
     if not integ.ok and segment_reason is None:
         fix = (
             "repair the torn line with 'riskmodel audit --repair --reason TEXT'"
@@ -197,13 +276,14 @@ def _open_log(
         seg = alog.new_segment(
             segment_reason, by, previous_log=str(home["log"]) if home and integ.lines == 0 else None
         )
-        log.warning("audit log %s: new log segment recorded (%s)", where, seg["reason"])
-    elif integ.anchor == "ahead" and workspace is not None:
-        log.warning("audit log %s: anchor behind the log (crash after an append): moved", where)
+        log.warning("%s: new log segment recorded (%s)", where, seg["reason"])
+    elif integ.anchor == "ahead" and workspace is not None and integ.last_mac:
+        if is_file:
+            log.warning("audit log %s: anchor behind the log (crash after an append): moved", where)
         workspace.update_state(
-            audit={"seq": integ.last_seq, "head": integ.last_mac, "log": str(alog.path.resolve())}
+            **{alog.state_key: alog.anchor_value(integ.last_seq, integ.last_mac)}
         )
-    elif integ.lines and workspace is not None and alog.anchor is None and home:
+    elif is_file and integ.lines and workspace is not None and alog.anchor is None and home:
         log.warning("audit log %s is not this workspace's anchored log %s", where, home["log"])
     return entries
 
@@ -271,7 +351,7 @@ def _finish_staged(out: Path, entries: list[dict[str, Any]]) -> None:
 
 
 def audit_report(
-    audit_log: str | os.PathLike[str],
+    audit_log: str | os.PathLike[str] | None,
     date_from: str,
     date_to: str,
     *,
@@ -279,6 +359,8 @@ def audit_report(
     workspace: Workspace | None = None,
     caps: PlanConfig | None = None,
     settings: Settings | None = None,
+    db: str | None = None,
+    db_schema: str | None = None,
 ) -> AuditReport:
     """Compliance report of the plans dated in ``[date_from, date_to]`` of an audit log.
 
@@ -288,8 +370,8 @@ def audit_report(
 
     Parameters
     ----------
-    audit_log : path-like
-        The JSON-lines audit log.
+    audit_log : path-like or None
+        The JSON-lines audit log (not used with ``db``).
     date_from, date_to : str
         Inclusive period of plan dates, ``YYYY-MM-DD``.
     key : bytes, optional
@@ -301,6 +383,8 @@ def audit_report(
         well as by the caps it recorded.
     settings : Settings, optional
         Source of ``key`` and ``workspace`` when they are not given.
+    db, db_schema : str, optional
+        Read the audit table ``<db_schema>.audit_log`` of this database instead of a file.
 
     Returns
     -------
@@ -310,9 +394,18 @@ def audit_report(
     if settings is not None:
         key = key if key is not None else settings.key()
         workspace = workspace if workspace is not None else settings.workspace
-    anchor = anchor_of(workspace, audit_log)
     home = workspace_anchor(workspace)
-    entries, integrity = read_log(audit_log, key=key, anchor=anchor or None)
+    if db:
+        from riskmodel.audit.dbstore import db_anchor, read_db_log
+
+        schema = db_schema or "riskmodel"
+        anchor = db_anchor(workspace, db, schema)
+        entries, integrity = read_db_log(db, schema, key=key, anchor=anchor)
+    elif audit_log is None:
+        raise InputError("no audit log given", fix="give --audit-log FILE or --db URI")
+    else:
+        anchor = anchor_of(workspace, audit_log)
+        entries, integrity = read_log(audit_log, key=key, anchor=anchor or None)
     if integrity.lines == 0 and home and anchor is None:
         integrity.problems.append(
             f"this log is empty or missing; the workspace's audit log is {home['log']} "

@@ -130,8 +130,10 @@ def _register() -> None:
     from riskmodel.cli import (  # noqa: F401
         _core,
         _daily,
+        _db,
         _model,
         _plan,
+        _publish,
         _score,
         _trial,
         _validate,

@@ -200,8 +200,8 @@ def seed_option(
 class Inputs:
     """What the reader options name: files and the keyword arguments for the readers."""
 
-    events: str | None
-    effort: str | None
+    events: Any  # a path (str), a database source (io.read.postgis.DbSource) or None
+    effort: Any
     border: str | None
     read_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -210,6 +210,11 @@ class Inputs:
 _READER_PARAMS = {
     "events": None,
     "effort": None,
+    "events_table": None,
+    "events_sql": None,
+    "effort_table": None,
+    "effort_sql": None,
+    "quarantine_table": None,
     "border": None,
     "assume_tz": "assume_tz",
     "dst": "dst",
@@ -231,7 +236,8 @@ def _reader_option_list(required: bool) -> list[Callable[[F], F]]:
             type=path,
             default=None,
             help="Events file (CSV, GeoJSON, GeoPackage, Parquet, Shapefile; default: setting "
-            "events, in a workspace data/events.csv)."
+            "events, in a workspace data/events.csv), or a database (postgresql://user@host/db "
+            "or service=NAME) with --events-table/--events-sql."
             + ("" if required else " Needed with --date."),
         ),
         click.option(
@@ -239,7 +245,30 @@ def _reader_option_list(required: bool) -> list[Callable[[F], F]]:
             type=path,
             default=None,
             help="Patrol effort log (segment_id or location, start, end, officer_hours; default: "
-            "setting effort, in a workspace data/effort.csv when it exists).",
+            "setting effort, in a workspace data/effort.csv when it exists), or a database with "
+            "--effort-table/--effort-sql.",
+        ),
+        click.option(
+            "--events-table",
+            default=None,
+            metavar="SCHEMA.TABLE",
+            help="Read events from this table (of --events URI, else setting database).",
+        ),
+        click.option(
+            "--events-sql",
+            default=None,
+            metavar="SELECT",
+            help="... or from this query (run read-only).",
+        ),
+        click.option(
+            "--effort-table", default=None, metavar="SCHEMA.TABLE", help="Effort from a table."
+        ),
+        click.option("--effort-sql", default=None, metavar="SELECT", help="... or a query."),
+        click.option(
+            "--quarantine-table",
+            default=None,
+            metavar="SCHEMA.TABLE",
+            help="Also write rows rejected from a database source to this table.",
         ),
         click.option(
             "--border",
@@ -297,9 +326,7 @@ def _reader_option_list(required: bool) -> list[Callable[[F], F]]:
     ]
 
 
-def _workspace_files(
-    events: str | None, effort: str | None, required: bool
-) -> tuple[str | None, str | None]:
+def _workspace_files(events: Any, effort: Any, required: bool) -> tuple[Any, Any]:
     """``--events``/``--effort``, else the settings ``events``/``effort`` (in a workspace
     ``data/events.csv``/``data/effort.csv``) when that file exists; a missing ``--events``
     that is required and has no such file is a usage error naming both ways to give it."""
@@ -333,7 +360,8 @@ def reader_options(required: bool = True) -> Callable[[F], F]:
                 for name, key in _READER_PARAMS.items()
                 if key is not None and _given(vals[name])
             }
-            events, effort = _workspace_files(vals["events"], vals["effort"], required)
+            # Flags and database settings first, then the workspace's data files.
+            events, effort = _workspace_files(*_sources(vals), required)
             inputs = Inputs(events, effort, vals["border"], read_kwargs)
             return f(*args, inputs=inputs, **kwargs)
 
@@ -342,6 +370,27 @@ def reader_options(required: bool = True) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return deco
+
+
+def _sources(vals: dict[str, Any]) -> tuple[Any, Any]:
+    """Events and effort: a file path, a database source, or None (see
+    :func:`riskmodel.io.read.postgis.resolve_source`)."""
+    from riskmodel.io.read.postgis import resolve_source
+
+    settings = get_settings()
+    out = []
+    for kind in ("events", "effort"):
+        out.append(
+            resolve_source(
+                settings,
+                kind,
+                vals[kind],
+                table=vals[f"{kind}_table"],
+                sql=vals[f"{kind}_sql"],
+                quarantine_table=vals["quarantine_table"],
+            )
+        )
+    return out[0], out[1]
 
 
 def model_options(help_model: str = "") -> Callable[[F], F]:

@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 )
 @click.option("--reason", default=None, help="Why (recorded in the audit log with --force).")
 @click.option("--by", default=None, help="Who decided (recorded in the audit log).")
+@click.option(
+    "--publish",
+    "publish_db",
+    is_flag=True,
+    help="Also publish the day's layers and plans to the database (setting database, schema "
+    "db_schema), as riskmodel publish does.",
+)
 def daily_cmd(
     date: str,
     units: int,
@@ -44,6 +51,7 @@ def daily_cmd(
     force: bool,
     reason: str | None,
     by: str | None,
+    publish_db: bool,
 ) -> None:
     """Score a day from the workspace's data, draw every shift's plan under the workspace caps,
     write the daily map (plans drawn) and the A4 daily briefing, and record the plans in the
@@ -52,8 +60,11 @@ def daily_cmd(
 
     if force and not reason:
         raise click.UsageError("--force needs --reason TEXT (it is recorded in the audit log)")
+    settings = get_settings()
+    if publish_db and not settings.database:
+        raise click.UsageError("--publish needs the setting database (riskmodel.toml or env)")
     res = run_daily(
-        get_settings(),
+        settings,
         date,
         units=units,
         seed=seed,
@@ -71,3 +82,8 @@ def daily_cmd(
     echo(f"briefing: {res.folder / f'briefing_{res.date}.html'}")
     echo(f"map with plans: {res.folder / 'maps' / f'risk_{res.date}.html'}")
     echo(f"{len(res.files)} files in {res.folder}")
+    if publish_db:
+        from riskmodel.api import publish
+
+        pub = publish(settings, res.folder)
+        echo(f"published {', '.join(pub.days)} to {pub.database} (schema {pub.schema})")

@@ -8,7 +8,7 @@ import logging
 import click
 
 from riskmodel.audit.log import UNKEYED_NOTE
-from riskmodel.cli import main
+from riskmodel.cli import _command_verbosity, main
 from riskmodel.cli._common import (
     DAY,
     Inputs,
@@ -19,6 +19,7 @@ from riskmodel.cli._common import (
     reader_options,
     seed_option,
 )
+from riskmodel.cli._db import db_options
 from riskmodel.errors import EXIT_VIOLATION
 from riskmodel.geo.shifts import parse_shifts
 
@@ -158,6 +159,11 @@ def plan(
                              ("--new-log-segment", new_log_segment)) if on]  # fmt: skip
     if needs and not (reason or "").strip():
         raise click.UsageError(f"{needs[0]} needs --reason TEXT (it is recorded in the audit log)")
+    if audit_log and settings.audit_store == "database":
+        raise click.UsageError(
+            "this workspace keeps its audit in the database (audit_store = database): "
+            "--audit-log would plan without the shared history"
+        )
     model_id = None
     seg_gdf = api.read_segments(settings, segments) if segments else None
     if date is not None:
@@ -181,7 +187,7 @@ def plan(
     config = api.load_caps(
         caps or settings.caps or None, shifts_per_day=len(parse_shifts(settings.shifts))
     )
-    log_path = audit_log or settings.audit_log
+    log_path, uri, schema = api.audit_target(settings, audit_log)
     results = api.run_plan(
         risk_df,
         out,
@@ -199,6 +205,8 @@ def plan(
         model_id=model_id,
         key=settings.key(),
         workspace=settings.workspace,
+        db=uri,
+        db_schema=schema,
         reason=reason,
         by=by,
         force=force,
@@ -221,14 +229,15 @@ def plan(
             else "no workspace: keep this head elsewhere (e-mail, paper log) to anchor the log"
         )
         echo(
-            f"recorded {len(results)} plan(s) with seed in {log_path}; audit head seq "
+            f"recorded {len(results)} plan(s) with seed in "
+            f"{log_path or f'the audit table {schema}.audit_log'}; audit head seq "
             f"{last.audit_seq} mac {last.audit_sha256} ({where})"
         )
         if settings.key() is None:
             echo(f"riskmodel: warning: audit log {UNKEYED_NOTE}", err=True)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--from", "date_from", type=DAY, default=None, metavar="D", help="First plan date.")
 @click.option("--to", "date_to", type=DAY, default=None, metavar="D", help="Last plan date.")
 @click.option(
@@ -236,8 +245,9 @@ def plan(
     "audit_log",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Audit log (default: setting audit_log).",
+    help="Audit log file (default: the workspace's store: setting audit_store).",
 )
+@db_options()
 @click.option(
     "--caps",
     type=click.Path(dir_okay=False),
@@ -249,7 +259,7 @@ def plan(
     "--fail-on-violation",
     is_flag=True,
     help="Exit with code 6 if a cap was exceeded or the log is damaged (MAC, seq or anchor "
-    "mismatch, corrupt or torn lines).",
+    "mismatch, corrupt or torn lines, a changed database row).",
 )
 @click.option(
     "--repair",
@@ -259,10 +269,14 @@ def plan(
 )
 @click.option("--reason", default=None, metavar="TEXT", help="Why (recorded) for --repair.")
 @click.option("--by", default=None, metavar="NAME", help="Who repairs (default: login).")
+@click.pass_context
 def audit(
+    ctx: click.Context,
     date_from: str | None,
     date_to: str | None,
     audit_log: str | None,
+    db: str | None,
+    db_schema: str | None,
     caps: str | None,
     out: str | None,
     fail_on_violation: bool,
@@ -271,12 +285,17 @@ def audit(
     by: str | None,
 ) -> None:
     """Compliance statistics of the plans in a period (Schengen Borders Code art. 23, CJEU C-9/16),
-    each next to its cap, and the integrity of the keyed, anchored audit log."""
+    each next to its cap, and the integrity of the keyed, anchored audit log (file or database
+    table). Sub-commands copy between the two stores."""
     from riskmodel import api
 
+    if ctx.invoked_subcommand is not None:
+        return
     settings = get_settings()
-    log_path = audit_log or settings.audit_log
+    log_path, uri, schema = api.audit_target(settings, audit_log, db, db_schema)
     if repair:
+        if uri is not None:
+            raise click.UsageError("--repair is for a log file; a database row is never torn")
         if not (reason or "").strip():
             raise click.UsageError("--repair needs --reason TEXT (it is recorded)")
         entry = api.repair_log(
@@ -300,9 +319,12 @@ def audit(
         key=settings.key(),
         workspace=settings.workspace,
         caps=config,
+        db=uri,
+        db_schema=schema,
     )
     if report.summary["log_integrity"]["lines"] == 0:
-        echo(f"riskmodel: warning: audit log {log_path} is empty or missing", err=True)
+        what = f"audit log {log_path}" if uri is None else f"audit table {schema}.audit_log"
+        echo(f"riskmodel: warning: {what} is empty or missing", err=True)
     for line in api.audit_summary(report):
         echo(line)
     if out:
@@ -310,3 +332,42 @@ def audit(
         echo("wrote " + ", ".join(str(f) for f in files))
     if fail_on_violation and not report.passed:
         raise click.exceptions.Exit(EXIT_VIOLATION)
+
+
+@audit.command("export")
+@click.argument("out_file", metavar="OUT.jsonl", type=click.Path(dir_okay=False))
+@db_options()
+@click.option(
+    "--fail-on-violation",
+    is_flag=True,
+    help="Exit with code 6 if the table's chain does not verify (the file is written anyway).",
+)
+def audit_export(
+    out_file: str, db: str | None, db_schema: str | None, fail_on_violation: bool
+) -> None:
+    """Write the database audit table to OUT.jsonl, one row per line, byte for byte (the file
+    verifies like a log file; import gives back the same rows)."""
+    from riskmodel import api
+
+    settings = get_settings()
+    rows, integ = api.export_audit(settings, out_file, db, db_schema)
+    echo(f"exported {rows} rows to {out_file}; {integ.status_line()}")
+    if fail_on_violation and not integ.ok:
+        raise click.exceptions.Exit(EXIT_VIOLATION)
+
+
+@audit.command("import")
+@click.argument("log_file", metavar="LOG.jsonl", type=click.Path(dir_okay=False, exists=True))
+@db_options()
+def audit_import(log_file: str, db: str | None, db_schema: str | None) -> None:
+    """Copy an audit log file into the database audit table, line N as row N. The log's chain
+    (and the workspace anchor, if it is the workspace's log) is verified first; the table must
+    be empty or hold the start of the same log."""
+    from riskmodel import api
+
+    settings = get_settings()
+    rows = api.import_audit(settings, log_file, db, db_schema)
+    echo(f"imported {rows} entries from {log_file} into the audit table")
+
+
+_command_verbosity(audit)

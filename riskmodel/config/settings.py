@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from riskmodel.config.dsn import is_database, mask_password
 from riskmodel.config.workspace import MARKER, Workspace, find_workspace
 from riskmodel.errors import ConfigError
 
@@ -170,7 +171,7 @@ class Settings:
         rows = []
         for f in _FIELDS:
             val = getattr(self, f.name)
-            shown = ("***" if val else "") if f.metadata["secret"] else str(val)
+            shown = ("***" if val else "") if f.metadata["secret"] else mask_password(str(val))
             rows.append((f.name, shown, self.sources[f.name]))
         for canon, user in sorted(self.columns.items()):
             rows.append((f"columns.{canon}", user, f"file:{self.config_path}"))
@@ -361,6 +362,8 @@ def _resolve_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
     out = dict(values)
     for key in PATH_SETTINGS:
         v = out.get(key)
+        if is_database(v):  # events/effort may name a database: not a path
+            continue
         if v and not Path(str(v)).expanduser().is_absolute():
             out[key] = str(base / str(v))
         elif v:

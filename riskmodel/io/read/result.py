@@ -95,9 +95,14 @@ class ReadResult:
         """
         if self.ok:
             return None
-        target = Path(folder) / f"rejected_{Path(self.summary['file']).stem}.csv"
+        src = self.summary.get("source")  # a database source: key column, quarantine table
+        rejected = self.rejected if src is None else src.keyed(self.rejected, self.summary["key"])
+        if src is not None and src.quarantine_table:
+            src.write_quarantine(rejected)
+        stem = src.stem if src is not None else Path(self.summary["file"]).stem
+        target = Path(folder) / f"rejected_{stem}.csv"
         return atomic_write_with(
-            target, lambda p: self.rejected.to_csv(p, index=False, encoding="utf-8-sig")
+            target, lambda p: rejected.to_csv(p, index=False, encoding="utf-8-sig")
         )
 
     def announce(self, written: Path | None = None) -> None:
@@ -228,7 +233,7 @@ def extent(lon: pd.Series, lat: pd.Series) -> dict[str, float]:
 
 
 def make_summary(
-    p: Path,
+    p: Any,
     table: RawTable,
     flags: RowFlags,
     mapping: dict[str, str],
@@ -259,6 +264,12 @@ def make_summary(
         "columns": dict(mapping),
         "extra_columns": extras,
         "warnings": notes,
+        # A database source (never its password): its object for the quarantine, what it is.
+        **(
+            {"source": p, "database": table.meta["database"], "key": table.meta["key_columns"]}
+            if "database" in table.meta
+            else {}
+        ),
     }
 
 

@@ -13,6 +13,7 @@ import pyarrow as pa
 from riskmodel.errors import ConfigError, InputError
 from riskmodel.io.read.coords import check_crs
 from riskmodel.io.read.flags import RowFlags
+from riskmodel.io.read.postgis import DbSource
 from riskmodel.io.read.tables import RawTable, empty_rows, load_table
 from riskmodel.io.read.times import DST_POLICIES, check_tz, utc_timestamp
 from riskmodel.io.read.values import norm_name, str_arrow, str_series
@@ -28,8 +29,9 @@ def check_options(
     now: Any,
     min_date: Any,
     metric_crs: str,
-) -> tuple[Path, str, dict[str, Any]]:
-    """Validate the arguments (ConfigError) before touching the file."""
+) -> tuple[Any, str, dict[str, Any]]:
+    """Validate the arguments (ConfigError) before touching the file; the source is a Path
+    or a :class:`~riskmodel.io.read.postgis.DbSource`."""
     if dst not in DST_POLICIES:
         raise ConfigError(
             f"unknown DST policy {dst!r}",
@@ -42,16 +44,19 @@ def check_options(
     check_crs(metric_crs)
     now_ts = pd.Timestamp.now(tz="UTC") if now is None else utc_timestamp(now, "now")
     min_ts = max(utc_timestamp(min_date, "min_date"), pd.Timestamp("1678-01-01", tz="UTC"))
-    p = Path(path)
+    p = path if isinstance(path, DbSource) else Path(path)
     opts = {"assume_tz": tz, "dst": dst, "now": now_ts, "min_date": min_ts}
     return p, str(p), opts
 
 
 def load_rows(
-    p: Path, kind: str, encoding: str | None, delimiter: str | None
+    p: Path | DbSource, kind: str, encoding: str | None, delimiter: str | None
 ) -> tuple[RawTable, RowFlags, list[str]]:
     """Load a file and start its row flags (malformed and empty rows flagged)."""
-    table = load_table(p, encoding=encoding, delimiter=delimiter, kind=kind)
+    if isinstance(p, DbSource):  # a database table or query: same checks from here on
+        table = p.load_raw(kind)
+    else:
+        table = load_table(p, encoding=encoding, delimiter=delimiter, kind=kind)
     flags = RowFlags(len(table.data))
     notes = list(table.warnings)
     if table.truncated_last:
