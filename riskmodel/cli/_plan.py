@@ -7,7 +7,6 @@ import logging
 
 import click
 
-from riskmodel.audit.log import UNKEYED_NOTE
 from riskmodel.cli import main
 from riskmodel.cli._common import (
     DAY,
@@ -19,8 +18,8 @@ from riskmodel.cli._common import (
     reader_options,
     seed_option,
 )
+from riskmodel.config.shifts import parse_shifts
 from riskmodel.errors import EXIT_VIOLATION
-from riskmodel.geo.shifts import parse_shifts
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +224,8 @@ def plan(
             f"{last.audit_seq} mac {last.audit_sha256} ({where})"
         )
         if settings.key() is None:
+            from riskmodel.audit.log import UNKEYED_NOTE
+
             echo(f"riskmodel: warning: audit log {UNKEYED_NOTE}", err=True)
 
 

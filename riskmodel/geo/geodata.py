@@ -14,6 +14,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
+from riskmodel._timing import timed
 from riskmodel.errors import InputError
 from riskmodel.io.read.layers import read_layer
 
@@ -90,6 +91,7 @@ class Geography:
     crs : str
     """
 
+    @timed("geography")
     def __init__(self, settings=None, *, border=None, segment_length_m=None) -> None:  # noqa: ANN001
         from riskmodel.config.settings import Settings
         from riskmodel.geo.segments import make_segments, read_border
