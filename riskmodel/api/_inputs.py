@@ -14,6 +14,7 @@ from typing import Any
 
 import geopandas as gpd
 
+from riskmodel._timing import timed
 from riskmodel.config.settings import Settings
 from riskmodel.errors import InputError
 from riskmodel.geo import geodata
@@ -36,6 +37,7 @@ def _resolve(
     return settings, kw
 
 
+@timed("read inputs")
 def read_inputs(
     settings: Settings,
     events: str | os.PathLike[str],

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.config.settings import Settings
 from riskmodel.errors import InputError
 from riskmodel.model.engine import InMemoryEngine, TrainingEngine
@@ -285,6 +286,7 @@ def model_card(model_id: str, man: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- score
 
 
+@timed("load model")
 def load_model(
     settings: Settings, model: str | None, *, trust: bool = False, key: bytes | None = None
 ) -> Any:

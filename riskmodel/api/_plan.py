@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.audit.log import AuditLog, anchor_of, read_log, workspace_anchor
 from riskmodel.audit.report import AuditReport, compliance_report, summary_lines, write_report
 from riskmodel.audit.store import AuditStore
@@ -27,6 +28,7 @@ from riskmodel.planning.plan import Plan, make_plans
 log = logging.getLogger(__name__)
 
 
+@timed("plans + audit")
 def run_plan(
     risk: pd.DataFrame,
     out: str | os.PathLike[str],

@@ -12,6 +12,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.config.settings import Settings
 from riskmodel.errors import ConfigError, InputError
 
@@ -42,6 +43,7 @@ RISK_COLUMNS = [
 ]
 
 
+@timed("score")
 def score_dates(
     settings: Settings,
     bundle: Any,
@@ -202,6 +204,7 @@ def score_for_plan(
     return risk, bundle.model_id, ds.geo.segments
 
 
+@timed("write maps")
 def write_score_outputs(
     settings: Settings,
     scored: pd.DataFrame,

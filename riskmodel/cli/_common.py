@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from riskmodel.config.settings import Settings
-from riskmodel.io.read.times import DST_POLICIES
+from riskmodel.io.read.dst import DST_POLICIES
 
 F = TypeVar("F", bound=Callable[..., Any])
 

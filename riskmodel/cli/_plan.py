@@ -7,7 +7,6 @@ import logging
 
 import click
 
-from riskmodel.audit.log import UNKEYED_NOTE
 from riskmodel.cli import _command_verbosity, main
 from riskmodel.cli._common import (
     DAY,
@@ -20,8 +19,8 @@ from riskmodel.cli._common import (
     seed_option,
 )
 from riskmodel.cli._db import db_options
+from riskmodel.config.shifts import parse_shifts
 from riskmodel.errors import EXIT_VIOLATION
-from riskmodel.geo.shifts import parse_shifts
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +233,8 @@ def plan(
             f"{last.audit_seq} mac {last.audit_sha256} ({where})"
         )
         if settings.key() is None:
+            from riskmodel.audit.log import UNKEYED_NOTE
+
             echo(f"riskmodel: warning: audit log {UNKEYED_NOTE}", err=True)
 
 

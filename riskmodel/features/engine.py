@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.errors import ConfigError
 from riskmodel.features.effort import EffortState
 from riskmodel.features.family import Block
@@ -255,6 +256,7 @@ def feature_frame(
     return df
 
 
+@timed("features")
 def build_features(
     panel: Panel,
     static: pd.DataFrame,

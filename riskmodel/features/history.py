@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.signal import lfilter
 
 from riskmodel.features.family import (
     NEIGHBOUR_KM,
@@ -26,6 +25,18 @@ from riskmodel.features.family import (
 from riskmodel.features.family import hours as hours_words
 from riskmodel.features.kernels import band, cumulative, gauss, last_event_index, radius
 from riskmodel.features.spec import FeatureSpec
+
+
+def _decayed(C: np.ndarray, a: float) -> np.ndarray:
+    """``y[0] = 0``, ``y[w] = a * y[w-1] + C[w-1]`` in float64: bit for bit what
+    ``scipy.signal.lfilter([0, 1], [1, -a], C, axis=0)`` gives, without importing scipy.signal
+    (~0.2-0.5 s of every command's start)."""
+    C = np.asarray(C, dtype=np.float64)
+    y = np.zeros(C.shape, np.float64)
+    for w in range(1, C.shape[0]):
+        np.multiply(y[w - 1], a, out=y[w])
+        y[w] += C[w - 1]
+    return y
 
 
 def _T(a: np.ndarray) -> np.ndarray:
@@ -66,7 +77,7 @@ class HistoryState:
         for tau in h["decay_days"]:
             a = np.exp(-1.0 / (tau * K))
             # y[w] = a*y[w-1] + C[w-1]: strictly past events, decayed per window.
-            decay[tau] = _T(lfilter([0.0, 1.0], [1.0, -a], C, axis=0))
+            decay[tau] = _T(_decayed(C, a))
         # Per-shift cumulative counts over that shift's windows only (a shift's profile).
         rows_k = [np.flatnonzero(ctx.shift_of == k) for k in range(K)]
         codes = ctx.static["area_code"].to_numpy().astype(int)

@@ -38,6 +38,7 @@ import sklearn
 import xgboost as xgb
 
 from riskmodel import __version__
+from riskmodel._timing import timed
 from riskmodel.errors import BundleError
 from riskmodel.files import atomic_write_bytes, atomic_write_text, canonical_json
 from riskmodel.model.estimator import RiskRegressor
@@ -347,6 +348,7 @@ def verify_bundle(
     return check_bundle(path, root=root, key=key, trust=trust).manifest
 
 
+@timed("load bundle")
 def load_bundle(
     path: str | os.PathLike[str],
     *,

@@ -18,6 +18,7 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from riskmodel._timing import timed
 from riskmodel.features.effort import EXPOSURE_FEATURE
 
 
@@ -341,6 +342,7 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
             X[:, names.index(EXPOSURE_FEATURE)] = 0.0
         return self.predict(X)
 
+    @timed("reasons (TreeSHAP)")
     def predict_contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions on the log scale (TreeSHAP, mean over the bags); the last
         column is the bias."""

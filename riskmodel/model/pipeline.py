@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.config.settings import Settings
 from riskmodel.errors import InputError
 from riskmodel.features import (
@@ -111,6 +112,7 @@ def _to_metric(df: pd.DataFrame, crs: str) -> pd.DataFrame:
     return out
 
 
+@timed("prepare dataset (panel, static)")
 def prepare_dataset(
     settings: Settings,
     events: pd.DataFrame,
@@ -209,6 +211,7 @@ def _check_end(end: str | dt.date, local: pd.Series, n_events: int) -> dt.date:
     return day
 
 
+@timed("read dataset")
 def read_dataset(
     settings: Settings,
     events_path: str | os.PathLike[str],

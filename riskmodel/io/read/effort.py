@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.errors import InputError
 from riskmodel.io.read.columns import (
     EFFORT_ALIASES,
@@ -52,6 +53,7 @@ __all__ = ["read_effort"]
 _EFFORT_COLUMNS = ("row", "segment_id", "x", "y", "lon", "lat", "start", "end", "officer_hours")
 
 
+@timed("read effort")
 def read_effort(
     path: str | os.PathLike[str],
     *,

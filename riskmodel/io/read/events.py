@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from riskmodel._timing import timed
 from riskmodel.errors import ConfigError
 from riskmodel.io.read.border import BorderIndex
 from riskmodel.io.read.columns import (
@@ -114,6 +115,7 @@ _TYPE_ALIASES = {
 }
 
 
+@timed("read events")
 def read_events(
     path: str | os.PathLike[str],
     *,

@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from riskmodel.errors import ConfigError, InputError
+from riskmodel.io.read.dst import DST_POLICIES  # noqa: F401 (re-exported)
 from riskmodel.io.read.flags import RowFlags
 from riskmodel.io.read.values import NAT, str_arrow, str_series, to_np_bool
 
 log = logging.getLogger(__name__)
 
-DST_POLICIES = ("raise", "shift", "earliest", "latest", "drop")
 CHUNK = 1_000_000  # rows per string-parsing chunk
 _AWARE_RE = r"\d[:.]\d{2}(?:[:.]\d{2}(?:[.,]\d{1,9})?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}(?:$|[T ])"

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -349,6 +350,7 @@ def briefing_html(plan: PlanLike) -> str:
     )
 
 
+@timed("write plan files")
 def write_plan_outputs(
     plan: PlanLike, out: str | os.PathLike[str], provenance: dict[str, Any] | None = None
 ) -> list[Path]:

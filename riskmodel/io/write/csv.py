@@ -9,6 +9,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return df if out is None else out
 
 
+@timed("write csv")
 def write_csv(
     df: pd.DataFrame, path: str | os.PathLike[str], *, float_format: str = "%.6g"
 ) -> Path:

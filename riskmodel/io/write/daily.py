@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from riskmodel._timing import timed
 from riskmodel.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def daily_briefing_html(
     return "\n".join(parts)
 
 
+@timed("write briefing")
 def write_daily_briefing(
     path: str | os.PathLike[str],
     *,

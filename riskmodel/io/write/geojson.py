@@ -11,6 +11,7 @@ from typing import Any
 
 import geopandas as gpd
 
+from riskmodel._timing import timed
 from riskmodel.errors import OutputError
 from riskmodel.files import atomic_write_text, atomic_write_with
 from riskmodel.io.write.common import json_safe, require_crs
@@ -18,6 +19,7 @@ from riskmodel.io.write.common import json_safe, require_crs
 log = logging.getLogger(__name__)
 
 
+@timed("write geojson")
 def write_geojson(
     gdf: gpd.GeoDataFrame,
     path: str | os.PathLike[str],

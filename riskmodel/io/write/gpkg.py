@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 
+from riskmodel._timing import timed
 from riskmodel.errors import OutputError
 from riskmodel.files import atomic_write_with
 from riskmodel.io.write.common import json_safe, stamp_utc, to_national
@@ -43,6 +44,7 @@ def _gdal_config(options: Mapping[str, str]) -> Iterator[None]:
         pyogrio.set_gdal_config_options(old)
 
 
+@timed("write gpkg")
 def write_gpkg(
     layers: Mapping[str, gpd.GeoDataFrame],
     path: str | os.PathLike[str],

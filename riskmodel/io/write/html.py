@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from riskmodel._timing import timed
 from riskmodel.errors import OutputError
 from riskmodel.files import atomic_write_text
 from riskmodel.io.write.common import (
@@ -361,6 +362,7 @@ def _plan_fc(gdf: gpd.GeoDataFrame) -> str:
     return _feature_collection(_wgs84_geojson(gdf.geometry, _SEGMENT_SIMPLIFY_M), props)
 
 
+@timed("write html")
 def write_html_map(
     path: str | os.PathLike[str],
     *,

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from riskmodel._timing import timed
 from riskmodel.files import atomic_write_with
 from riskmodel.io.write.common import first_value, hhmm, midpoints, require_columns, to_national
 from riskmodel.io.write.styles import (
@@ -41,6 +42,7 @@ def _line_parts(geoms: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     ) else owner[:0]
 
 
+@timed("write png")
 def write_png_map(
     path: str | os.PathLike[str],
     *,

@@ -1,0 +1,226 @@
+"""Issue 13 item 10, "fast enough to rerun at will": what the speed-ups must not break.
+
+Catalogue (attack -> expected behaviour -> test):
+
+* ``riskmodel --help`` / ``--version`` pay for pandas, geopandas, XGBoost or matplotlib ->
+  neither imports any of them -> ``test_help_and_version_import_no_heavy_library``
+* the version string goes missing once it is looked up lazily -> ``riskmodel.__version__``
+  and ``--version`` agree with the installed metadata -> ``test_version_is_resolved_lazily``
+* ``from riskmodel.api import run_score`` drags in training, evaluation, simulation and
+  planning -> only the scoring modules load; every name of ``api.__all__`` still resolves ->
+  ``test_api_facade_is_lazy_and_complete``
+* the decayed-count features change when scipy.signal.lfilter is replaced -> bit for bit
+  equal on random panels (float32 and float64) -> ``test_decay_equals_lfilter_bit_for_bit``
+* the segment cache returns other values than cutting the border -> identical frame, CRS and
+  geometry bytes -> ``test_segment_cache_gives_identical_segments``
+* a stale cache survives a changed border, segment length or segmentation code -> each
+  change gives another content key -> ``test_segment_cache_key_follows_inputs``
+* a corrupted cache file breaks the command -> it is rebuilt -> ``test_corrupt_segment_cache_is_rebuilt``
+* without a workspace a cache is written somewhere -> nothing is written ->
+  ``test_no_workspace_no_cache``
+* the benchmark's phase timings (``RISKMODEL_PROFILE``) are missing or break a command when
+  the file cannot be written -> one JSON line with the phases; an unwritable path only warns
+  -> ``test_profile_env_writes_phases``, ``test_profile_env_unwritable_path_is_harmless``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("pandas", "geopandas", "xgboost", "matplotlib", "sklearn", "scipy", "pyarrow")
+
+
+def _py(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=300
+    )
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_heavy_library(flag: str) -> None:
+    r = _py(
+        "import sys\n"
+        "from riskmodel.cli import main\n"
+        f"try:\n    main([{flag!r}])\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_version_is_resolved_lazily() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import riskmodel
+
+    try:
+        expected = version("riskmodel")
+    except PackageNotFoundError:  # pragma: no cover - source tree without install
+        expected = "0.0.0+src"
+    assert riskmodel.__version__ == expected
+    r = _py("from riskmodel.cli import main\nmain(['--version'])")
+    assert r.stdout.strip() == f"riskmodel, version {expected}"
+    with pytest.raises(AttributeError):
+        riskmodel.no_such_attribute  # noqa: B018
+
+
+def test_api_facade_is_lazy_and_complete() -> None:
+    r = _py(
+        "import sys\n"
+        "from riskmodel.api import run_score\n"
+        "print([m for m in ('riskmodel.evaluation', 'riskmodel.sim', 'riskmodel.planning', "
+        "'riskmodel.audit', 'riskmodel.model.engine', 'matplotlib', 'scipy.signal') "
+        "if m in sys.modules])"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    from riskmodel import api
+
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    assert set(api.__all__) <= set(dir(api))
+    with pytest.raises(AttributeError):
+        api.no_such_verb  # noqa: B018
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_decay_equals_lfilter_bit_for_bit(dtype: type) -> None:
+    from scipy.signal import lfilter
+
+    from riskmodel.features.history import _decayed
+
+    rng = np.random.default_rng(3)
+    for lam in (0.03, 2.5):
+        C = rng.poisson(lam, size=(400, 37)).astype(dtype)
+        for tau, K in ((7, 3), (30, 3), (91, 6), (365, 3)):
+            a = np.exp(-1.0 / (tau * K))
+            want = lfilter([0.0, 1.0], [1.0, -a], C, axis=0)
+            got = _decayed(C, a)
+            assert got.dtype == want.dtype == np.float64
+            assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
+@pytest.fixture
+def ws(tmp_path: Path):  # noqa: ANN201
+    from riskmodel.config.settings import load_settings
+    from riskmodel.config.workspace import init_workspace
+
+    w, _ = init_workspace(tmp_path / "ws")
+    return load_settings(workspace=w.root)
+
+
+def _cache_files(settings) -> list[Path]:  # noqa: ANN001
+    d = Path(settings.workspace.state_dir) / "cache"
+    return sorted(d.glob("segments-*.parquet")) if d.is_dir() else []
+
+
+def test_segment_cache_gives_identical_segments(ws) -> None:  # noqa: ANN001
+    import pandas as pd
+    import shapely
+
+    from riskmodel.config.settings import Settings
+    from riskmodel.geo.geodata import Geography
+
+    fresh = Geography(Settings()).segments  # no workspace: computed
+    first = Geography(ws).segments  # computed, then cached
+    assert len(_cache_files(ws)) == 1
+    cached = Geography(ws).segments  # read from the cache
+    for got in (first, cached):
+        pd.testing.assert_frame_equal(got, fresh, check_exact=True)
+        assert type(got.index) is type(fresh.index)
+        assert got.crs == fresh.crs
+        assert list(shapely.to_wkb(got.geometry.values)) == list(
+            shapely.to_wkb(fresh.geometry.values)
+        )
+
+
+def test_segment_cache_key_follows_inputs(ws) -> None:  # noqa: ANN001
+    from riskmodel.geo.geodata import Geography, _segments_key
+
+    g = Geography(ws)
+    base = (g.border, g.areas, g.rivers, g.segment_length_m)
+    k0 = _segments_key(base)
+    assert _segments_key(base) == k0  # stable
+    assert _segments_key((g.border, g.areas, g.rivers, 500.0)) != k0
+    assert _segments_key((g.border, g.areas, None, g.segment_length_m)) != k0
+    moved = g.border.copy()
+    moved.geometry = moved.geometry.translate(1.0, 0.0)
+    assert _segments_key((moved, g.areas, g.rivers, g.segment_length_m)) != k0
+    renamed = g.areas.copy()
+    renamed.loc[0, "name"] = "Elsewhere"
+    assert _segments_key((g.border, renamed, g.rivers, g.segment_length_m)) != k0
+    Geography(ws, segment_length_m=500.0)
+    assert len(_cache_files(ws)) == 2  # one file per content key, never overwritten
+
+
+def test_segment_cache_key_follows_code(ws, monkeypatch) -> None:  # noqa: ANN001
+    from riskmodel.geo import geodata, segments
+
+    g = geodata.Geography(ws)
+    base = (g.border, g.areas, g.rivers, g.segment_length_m)
+    k0 = geodata._segments_key(base)
+    other = Path(ws.workspace.root) / "segments_changed.py"
+    other.write_text(Path(segments.__file__).read_text("utf-8") + "\n# changed\n", "utf-8")
+    monkeypatch.setattr(segments, "__file__", str(other))
+    assert geodata._segments_key(base) != k0
+
+
+def test_corrupt_segment_cache_is_rebuilt(ws) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    from riskmodel.geo.geodata import Geography
+
+    want = Geography(ws).segments
+    (path,) = _cache_files(ws)
+    path.write_bytes(b"not parquet")
+    got = Geography(ws).segments
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert path.read_bytes()[:4] == b"PAR1"  # rewritten
+
+
+def test_no_workspace_no_cache(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from riskmodel.config.settings import Settings
+    from riskmodel.geo.geodata import Geography
+
+    monkeypatch.chdir(tmp_path)
+    Geography(Settings())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_profile_env_writes_phases(tmp_path: Path) -> None:
+    prof = tmp_path / "p.jsonl"
+    r = _py(
+        "from riskmodel.config.settings import Settings\n"
+        "from riskmodel.geo.geodata import Geography\n"
+        "Geography(Settings())\n",
+        RISKMODEL_PROFILE=str(prof),
+    )
+    assert r.returncode == 0, r.stderr
+    (line,) = prof.read_text("utf-8").splitlines()
+    rec = json.loads(line)
+    names = [p["name"] for p in rec["phases"]]
+    assert "geography" in names
+    assert rec["total_wall_s"] > 0 and rec["total_cpu_s"] > 0
+    assert all(p["wall_s"] >= 0 and p["cpu_s"] >= 0 for p in rec["phases"])
+
+
+def test_profile_env_unwritable_path_is_harmless(tmp_path: Path) -> None:
+    r = _py(
+        "from riskmodel.config.settings import Settings\n"
+        "from riskmodel.geo.geodata import Geography\n"
+        "Geography(Settings())\nprint('done')",
+        RISKMODEL_PROFILE=str(tmp_path / "missing" / "dir" / "p.jsonl"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "done"
