@@ -21,6 +21,11 @@ Catalogue (attack -> expected behaviour -> test):
   -> test_conflicting_sources_are_usage_errors
 - psycopg absent -> ConfigError naming the extra; importing the CLI never imports psycopg
   -> test_database_stack_is_lazy
+- text with commas, quotes, line breaks, arrays, NULL in a table -> read exactly as a CSV
+  export would give them -> test_text_values_survive_exactly
+- publish with no database, or a folder without outputs; daily --publish with no database
+  -> one-line errors (exit 2 / 3) -> test_publish_usage_errors
+- QGIS opens the published layers styled from layer_styles -> tests/test_qgis_postgis.py
 """
 
 from __future__ import annotations
@@ -394,3 +399,12 @@ def test_text_values_survive_exactly(world, pg_db):
     assert row["source"] == tricky and row["note"] == tricky
     assert r.frame.set_index("id").loc["6", "tags"] == "{1,2}"
     assert r.frame.set_index("id").loc["7", "note"] == ""  # NULL reads as blank, as in a CSV
+
+
+def test_publish_usage_errors(tmp_path):
+    r = cli("daily", "--units", 3, "--publish", ok=False, env={"RISKMODEL_DATABASE": ""})
+    assert r.exit_code == 2 and "database" in r.output
+    r = cli("publish", tmp_path, "--db", "postgresql://nobody@localhost/x", ok=False)
+    assert r.exit_code == 3 and "no risk layers" in r.output
+    r = cli("publish", tmp_path, ok=False, env={"RISKMODEL_DATABASE": ""})
+    assert r.exit_code == 2 and "no database" in r.output
