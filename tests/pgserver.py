@@ -23,7 +23,14 @@ import time
 from pathlib import Path
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
-PORT = 54329
+
+
+def _port(root: Path) -> int:
+    """A port number per cluster folder: two clusters at once (a developer's run beside CI's)
+    never share shared-memory keys, which PostgreSQL derives from the port."""
+    import zlib
+
+    return 54000 + zlib.crc32(str(Path(root).resolve()).encode()) % 1000
 
 
 class ServerUnavailable(RuntimeError):
@@ -65,7 +72,7 @@ def _quote(s: str) -> str:
 
 def uri_for(root: Path) -> str:
     """The libpq URI of the cluster in ``root`` (socket directory inside it)."""
-    return f"postgresql://postgres@/postgres?host={root / 'sock'}&port={PORT}"
+    return f"postgresql://postgres@/postgres?host={root / 'sock'}&port={_port(root)}"
 
 
 def start(root: Path, timeout: float = 30.0) -> str:
@@ -98,7 +105,7 @@ def start(root: Path, timeout: float = 30.0) -> str:
         )
         if r.returncode != 0:
             raise ServerUnavailable(f"initdb failed: {r.stderr.strip()[-300:]}")
-    opts = f"-k {sock} -p {PORT} -c listen_addresses= -c fsync=off"
+    opts = f"-k {sock} -p {_port(root)} -c listen_addresses= -c fsync=off"
     r = subprocess.run(
         _as_owner(
             [
@@ -124,7 +131,7 @@ def start(root: Path, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ok = subprocess.run(
-            [_bin("pg_isready"), "-h", str(sock), "-p", str(PORT)], capture_output=True
+            [_bin("pg_isready"), "-h", str(sock), "-p", str(_port(root))], capture_output=True
         )
         if ok.returncode == 0:
             return uri_for(root)

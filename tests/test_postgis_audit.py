@@ -383,6 +383,21 @@ def test_db_init_is_idempotent(pg_db) -> None:
             "AND NOT tgisinternal"
         ).fetchone()[0]
         assert trig == 2
+        # QGIS's styles table: readers load default styles, publishers replace theirs.
+        styles = {
+            (role, p)
+            for role in ("riskmodel_planner", "riskmodel_reader", "riskmodel_publisher")
+            for p in ("SELECT", "INSERT", "UPDATE", "DELETE")
+            if con.execute(
+                "SELECT has_table_privilege(%s, 'public.layer_styles', %s)", [role, p]
+            ).fetchone()[0]
+        }
+        assert styles == {
+            ("riskmodel_reader", "SELECT"),
+            ("riskmodel_publisher", "SELECT"),
+            ("riskmodel_publisher", "INSERT"),
+            ("riskmodel_publisher", "DELETE"),
+        }
 
 
 def test_planner_role_suffices(ws, pg_db) -> None:

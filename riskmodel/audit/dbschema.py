@@ -72,6 +72,10 @@ def _grants(schema: Any, table: Any, func: Any) -> list[Any]:
         "GRANT USAGE, CREATE ON SCHEMA {schema} TO {publisher}",
         "ALTER DEFAULT PRIVILEGES FOR ROLE {publisher} IN SCHEMA {schema} "
         "GRANT SELECT ON TABLES TO {reader}",
+        # QGIS's styles table: readers load the default styles, publishers replace theirs.
+        "GRANT SELECT ON TABLE public.layer_styles TO {reader}, {publisher}",
+        "GRANT INSERT, DELETE ON TABLE public.layer_styles TO {publisher}",
+        "GRANT USAGE ON SEQUENCE public.layer_styles_id_seq TO {publisher}",
     ]
     names = dict(
         schema=schema,
@@ -114,6 +118,7 @@ def init_schema(
         What was done, in words.
     """
     from riskmodel.io.db import connect, require_psycopg
+    from riskmodel.io.write.postgis import ensure_styles_table
 
     psycopg = require_psycopg()
     sql = sql_module()
@@ -144,6 +149,8 @@ def init_schema(
                 done.append(f"created table {schema}.{AUDIT_TABLE}")
             con.execute(sql.SQL(_DDL).format(table=table, func=func))
             _check_columns(con, uri, schema)
+            if ensure_styles_table(con):
+                done.append("created table public.layer_styles (QGIS styles)")
             for stmt in _grants(sql.Identifier(schema), table, func):
                 con.execute(stmt)
             for role, logins in (

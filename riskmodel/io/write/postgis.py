@@ -33,7 +33,7 @@ from riskmodel.io import db
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SRID", "PublishLayer", "publish_layers"]
+__all__ = ["SRID", "PublishLayer", "ensure_styles_table", "publish_layers"]
 
 SRID = 3794
 GEOMETRY_COLUMN = "geom"
@@ -47,6 +47,18 @@ _STYLES_DDL = (
     "ui xml, update_time timestamp DEFAULT CURRENT_TIMESTAMP, type varchar, "
     "r_raster_column varchar)"
 )
+
+
+def ensure_styles_table(con: Any) -> bool:
+    """Create QGIS's ``public.layer_styles`` if it is missing; True when it was created.
+
+    Only when missing: a publishing role may lack CREATE on schema public (the default since
+    PostgreSQL 15) and still write rows into QGIS's existing table.
+    """
+    if con.execute("SELECT to_regclass('public.layer_styles')").fetchone()[0] is not None:
+        return False
+    con.execute(_STYLES_DDL)
+    return True
 
 
 @dataclass
@@ -288,10 +300,7 @@ def _record(
 def _styles(con: Any, schema: str, layer: PublishLayer) -> None:
     """The layer's QML as default style of its table and its ``_latest`` view (other styles
     of the layer are left alone: QGIS takes the newest default, which is this one)."""
-    # Create only when missing: a publishing role may lack CREATE on schema public (the
-    # default since PostgreSQL 15) and still write rows into QGIS's existing table.
-    if con.execute("SELECT to_regclass('public.layer_styles')").fetchone()[0] is None:
-        con.execute(_STYLES_DDL)
+    ensure_styles_table(con)
     dbname = con.execute("SELECT current_database()").fetchone()[0]
     for name in (layer.table, f"{layer.table}_latest"):
         where = (dbname, schema, name, GEOMETRY_COLUMN)
