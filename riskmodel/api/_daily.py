@@ -153,6 +153,7 @@ def run_daily(
     force: bool = False,
     reason: str | None = None,
     by: str | None = None,
+    adapt: bool = True,
 ) -> DailyResult:
     """The whole morning for one day of the workspace (see module docs).
 
@@ -171,6 +172,9 @@ def run_daily(
     force, reason, by
         As for ``riskmodel plan``: a plan the caps refuse is drawn only with ``force`` and a
         ``reason``, which the audit log records with the operator ``by``.
+    adapt : bool
+        Correct the day's scores by the recent residuals of the workspace's forecast store
+        (as ``riskmodel score``); the day's forecasts are appended to the store either way.
 
     Returns
     -------
@@ -182,7 +186,7 @@ def run_daily(
         No workspace, no events file, no caps file: nothing is written.
     """
     from riskmodel.api import load_caps, load_model, read_inputs, run_plan, score_dates
-    from riskmodel.api._score import write_score_outputs
+    from riskmodel.api._score import store_forecasts, write_score_outputs
     from riskmodel.geo.shifts import parse_shifts
     from riskmodel.io.write.briefing import LEGAL_NOTE
     from riskmodel.io.write.daily import ShiftBrief, write_daily_briefing
@@ -195,9 +199,9 @@ def run_daily(
     effort = settings.effort if Path(settings.effort).is_file() else None
     end = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
     ds = read_inputs(settings, settings.events, effort, end=end, quarantine_dir=folder)
-    scored = score_dates(settings, bundle, ds, day)
+    scored = score_dates(settings, bundle, ds, day, adapt=adapt)
     results = run_plan(
-        scored.drop(columns=["window", "seq"]),
+        scored.drop(columns=["window", "seq", "expected_model", "threat_model"]),
         folder / "plans",
         settings.audit_log,
         units,
@@ -242,4 +246,5 @@ def run_daily(
             meta=meta,
         )
     )
+    store_forecasts(settings, bundle, scored)
     return DailyResult(day, folder, plans, files)

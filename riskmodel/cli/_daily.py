@@ -8,6 +8,7 @@ import click
 
 from riskmodel.cli import main
 from riskmodel.cli._common import DAY, echo, get_settings, seed_option
+from riskmodel.cli._score import no_adapt_option
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 )
 @click.option("--reason", default=None, help="Why (recorded in the audit log with --force).")
 @click.option("--by", default=None, help="Who decided (recorded in the audit log).")
+@no_adapt_option
 def daily_cmd(
     date: str,
     units: int,
@@ -44,6 +46,7 @@ def daily_cmd(
     force: bool,
     reason: str | None,
     by: str | None,
+    no_adapt: bool,
 ) -> None:
     """Score a day from the workspace's data, draw every shift's plan under the workspace caps,
     write the daily map (plans drawn) and the A4 daily briefing, and record the plans in the
@@ -62,6 +65,7 @@ def daily_cmd(
         force=force,
         reason=reason,
         by=by,
+        adapt=not no_adapt,
     )
     for p in res.plans:
         echo(
