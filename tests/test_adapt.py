@@ -19,6 +19,9 @@ Catalogue (attack -> expected behaviour -> test):
 - Outputs that do not say which number is which -> every risk table has ``expected`` and
   ``threat`` (+ ``exposure``, ``adapt_factor``), ranks follow ``threat``
   -> test_every_output_carries_expected_and_threat
+- Two runs append at once -> the second waits for the store lock (a few seconds), then appends
+  -> test_store_append_waits_for_a_concurrent_append
+- `--no-adapt` missing on a verb -> score and daily both take it -> test_cli_score_and_daily_have_no_adapt
 - The trial and production drift apart -> one set of defaults
   -> test_trial_and_production_share_the_rule
 """
@@ -238,3 +241,37 @@ def test_trial_and_production_share_the_rule():
         RESIDUAL_KM,
     )
     assert learner.recent_residual_factor is recent_residual_factor
+
+
+def test_store_append_waits_for_a_concurrent_append(tmp_path):
+    import threading
+    import time
+
+    from riskmodel.files import folder_lock
+
+    store = ForecastStore(tmp_path / "forecasts", "abc")
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with folder_lock(store.root):
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=other_run)
+    t.start()
+    held.wait(5)
+    threading.Timer(0.5, release.set).start()
+    t0 = time.monotonic()
+    assert len(store.append(_rows())) == 1  # waited for the other run, then appended
+    assert time.monotonic() - t0 >= 0.4
+    t.join()
+
+
+def test_cli_score_and_daily_have_no_adapt():
+    from click.testing import CliRunner
+
+    from riskmodel.cli import main
+
+    for verb in ("score", "daily"):
+        res = CliRunner().invoke(main, [verb, "--help"])
+        assert res.exit_code == 0 and "--no-adapt" in res.output, res.output

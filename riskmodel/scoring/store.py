@@ -23,9 +23,12 @@ another segment set, so a store copied from another workspace or border is never
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from riskmodel.errors import OutputError
-from riskmodel.files import atomic_write_with, folder_lock
+from riskmodel.files import LOCK_NAME, atomic_write_with, folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,25 @@ class StoreRead:
     rows: pd.DataFrame
     files: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _store_lock(root: Path, wait_s: float = 10.0) -> Iterator[Path]:
+    """The store's lock, waiting up to ``wait_s`` for another run's short append to finish."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        lock = folder_lock(root)
+        try:
+            held = lock.__enter__()
+        except OutputError:
+            if time.monotonic() >= deadline or not (root / LOCK_NAME).exists():
+                raise
+            time.sleep(0.2)
+            continue
+        break
+    with contextlib.ExitStack() as stack:
+        stack.push(lock)  # releases the lock on the way out, error or not
+        yield held
 
 
 class ForecastStore:
@@ -137,7 +159,7 @@ class ForecastStore:
             rows["written_utc"] = now
         rows = rows[list(STORE_COLUMNS)]
         written: list[Path] = []
-        with folder_lock(self.root):
+        with _store_lock(self.root):
             for date, part in rows.groupby("date", sort=True):
                 part = part.sort_values(["shift_start", "segment_id"]).reset_index(drop=True)
                 h = rows_hash(part)[:12]
