@@ -22,6 +22,9 @@ Catalogue (attack -> expected behaviour -> test):
 - Two runs append at once -> the second waits for the store lock (a few seconds), then appends
   -> test_store_append_waits_for_a_concurrent_append
 - `--no-adapt` missing on a verb -> score and daily both take it -> test_cli_score_and_daily_have_no_adapt
+- ``daily`` does not keep or use its forecasts -> each morning appends to the store, the next
+  morning adapts (provenance, briefing line), ``adapt=False`` gives factors of 1
+  -> test_daily_stores_its_forecasts_and_adapts_the_next_morning
 - The trial and production drift apart -> one set of defaults
   -> test_trial_and_production_share_the_rule
 """
@@ -275,3 +278,39 @@ def test_cli_score_and_daily_have_no_adapt():
     for verb in ("score", "daily"):
         res = CliRunner().invoke(main, [verb, "--help"])
         assert res.exit_code == 0 and "--no-adapt" in res.output, res.output
+
+
+def test_daily_stores_its_forecasts_and_adapts_the_next_morning(tmp_path):
+    """The planner's morning in a workspace: day 1 stores its forecasts, day 2 reads them
+    (provenance and briefing say so), ``adapt=False`` leaves the scores unadapted."""
+    from riskmodel.api import (
+        init_workspace,
+        read_inputs,
+        run_daily,
+        run_simulation,
+        train_bundle,
+        use_model,
+    )
+    from riskmodel.config.settings import load_settings
+
+    root = tmp_path / "ws"
+    init_workspace(root)
+    s = load_settings(workspace=root)
+    run_simulation(s, out=root / "data", seed=2, start="2024-01-01", end="2024-05-31")
+    ds = read_inputs(s, s.events, s.effort, end="2024-05-31")
+    path, _ = train_bundle(ds, "2024-04-30", settings=s, params=FAST, root=s.models_root)
+    use_model(s, path.name)
+    one = run_daily(s, "2024-05-10", units=4, seed=1)
+    parts = sorted((root / "forecasts").rglob("*.parquet"))
+    assert [p.parent.name for p in parts] == ["date=2024-05-10"]
+    two = run_daily(s, "2024-05-11", units=4, seed=1)
+    prov = json.loads((two.folder / "maps" / "provenance.json").read_text())
+    ad = json.dumps(prov)
+    assert '"ran": true' in ad and "date=2024-05-10/part-00001-" in ad
+    brief = (two.folder / "briefing_2024-05-11.html").read_text()
+    assert "recent-residual factors" in brief
+    off = run_daily(s, "2024-05-12", units=4, seed=1, adapt=False)
+    risk = pd.read_csv(off.folder / "maps" / "risk_2024-05-12.csv")
+    assert (risk["adapt_factor"] == 1.0).all()
+    assert "off (turned off (--no-adapt))" in (off.folder / "briefing_2024-05-12.html").read_text()
+    assert one.plans and len(list((root / "forecasts").glob("date=*"))) == 3

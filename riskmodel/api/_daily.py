@@ -142,6 +142,17 @@ def _plan_layer(plan: Any, segments: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     )
 
 
+def _adaptation_words(info: dict[str, Any]) -> str:
+    """One line for the briefing: did the recent-residual correction run, and how strongly."""
+    if not info.get("ran"):
+        return f"off ({info.get('why', 'not requested')})"
+    f = info["factor"]
+    return (
+        f"recent-residual factors {f['min']:.2f}–{f['max']:.2f} (median {f['median']:.2f}) "
+        f"from {info['shifts_used']} stored shifts {info['from']} to {info['to']}"
+    )
+
+
 def run_daily(
     settings: Settings,
     date: str | dt.date = "tomorrow",
@@ -236,6 +247,7 @@ def run_daily(
             f"{k} {v}" for k, v in config.as_dict().items() if v is not None
         ) + ")",
         "audit log": str(settings.audit_log),
+        "adaptation": _adaptation_words(scored.attrs.get("adaptation", {})),
     }  # fmt: skip
     files.append(
         write_daily_briefing(
