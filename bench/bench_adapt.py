@@ -109,26 +109,39 @@ def run_arm(
         truths.append(lam[w])
         a = sc.attrs["adaptation"]
         infos.append({"date": day, "ran": a["ran"], **a.get("factor", {})})
-    ratios = []
-    for k in range(0, len(days), 7):
-        m, t = np.concatenate(maps[k : k + 7]), np.concatenate(truths[k : k + 7])
+    # Oracle ratio of every trailing 7-day window (index k: days k-6 .. k; NaN for k < 6).
+    rolling = [np.nan] * len(days)
+    for k in range(6, len(days)):
+        m, t = np.concatenate(maps[k - 6 : k + 1]), np.concatenate(truths[k - 6 : k + 1])
         hr = float(hit_rate_curve(m, t, lengths, [HIT_FRACTION])[0])
         ceil = float(hit_rate_curve(t, t, lengths, [HIT_FRACTION])[0])
-        ratios.append(hr / ceil)
-    return ratios, infos
+        rolling[k] = hr / ceil
+    return rolling, infos
 
 
-def recovery(x: list[float], pre_weeks: int) -> dict[str, Any]:
-    """The trial's recovery rule on one weekly series."""
-    a = np.asarray(x)
-    pre = float(a[max(0, pre_weeks - 4) : pre_weeks].mean())
-    after = a[pre_weeks:]
+def recovery(rolling: list[float], pre_weeks: int) -> dict[str, Any]:
+    """The trial's recovery rule on the calendar weeks, and its finer daily version.
+
+    ``recovery_weeks``: index of the first calendar week from the shift (0 = the shift week)
+    whose oracle ratio is back within 10 % of the pre-shift level (mean of the pre-shift
+    weeks), as the trial reports it. ``recovery_days``: days from the shift to the end of the
+    first trailing 7-day window back within 10 % (7 = the shift week itself).
+    """
+    r = np.asarray(rolling, float)
+    weekly = r[6::7]  # calendar weeks: windows ending on day 6, 13, ...
+    pre = float(weekly[max(0, pre_weeks - 4) : pre_weeks].mean())
+    after = weekly[pre_weeks:]
     ok = np.flatnonzero(after >= (1 - RECOVERY_TOLERANCE) * pre)
+    shift_day = 7 * pre_weeks
+    daily = r[shift_day + 6 :]
+    ok_d = np.flatnonzero(daily >= (1 - RECOVERY_TOLERANCE) * pre)
     return {
         "pre_shift": round(pre, 4),
         "min_after_shift": round(float(after.min()), 4),
         "recovery_weeks": int(ok[0]) if ok.size else None,
-        "weekly_oracle_ratio": [round(v, 4) for v in x],
+        "recovery_days": int(ok_d[0]) + 7 if ok_d.size else None,
+        "weekly_oracle_ratio": [round(float(v), 4) for v in weekly],
+        "rolling_oracle_ratio_after_shift": [round(float(v), 4) for v in daily],
     }
 
 
@@ -167,8 +180,8 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
             if store.exists():  # each arm starts from an empty store
                 store.rename(root / "forecasts_previous_arm")
             t1 = time.perf_counter()
-            ratios, infos = run_arm(settings, bundle, ds, lam, days, adapt)
-            out[name] = recovery(ratios, args.pre_weeks)
+            rolling, infos = run_arm(settings, bundle, ds, lam, days, adapt)
+            out[name] = recovery(rolling, args.pre_weeks)
             out[name]["seconds"] = round(time.perf_counter() - t1, 1)
             if adapt:
                 out[name]["factor_by_day"] = infos
@@ -191,16 +204,31 @@ def main() -> None:
         (res_dir / f"adapt_seed{seed}.json").write_text(json.dumps(r, indent=1))
         for arm in ("adapt", "no_adapt"):
             a = r[arm]
-            rows.append((seed, arm, a["pre_shift"], a["min_after_shift"], a["recovery_weeks"]))
+            rows.append(
+                (
+                    seed,
+                    arm,
+                    a["pre_shift"],
+                    a["min_after_shift"],
+                    a["recovery_weeks"],
+                    a["recovery_days"],
+                )
+            )
             print(
                 f"seed {seed} {arm:<9} pre {a['pre_shift']:.3f} min {a['min_after_shift']:.3f} "
-                f"recovery week {a['recovery_weeks']}  weekly {a['weekly_oracle_ratio']}",
+                f"recovery week {a['recovery_weeks']} day {a['recovery_days']}  "
+                f"weekly {a['weekly_oracle_ratio']}",
                 flush=True,
             )
-    print("| seed | arm | pre-shift ratio | lowest after | weeks to recover |")
-    print("|---|---|---|---|---|")
-    for s, arm, pre, lo, rw in rows:
-        print(f"| {s} | {arm} | {pre:.3f} | {lo:.3f} | {rw if rw is not None else 'not'} |")
+    print(
+        "| seed | arm | pre-shift ratio | lowest week after | recovery week (trial rule) | days |"
+    )
+    print("|---|---|---|---|---|---|")
+    for s, arm, pre, lo, rw, rd in rows:
+        print(
+            f"| {s} | {arm} | {pre:.3f} | {lo:.3f} | {rw if rw is not None else 'not'} "
+            f"| {rd if rd is not None else 'not'} |"
+        )
 
 
 if __name__ == "__main__":
