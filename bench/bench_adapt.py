@@ -175,7 +175,8 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         bundle = load_bundle(path, root=settings.models_root, key=settings.key())
         t_setup = time.perf_counter() - t0
         out: dict[str, Any] = {"seed": seed, "route": info, "setup_s": round(t_setup, 1)}
-        for name, adapt in (("adapt", True), ("no_adapt", False)):
+        arms = (("adapt", True),) if args.adapt_only else (("adapt", True), ("no_adapt", False))
+        for name, adapt in arms:
             store = root / "forecasts"
             if store.exists():  # each arm starts from an empty store
                 store.rename(root / "forecasts_previous_arm")
@@ -195,14 +196,29 @@ def main() -> None:
     ap.add_argument("--pre-weeks", type=int, default=4)
     ap.add_argument("--post-weeks", type=int, default=6)
     ap.add_argument("--units", type=int, default=16, help="simulated patrols per shift")
+    ap.add_argument(
+        "--prior",
+        type=float,
+        default=None,
+        help="sensitivity only: another prior than RESIDUAL_PRIOR (the trial's; results "
+        "written as adapt_prior<P>_seed<N>.json)",
+    )
+    ap.add_argument("--adapt-only", action="store_true", help="skip the no-adapt arm")
     args = ap.parse_args()
+    tag = ""
+    if args.prior is not None:  # an experiment, not the product's rule: patch the default
+        from riskmodel.scoring import adapt as _adapt
+
+        _adapt.residual_correction.__kwdefaults__["prior"] = args.prior
+        tag = f"_prior{args.prior:g}"
     res_dir = Path(__file__).resolve().parent / "results"
     res_dir.mkdir(exist_ok=True)
     rows = []
     for seed in args.seeds:
         r = one_seed(seed, args)
-        (res_dir / f"adapt_seed{seed}.json").write_text(json.dumps(r, indent=1))
-        for arm in ("adapt", "no_adapt"):
+        r["prior"] = args.prior
+        (res_dir / f"adapt{tag}_seed{seed}.json").write_text(json.dumps(r, indent=1))
+        for arm in [a for a in ("adapt", "no_adapt") if a in r]:
             a = r[arm]
             rows.append(
                 (
