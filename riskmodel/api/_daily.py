@@ -146,6 +146,17 @@ def _plan_layer(plan: Any, segments: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     )
 
 
+def _adaptation_words(info: dict[str, Any]) -> str:
+    """One line for the briefing: did the recent-residual correction run, and how strongly."""
+    if not info.get("ran"):
+        return f"off ({info.get('why', 'not requested')})"
+    f = info["factor"]
+    return (
+        f"recent-residual factors {f['min']:.2f}–{f['max']:.2f} (median {f['median']:.2f}) "
+        f"from {info['shifts_used']} stored shifts {info['from']} to {info['to']}"
+    )
+
+
 def run_daily(settings: Settings, date: str | dt.date = "tomorrow", **kwargs: Any) -> DailyResult:
     """The whole morning for one day of the workspace (see :func:`_run_daily` for the
     parameters); a morning that fails leaves no empty day folder behind."""
@@ -176,6 +187,7 @@ def _run_daily(
     force: bool = False,
     reason: str | None = None,
     by: str | None = None,
+    adapt: bool = True,
 ) -> DailyResult:
     """The whole morning for one day of the workspace (see module docs).
 
@@ -194,6 +206,9 @@ def _run_daily(
     force, reason, by
         As for ``riskmodel plan``: a plan the caps refuse is drawn only with ``force`` and a
         ``reason``, which the audit log records with the operator ``by``.
+    adapt : bool
+        Correct the day's scores by the recent residuals of the workspace's forecast store
+        (as ``riskmodel score``); the day's forecasts are appended to the store either way.
 
     Returns
     -------
@@ -205,7 +220,7 @@ def _run_daily(
         No workspace, no events file, no caps file: nothing is written.
     """
     from riskmodel.api import load_caps, load_model, read_inputs, run_plan, score_dates
-    from riskmodel.api._score import write_score_outputs
+    from riskmodel.api._score import store_forecasts, write_score_outputs
     from riskmodel.geo.shifts import parse_shifts
     from riskmodel.io.write.briefing import LEGAL_NOTE
     from riskmodel.io.write.daily import ShiftBrief, write_daily_briefing
@@ -218,9 +233,9 @@ def _run_daily(
     effort = _source(settings, "effort")
     end = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
     ds = read_inputs(settings, _source(settings, "events"), effort, end=end, quarantine_dir=folder)
-    scored = score_dates(settings, bundle, ds, day)
+    scored = score_dates(settings, bundle, ds, day, adapt=adapt)
     results = run_plan(
-        scored.drop(columns=["window", "seq"]),
+        scored.drop(columns=["window", "seq", "expected_model", "threat_model"]),
         folder / "plans",
         settings.audit_log,
         units,
@@ -257,6 +272,7 @@ def _run_daily(
         "audit log": str(settings.audit_log)
         if settings.audit_store != "database"
         else f"table {settings.db_schema}.audit_log in the station database",
+        "adaptation": _adaptation_words(scored.attrs.get("adaptation", {})),
     }  # fmt: skip
     files.append(
         write_daily_briefing(
@@ -267,4 +283,5 @@ def _run_daily(
             meta=meta,
         )
     )
+    store_forecasts(settings, bundle, scored)
     return DailyResult(day, folder, plans, files)

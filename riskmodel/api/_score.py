@@ -40,7 +40,28 @@ RISK_COLUMNS = [
     "threat",
     "vulnerability",
     "impact",
+    "exposure",
+    "adapt_factor",
 ]
+"""Columns of every risk table (CSV, GeoJSON, GeoPackage, HTML popups). ``expected``: recorded
+events expected in the shift with ``exposure`` officer-hours (the effort file's planned effort,
+0 without one), band ``lower``-``upper``; ``threat``: effort-neutral expected events (where
+people cross), which ``rank``, ``percentile``, ``risk_class`` and plans follow;
+``adapt_factor``: the recent-residual correction applied to both (1 = none)."""
+
+FORECAST_COLUMNS = [
+    "segment_id",
+    "date",
+    "shift",
+    "shift_start",
+    "shift_end",
+    "expected",
+    "threat",
+    "exposure",
+    "adapt_factor",
+    "rank",
+]
+"""Columns of ``forecast.csv`` (``score --from/--to``): as :data:`RISK_COLUMNS`."""
 
 
 @timed("score")
@@ -53,8 +74,14 @@ def score_dates(
     shift: str | None = None,
     *,
     reasons: bool = True,
+    adapt: bool = True,
 ) -> pd.DataFrame:
-    """Score every shift of local dates ``date .. to`` (one-step-ahead), optionally one shift."""
+    """Score every shift of local dates ``date .. to`` (one-step-ahead), optionally one shift.
+
+    With ``adapt`` and a workspace forecast store holding the engine's recent forecasts, the
+    scores are corrected by the recent residuals (:mod:`riskmodel.scoring.adapt`); what was
+    done is in ``attrs["adaptation"]`` of the result (recorded in the provenance).
+    """
     from riskmodel.api._model import check_bundle_matches
     from riskmodel.scoring.score import score_windows
 
@@ -78,7 +105,67 @@ def score_dates(
         targets = targets[names == shift]
     if len(targets) == 0:
         raise InputError(f"no shift windows on {date}", fix="check --date (or --from/--to)")
-    return score_windows(bundle, ds, targets, reasons=reasons)
+    factor, info = adaptation(settings, bundle, ds, int(targets[0]), adapt=adapt)
+    scored = score_windows(bundle, ds, targets, reasons=reasons, factor=factor)
+    scored.attrs["adaptation"] = info
+    return scored
+
+
+def forecast_store(settings: Settings, bundle: Any) -> Any:
+    """The workspace's forecast store for this bundle's segments (None without a workspace)."""
+    from riskmodel.scoring.store import ForecastStore
+
+    return ForecastStore.of_workspace(
+        settings.workspace, str(bundle.manifest.get("segment_set_sha256", ""))
+    )
+
+
+def adaptation(
+    settings: Settings, bundle: Any, ds: Any, w0: int, *, adapt: bool = True
+) -> tuple[Any, dict[str, Any]]:
+    """Residual factors for windows from ``w0`` (None when off) and what was done."""
+    import datetime as _dt
+
+    from riskmodel.model.estimator import RESIDUAL_DAYS
+    from riskmodel.scoring.adapt import residual_correction
+
+    if not adapt:
+        return None, {"ran": False, "why": "turned off (--no-adapt)"}
+    store = forecast_store(settings, bundle)
+    if store is None:
+        return None, {"ran": False, "why": "no workspace: no forecast store"}
+    day = ds.windows["date"].iloc[w0].date()
+    first = (day - _dt.timedelta(days=RESIDUAL_DAYS + 1)).isoformat()
+    last = (day - _dt.timedelta(days=1)).isoformat()
+    factor, info = residual_correction(ds, bundle, store.read(first, last), w0)
+    if info["ran"]:
+        log.info("adaptation: %s", info["factor"])
+    return (factor if info["ran"] else None), info
+
+
+def store_forecasts(settings: Settings, bundle: Any, scored: pd.DataFrame) -> list[Path]:
+    """Append the model's own forecasts of ``scored`` to the workspace store (none without
+    a workspace); see :mod:`riskmodel.scoring.store`."""
+    store = forecast_store(settings, bundle)
+    if store is None:
+        return []
+    until = str(bundle.manifest.get("training_window", {}).get("until", ""))
+    rows = pd.DataFrame(
+        {
+            "date": scored["date"].astype(str),
+            "shift": scored["shift"].astype(str),
+            "shift_start": scored["shift_start"].astype(str),
+            "segment_id": scored["segment_id"].astype(str),
+            "model_id": bundle.model_id,
+            "trained_until": until,
+            "segment_set_sha256": store.segment_set,
+            "expected": scored["expected_model"].astype(float),
+            "threat": scored["threat_model"].astype(float),
+            "exposure": scored["exposure"].astype(float),
+            "adapt_factor": scored["adapt_factor"].astype(float),
+        }
+    )
+    return store.append(rows)
 
 
 def _days(settings: Settings, date: str, to: str | None) -> tuple[str, str | None]:
@@ -118,8 +205,13 @@ def run_score(
     out: str | os.PathLike[str],
     html: bool = True,
     png: bool = True,
+    adapt: bool = True,
 ) -> tuple[pd.DataFrame, Any, list[Path]]:
     """Load a bundle, read the inputs, score ``date`` (.. ``to``) and write the risk maps.
+
+    In a workspace the forecasts are appended to its forecast store once the outputs are in
+    place, and (unless ``adapt`` is False) the scores are corrected by the recent residuals
+    of the stored forecasts (:mod:`riskmodel.scoring.adapt`).
 
     The output folder is locked for the run (a second run on it fails cleanly). All outputs
     are written into a staging folder beside ``out`` and moved in together at the end: an
@@ -148,7 +240,7 @@ def run_score(
             read_kwargs=read_kwargs,
             quarantine_dir=out,
         )
-        scored = score_dates(settings, bundle, ds, date, to, shift)
+        scored = score_dates(settings, bundle, ds, date, to, shift, adapt=adapt)
         with staged_outputs(out, replaces=(f"risk_{date}*", "forecast.csv")) as stage:
             staged = write_score_outputs(
                 settings,
@@ -162,6 +254,7 @@ def run_score(
                 png=png,
             )
         files = [Path(out) / p.name for p in staged]
+        store_forecasts(settings, bundle, scored)
     return scored, bundle, files
 
 
@@ -177,6 +270,7 @@ def score_for_plan(
     border: str | None = None,
     read_kwargs: dict[str, Any] | None = None,
     quarantine_dir: str | os.PathLike[str] | None = None,
+    adapt: bool = True,
 ) -> tuple[pd.DataFrame, str, gpd.GeoDataFrame]:
     """Score the shifts of one local date into a risk table for planning.
 
@@ -200,7 +294,9 @@ def score_for_plan(
         read_kwargs=read_kwargs,
         quarantine_dir=quarantine_dir,
     )
-    risk = score_dates(settings, bundle, ds, date, None, shift).drop(columns=["window", "seq"])
+    risk = score_dates(settings, bundle, ds, date, None, shift, adapt=adapt).drop(
+        columns=["window", "seq", "expected_model", "threat_model"]
+    )
     return risk, bundle.model_id, ds.geo.segments
 
 
@@ -232,7 +328,7 @@ def write_score_outputs(
     seg = ds.geo.segments
     geom = seg.set_index("segment_id").geometry
     day = scored[scored["date"] == date]
-    prov = provenance(bundle, ds)
+    prov = provenance(bundle, ds, scored.attrs.get("adaptation"))
     files: list[Path] = []
     layers: dict[str, gpd.GeoDataFrame] = {}
     for sh in dict.fromkeys(day["shift"]):  # shift order of the day
@@ -294,18 +390,19 @@ def write_score_outputs(
     if not files:  # never announce outputs that are not there
         raise InputError(f"nothing scored on {date}", fix="check --date (or --from/--to)")
     if forecast:
-        fc = scored[["segment_id", "shift", "shift_start", "shift_end", "expected", "rank"]]
-        files.append(write_csv(fc, out / "forecast.csv"))
+        files.append(write_csv(scored[FORECAST_COLUMNS], out / "forecast.csv"))
     files.append(write_provenance(out, files, prov))
     return files
 
 
-def provenance(bundle: Any, ds: Any) -> dict[str, Any]:
-    """Provenance recorded in every output: model id, input hashes, versions (no wall-clock
-    time here, so outputs are byte-identical for identical inputs; ``provenance.json`` adds it)."""
+def provenance(bundle: Any, ds: Any, adaptation: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance recorded in every output: model id, input hashes, versions, and whether the
+    recent-residual adaptation ran (window, factor summary, store files used). No wall-clock
+    time here, so outputs are byte-identical for identical inputs; ``provenance.json`` adds it."""
     from riskmodel.model.bundle import versions
 
     return {
+        "adaptation": adaptation or {"ran": False, "why": "not requested"},
         "model_id": bundle.model_id,
         "model_manifest_files": bundle.manifest.get("files", {}),
         **({"trusted_unsigned": True} if getattr(bundle, "trusted_unsigned", False) else {}),

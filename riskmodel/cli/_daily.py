@@ -8,6 +8,7 @@ import click
 
 from riskmodel.cli import main
 from riskmodel.cli._common import DAY, echo, get_settings, seed_option
+from riskmodel.cli._score import no_adapt_option
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
     help="Also publish the day's layers and plans to the database (setting database, schema "
     "db_schema), as riskmodel publish does.",
 )
+@no_adapt_option
 def daily_cmd(
     date: str,
     units: int,
@@ -52,6 +54,7 @@ def daily_cmd(
     reason: str | None,
     by: str | None,
     publish_db: bool,
+    no_adapt: bool,
 ) -> None:
     """Score a day from the workspace's data, draw every shift's plan under the workspace caps,
     write the daily map (plans drawn) and the A4 daily briefing, and record the plans in the
@@ -73,6 +76,7 @@ def daily_cmd(
         force=force,
         reason=reason,
         by=by,
+        adapt=not no_adapt,
     )
     for p in res.plans:
         echo(

@@ -21,6 +21,13 @@ from riskmodel.cli._common import (
 
 log = logging.getLogger(__name__)
 
+no_adapt_option = click.option(
+    "--no-adapt",
+    is_flag=True,
+    help="Do not correct the scores by the recent residuals of the workspace's forecast store "
+    "(the forecasts are still stored; provenance records it).",
+)
+
 
 @main.command("score")
 @reader_options()
@@ -37,6 +44,7 @@ log = logging.getLogger(__name__)
 @click.option("--shift", default=None, help="Only this shift (default: all).")
 @click.option("--no-html", is_flag=True, help="Skip the HTML map.")
 @click.option("--no-png", is_flag=True, help="Skip the PNG map.")
+@no_adapt_option
 @click.option(
     "--out", "out", type=click.Path(file_okay=False), required=True, help="Output folder."
 )
@@ -51,6 +59,7 @@ def score_cmd(
     shift: str | None,
     no_html: bool,
     no_png: bool,
+    no_adapt: bool,
     out: str,
 ) -> None:
     """Score every segment for the shifts of --date D (or of --from D --to E, also writing
@@ -73,6 +82,7 @@ def score_cmd(
         out=out,
         html=not no_html,
         png=not no_png,
+        adapt=not no_adapt,
     )
     _print_top(scored[scored["date"] == first])
     echo(f"model {bundle.model_id}; {len(files)} files in {out} ({time.perf_counter() - t0:.1f} s)")
@@ -84,7 +94,8 @@ def _print_top(day, n: int = 5) -> None:  # noqa: ANN001
         echo(f"{sh}: top {n}")
         for _, r in part.iterrows():
             echo(
-                f"  {int(r['rank']):>3} {r['segment_id']} {r['area'][:14]:<14} {r['expected']:.3f}  {r['reason_1']}"
+                f"  {int(r['rank']):>3} {r['segment_id']} {r['area'][:14]:<14} "
+                f"threat {r['threat']:.3f} expected {r['expected']:.3f}  {r['reason_1']}"
             )
 
 

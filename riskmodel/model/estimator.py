@@ -419,6 +419,13 @@ def row_uniforms(seed: int, offset: int, n: int) -> np.ndarray:
     return np.random.Generator(bitgen).random(int(n))
 
 
+# The residual correction's defaults: one set for the trial (``TrialConfig.recalibrate_*``) and
+# for production scoring (``riskmodel score``/``daily`` with the forecast store).
+RESIDUAL_DAYS = 28  # look-back of the recorded-vs-forecast comparison
+RESIDUAL_PRIOR = 20.0  # prior strength in expected events
+RESIDUAL_KM = 3.0  # evidence pooled over segments within +- this many km along the border
+
+
 def recent_residual_factor(
     recorded: np.ndarray,
     expected: np.ndarray,

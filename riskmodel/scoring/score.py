@@ -29,6 +29,7 @@ from riskmodel.features import FeatureSpec, build_features
 from riskmodel.features.registry import column_map, describe, reason_group
 from riskmodel.model.bundle import Bundle
 from riskmodel.model.pipeline import Dataset
+from riskmodel.scoring.adapt import exposure_of
 
 CLASS_BREAKS = (0.02, 0.05, 0.15, 0.40)  # cumulative top shares for classes 5, 4, 3, 2
 CLASS_LABELS = {5: "very high", 4: "high", 3: "medium", 2: "low", 1: "very low"}  # as writers
@@ -123,6 +124,7 @@ def score_windows(
     *,
     reasons: bool = True,
     plan_coverage: dict[int, np.ndarray] | None = None,
+    factor: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Score target windows; one row per (window, segment).
 
@@ -138,20 +140,30 @@ def score_windows(
         Compute the three plain-word reasons (TreeSHAP).
     plan_coverage : dict, optional
         window -> coverage vector (share of the shift a segment is checked), for vulnerability.
+    factor : ndarray (S,), optional
+        Adaptation factor per segment (:mod:`riskmodel.scoring.adapt`) applied to ``expected``,
+        its band, ``threat`` and ``impact``; default none (1).
 
     Returns
     -------
     DataFrame
         ``segment_id, area, length_m, date, shift, shift_start, shift_end, expected, lower,
         upper, rank, percentile, risk_class, risk_label, reason_1..3, threat, vulnerability,
-        impact`` plus ``window`` and ``seq``.
+        impact, exposure, adapt_factor`` plus ``window``, ``seq`` and the model's own numbers
+        before adaptation ``expected_model``, ``threat_model`` (for the forecast store).
+        ``expected`` is the recorded events expected with ``exposure`` officer-hours in the
+        shift (the effort file's planned effort, 0 when it has none); ``threat`` is
+        effort-neutral (where people cross); ``rank``, percentile and class follow ``threat``.
     """
     model = bundle.model
     cols = list(model.feature_names_in_)
     X = build_features(ds.panel, ds.static, ds.spec, targets)
     S = ds.n_segments
-    mu = model.predict(X[cols])
-    threat = model.predict_neutral(X[cols])
+    mu0 = np.asarray(model.predict(X[cols]), float)
+    threat0 = np.asarray(model.predict_neutral(X[cols]), float)
+    f = np.ones(S) if factor is None else np.asarray(factor, float)
+    fr = f[X["seq"].to_numpy()]
+    mu, threat = mu0 * fr, threat0 * fr
     lo, hi = model.predict_interval(mu, 0.8)
     seg = ds.geo.segments
     win = ds.windows.iloc[targets].reset_index(drop=True)
@@ -174,8 +186,9 @@ def score_windows(
             "upper": hi.astype(float),
         }
     )
-    # Rank within each shift, ties by segment order (deterministic).
-    key = np.lexsort((df["seq"].to_numpy(), -df["expected"].to_numpy(), df["window"].to_numpy()))
+    # Rank by the effort-neutral threat within each shift (what plans follow: the expected
+    # *recorded* events also say where patrols were planned), ties by segment order.
+    key = np.lexsort((df["seq"].to_numpy(), -threat, df["window"].to_numpy()))
     rank = np.empty(len(df), int)
     rank[key] = np.tile(np.arange(1, S + 1), len(targets))
     df["rank"] = rank
@@ -192,6 +205,10 @@ def score_windows(
                 cov[i * S : (i + 1) * S] = plan_coverage[w]
     df["vulnerability"] = 1.0 - cov
     df["impact"] = threat * _persons_per_incident(ds)[df["seq"].to_numpy()]
+    df["exposure"] = exposure_of(model, X)
+    df["adapt_factor"] = fr
+    df["expected_model"] = mu0
+    df["threat_model"] = threat0
     if reasons:
         contrib = model.predict_contributions(X[cols])
         where = _where_rows(ds, win, df["seq"].to_numpy())

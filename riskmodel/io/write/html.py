@@ -166,7 +166,8 @@ def _feature_collection(geojson: np.ndarray, props: Sequence[Mapping[str, Any]])
 # Per-shift attributes sent to the page (geometry is sent once, shared by all shifts).
 _SHIFT_FIELDS: Final[tuple[str, ...]] = (
     "risk_class", "risk_label", "rank", "percentile", "expected", "lower", "upper",
-    "reason_1", "reason_2", "reason_3", "threat", "vulnerability", "impact",
+    "reason_1", "reason_2", "reason_3", "threat", "vulnerability", "impact", "exposure",
+    "adapt_factor",
 )  # fmt: skip
 _STATIC_FIELDS: Final[tuple[str, ...]] = (
     "segment_id", "area", "chainage_from_km", "chainage_to_km", "length_m", "river",
@@ -175,7 +176,18 @@ _PLAN_FIELDS: Final[tuple[str, ...]] = (
     "check_no", "unit", "segment_id", "slot_start", "slot_end", "coverage",
 )  # fmt: skip
 _FLOAT_FIELDS: Final[frozenset[str]] = frozenset(
-    {"percentile", "expected", "lower", "upper", "threat", "vulnerability", "impact", "coverage"}
+    {
+        "percentile",
+        "expected",
+        "lower",
+        "upper",
+        "threat",
+        "vulnerability",
+        "impact",
+        "coverage",
+        "exposure",
+        "adapt_factor",
+    }
 )
 _STRING_TABLE_FIELDS: Final[frozenset[str]] = frozenset(
     {"risk_label", "reason_1", "reason_2", "reason_3"}

@@ -53,9 +53,13 @@
     var h = '<div class="rm-pop"><b>' + esc(sp.segment_id) + "</b>" + (sp.area ? " \u00b7 " + esc(sp.area) : "") +
       "<table><tr><td>Risk class</td><td><b>" + esc(cls) + " \u2013 " + esc(lab) + "</b></td></tr>" +
       "<tr><td>Rank</td><td>" + esc(g("rank")) + " of " + sh.n + (g("percentile") === null ? "" : " (percentile " + fmt(g("percentile")) + ")") + "</td></tr>" +
-      "<tr><td>Expected</td><td>" + fmt(g("expected")) + " (band " + fmt(g("lower")) + "\u2013" + fmt(g("upper")) + ")</td></tr>";
+      (g("threat") === null ? "" : "<tr><td>Threat (effort-neutral, ranks and plans)</td><td>" + fmt(g("threat")) + "</td></tr>") +
+      "<tr><td>Expected recorded" + (g("exposure") === null ? "" : " (with " + fmt(g("exposure")) + " officer-h)") + "</td><td>" + fmt(g("expected")) + " (band " + fmt(g("lower")) + "\u2013" + fmt(g("upper")) + ")</td></tr>";
     if (g("threat") !== null) {
       h += "<tr><td>T / V / I</td><td>" + fmt(g("threat")) + " / " + fmt(g("vulnerability")) + " / " + fmt(g("impact")) + "</td></tr>";
+    }
+    if (g("adapt_factor") !== null && g("adapt_factor") !== 1) {
+      h += "<tr><td>Recent-residual factor</td><td>" + fmt(g("adapt_factor")) + "</td></tr>";
     }
     if (sp.chainage_from_km !== undefined) {
       h += "<tr><td>Chainage</td><td>" + fmt(sp.chainage_from_km) + "\u2013" + fmt(sp.chainage_to_km) + " km" + (sp.river ? " \u00b7 river" : "") + "</td></tr>";
