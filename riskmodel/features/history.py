@@ -407,6 +407,7 @@ def _level_columns(spec: FeatureSpec) -> list[Column]:
         p = {"days": tau, "km": km}
         out.append(Column(f"rate_{tau:g}d_g{km:g}km", "level", horizon(tau), p))
         out.append(Column(f"level_{tau:g}d_g{km:g}km", "level", "trend", {**p, "ratio": True}))
+        out.append(Column(f"selfexc_{tau:g}d_g{km:g}km", "level", "longrun", {**p, "sum": True}))
     return out
 
 
@@ -423,11 +424,21 @@ def _level_compute(ctx: Any, blk: Block, cols: list[Column]) -> Iterator[np.ndar
     for c in cols:
         tau = c.params["days"]
         rate = blk.nb(g, hs.smooth_decay[tau][:, blk.tg]) / tau
-        yield (rate + 0.01) / (longrun + 0.01) if c.params.get("ratio") else rate
+        if c.params.get("ratio"):
+            yield (rate + 0.01) / (longrun + 0.01)
+        elif c.params.get("sum"):
+            yield longrun + rate  # background + recent excitation: a fixed-kernel ETAS rate
+        else:
+            yield rate
 
 
 def _level_describe(c: Column, v: float, where: Where) -> str:
     p = c.params
+    if p.get("sum"):
+        return (
+            f"expected rate {float(v) * 30:.1f} incidents a month within ~{p['km']:g} km "
+            f"(long-run plus the last {period(p['days'])})"
+        )
     if p.get("ratio"):
         return (
             f"activity within ~{p['km']:g} km at {float(v):.1f}x its long-run level "
