@@ -35,7 +35,7 @@ from riskmodel.sim.trial.config import (
 )
 from riskmodel.sim.trial.learner import _Learner
 from riskmodel.sim.trial.policies import _Policy
-from riskmodel.sim.world import ScenarioParams, World
+from riskmodel.sim.world import World, world_params
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,8 @@ def _seed_world(
     start = dt.date.fromisoformat(cfg.start)
     first = start - dt.timedelta(days=cfg.burn_in_days)
     last = start + dt.timedelta(days=7 * cfg.weeks - 1)
-    params = ScenarioParams(
+    params = world_params(
+        cfg.world,
         **{
             **cfg.scenario,
             "seed": seed,
@@ -285,7 +286,7 @@ def _seed_world(
             "end": last.isoformat(),
             "units_per_shift": (cfg.units,),
             "officers_per_unit": cfg.officers_per_unit,
-        }
+        },
     )
     world = World(geo, params, shifts, tz)
     S, K = world.n_segments, world.n_shifts
