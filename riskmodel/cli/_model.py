@@ -177,7 +177,8 @@ def backtest_cmd(
         progress=None if is_quiet() else progress,
         against=against,
     )
-    echo(f"scored against {res.info['target_text']}")
+    if "target_text" in res.info:
+        echo(f"scored against {res.info['target_text']}")
     echo(short_table(res.table))
     for tgt, sb in res.info.get("side_by_side", {}).items():
         echo(

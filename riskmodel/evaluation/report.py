@@ -479,14 +479,14 @@ def write_report(res: Any, out: str | Path, *, title: str = "Backtest") -> dict[
     lines = [
         f"# {title}",
         "",
+        f"**Verdict.** {v['text']}",
+        "",
         f"**Scored against {TARGET_NOUN.get(target, target)}** "
         + (
             "(simulator truth: all crossings, recorded or not)."
             if target == "truth"
             else "(the events file), not true crossings."
         ),
-        "",
-        f"**Verdict.** {v['text']}",
         "",
         f"Period {info['from']} .. {info['to']}: {info['windows']} shift windows x "
         f"{info['segments']} segments, {info['events_in_period']} recorded events"

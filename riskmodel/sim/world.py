@@ -231,7 +231,7 @@ class ScenarioParams:
         return p
 
 
-def world_params(world: str = "default", **overrides: object) -> ScenarioParams:
+def world_params(world: str = "default", /, **overrides: object) -> ScenarioParams:
     """Scenario parameters of a named world, with explicit ``overrides`` on top.
 
     Parameters

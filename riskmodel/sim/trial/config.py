@@ -46,6 +46,8 @@ WEEKLY_COLUMNS = (
     "hit_rate_10_ceiling",
     "oracle_ratio_10",
     "hit_rate_10_truth_last_week",
+    "chase_share_10",
+    "chase_share_10_truth",
     "entropy",
     "route_shifted",
     "model_fits",
@@ -59,6 +61,8 @@ WEEKLY_MEAN = (
     "hit_rate_10",
     "hit_rate_10_ceiling",
     "oracle_ratio_10",
+    "chase_share_10",
+    "chase_share_10_truth",
     "entropy",
 )
 
