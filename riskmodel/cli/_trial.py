@@ -95,6 +95,13 @@ log = logging.getLogger(__name__)
     help="Scenario parameter (repeatable), e.g. displacement_strength=1.0.",
 )
 @renamed_pairs("--param", "--scenario-param", "scenario")
+@click.option(
+    "--world",
+    type=click.Choice(["default", "patrolled"]),
+    default="default",
+    show_default=True,
+    help="patrolled: records made by patrols that follow the records (METHODOLOGY.md).",
+)
 @out_option(required=False, help="Output folder (default ./trial).")
 def trial_cmd(
     weeks: int,
@@ -114,6 +121,7 @@ def trial_cmd(
     recalibrate_days: int,
     border: str | None,
     scenario: dict,
+    world: str,
     out: str | None,
 ) -> None:
     """Run patrol policies in a closed loop on a simulated world and compare them.
@@ -146,6 +154,7 @@ def trial_cmd(
         max_share_of_shifts=max_share_of_shifts,
         recalibrate_days=recalibrate_days,
         scenario=scenario,
+        world=world,
     )
     for p in res.config.policies:
         sm = res.summary[p]

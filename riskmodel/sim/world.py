@@ -25,9 +25,24 @@ The simulated world (documented in the README and METHODOLOGY):
 * **Groups and types**: each incident has a group size (1 to a few dozen) and a type
   (apprehension, detection, smuggler arrest).
 
-Outputs: ``events.csv`` (the documented input schema), ``effort.csv``, ``truth.parquet``
-(expected true crossings and expected recorded events per segment and shift) and
-``scenario.json`` (parameters, seed, summary).
+Two worlds (``ScenarioParams.world``; :func:`world_params` applies a world's preset):
+
+* ``default``: detection is high everywhere (``p0`` 0.5), so the recorded events are a nearly
+  unbiased sample of the crossings.
+* ``patrolled`` (:data:`PATROLLED_WORLD`): the records are made by the patrols. The police
+  deploy by *habit* (recorded events over months, ``police_habit_days``) plus a *reaction* to
+  the last week's records (``police_reaction_days``, ``police_reaction_weight``), concentrated
+  on their hotspots (``police_focus``); detection off patrol is low (``p0``) and rises with
+  officer-hours (``detect_per_officer_hour``), so about 60 % of the records come from the few
+  patrolled segment-shifts; crossers avoid stretches patrolled in the last days and move to
+  nearby ones (displacement with a short lag); routes drift slowly (``drift_sd``). The truth
+  keeps every crossing.
+
+Outputs: ``events.csv`` (the documented input schema; the *recorded* crossings only),
+``effort.csv`` (the deployment), ``truth.parquet`` (per segment and shift: the true intensity
+``expected_crossings``, all realised true ``crossings``, the ``recorded`` ones and their
+expectation ``expected_recorded``, ``officer_hours``) and ``scenario.json`` (parameters, seed,
+summary).
 """
 
 from __future__ import annotations
@@ -87,6 +102,30 @@ DEFAULT_AREA_SHARES = {
     "Murska Sobota": 0.02,
 }
 
+WORLDS = ("default", "patrolled")
+
+#: The patrolled world's preset (METHODOLOGY.md, "The patrolled world"): records made by
+#: patrols that follow the records, crossers who avoid recent patrols, drifting routes.
+#: Calibrated so that about 60 % of the records come from patrolled segment-shifts and the
+#: recorded persons of year one stay near ``persons_per_year``.
+PATROLLED_WORLD: dict[str, object] = {
+    "world": "patrolled",
+    "p0": 0.12,
+    "detect_per_officer_hour": 0.10,
+    "police_habit_days": 120.0,
+    "police_reaction_days": 7.0,
+    "police_reaction_weight": 0.5,
+    "police_focus": 1.5,
+    "patrol_exploration": 0.1,
+    "displacement_strength": 1.0,
+    "displacement_lag_days": 7.0,
+    "displacement_km": 4.0,
+    "drift_sd": 0.5,
+    "drift_days": 120.0,
+    "drift_km": 5.0,
+    "detected_share": 0.33,
+}
+
 
 @dataclass
 class ScenarioParams:
@@ -133,6 +172,20 @@ class ScenarioParams:
         Intensity multiplier on SI or HR public holidays.
     field_sd : float
         Standard deviation of the log random attraction field.
+    world : str
+        ``"default"`` or ``"patrolled"``: a label recorded with the scenario; the values come
+        from :func:`world_params` (the patrolled preset is :data:`PATROLLED_WORLD`).
+    police_habit_days : float
+        Time constant (days) of the simulated police's long memory of recorded events.
+    police_reaction_days, police_reaction_weight : float
+        Their short memory (time constant, days) and its weight in the deployment map
+        (0 = habit only, as in the default world).
+    police_focus : float
+        Exponent on the smoothed deployment map (1 = proportional; > 1 concentrates the
+        patrols on the police's hotspots).
+    detected_share : float
+        Share of the true crossing groups assumed recorded when scaling the volume, so that
+        the *recorded* persons of year one are near ``persons_per_year``.
     """
 
     seed: int = 0
@@ -160,6 +213,12 @@ class ScenarioParams:
     detect_per_officer_hour: float = 0.08
     holiday_factor: float = 1.15
     field_sd: float = 0.6
+    world: str = "default"
+    police_habit_days: float = 28.0
+    police_reaction_days: float = 7.0
+    police_reaction_weight: float = 0.0
+    police_focus: float = 1.0
+    detected_share: float = 0.60
 
     def resolved(self) -> ScenarioParams:
         """Fill default dates: three years ending yesterday (local)."""
@@ -170,6 +229,34 @@ class ScenarioParams:
             e = dt.date.fromisoformat(p.end)
             p.start = (e.replace(year=e.year - 3) + dt.timedelta(days=1)).isoformat()
         return p
+
+
+def world_params(world: str = "default", /, **overrides: object) -> ScenarioParams:
+    """Scenario parameters of a named world, with explicit ``overrides`` on top.
+
+    Parameters
+    ----------
+    world : str
+        ``"default"`` (the engine's unbiased-records world) or ``"patrolled"``
+        (:data:`PATROLLED_WORLD`).
+    **overrides
+        Any :class:`ScenarioParams` field (e.g. ``seed``, ``start``, ``drift_sd``).
+
+    Returns
+    -------
+    ScenarioParams
+
+    Raises
+    ------
+    ValueError
+        Unknown world, or an override ``world`` that contradicts ``world``.
+    """
+    if world not in WORLDS:
+        raise ValueError(f"unknown world {world!r}: use one of {', '.join(WORLDS)}")
+    if overrides.get("world", world) != world:
+        raise ValueError(f"world {world!r} contradicts the parameter world={overrides['world']!r}")
+    preset = dict(PATROLLED_WORLD) if world == "patrolled" else {}
+    return ScenarioParams(**{**preset, **overrides, "world": world})  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- attraction
@@ -391,8 +478,9 @@ class World:
         is_hol = np.array([(d in hol_si) or (d in hol_hr) for d in days.date])
         self.daily = season * weekday * trend * np.where(is_hol, p.holiday_factor, 1.0)
 
-        # Scale: recorded persons in year one ~= persons_per_year (assumes ~60 % detected).
-        groups_per_day = p.persons_per_year / p.mean_group_size / 0.60 / 365.25
+        # Scale: recorded persons in year one ~= persons_per_year (assumes detected_share
+        # of the groups recorded).
+        groups_per_day = p.persons_per_year / p.mean_group_size / p.detected_share / 365.25
         # expected true groups per day at daily=1
         self.base = attraction / attraction.sum() * groups_per_day
 
@@ -426,7 +514,10 @@ class World:
         # exp(-k officer_hours) averaged over the day's crossings (what crossers learn).
         self.escape = np.ones(S)
         self.police_map = np.full(S, 1.0)  # EMA of recorded events (the police's hotspot map)
-        self._decay_police = np.exp(-1.0 / 28.0) ** (1.0 / K)
+        self._decay_police = np.exp(-1.0 / p.police_habit_days) ** (1.0 / K)
+        # Short memory (the last week's records): only the patrolled world reacts to it.
+        self.police_recent = np.full(S, 1.0)
+        self._decay_recent = np.exp(-1.0 / max(p.police_reaction_days, 1e-6)) ** (1.0 / K)
         self.hours = win.sort_values(["date", "shift_idx"])["hours"].to_numpy().reshape(D, K)
         self.day = 0
 
@@ -469,6 +560,12 @@ class World:
         p = self.params
         S = self.n_segments
         pol = self._k_pol @ self.police_map
+        if p.police_reaction_weight > 0:  # habit plus reaction to the last days
+            w = p.police_reaction_weight
+            rec = self._k_pol @ self.police_recent
+            pol = (1 - w) * pol / pol.sum() + w * rec / rec.sum()
+        if p.police_focus != 1.0:
+            pol = pol**p.police_focus
         prob = (1 - p.patrol_exploration) * pol / pol.sum() + p.patrol_exploration / S
         n_u = min(int(self.units[k]), S)
         keys = np.log(prob) - np.log(-np.log(self.rng.random(S)))
@@ -545,6 +642,8 @@ class World:
             day_groups += groups
             day_escape += self.shift_share[k] * np.exp(-p.detect_per_officer_hour * eff_k)
             self.police_map = self.police_map * self._decay_police + recorded
+            if p.police_reaction_weight > 0:
+                self.police_recent = self.police_recent * self._decay_recent + recorded
         self.H = self._decay_exc * self.H + p.theta * (1 - self._decay_exc) * (
             self._k_exc @ day_groups
         )
