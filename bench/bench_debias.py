@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskmodel.api._sim import scenario_params
 from riskmodel.config.settings import load_settings
 from riskmodel.evaluation import metrics as ev
 from riskmodel.evaluation.backtest import truth_matrix
@@ -43,15 +42,15 @@ from riskmodel.features.spec import _with_defaults
 from riskmodel.geo.geodata import Geography
 from riskmodel.model.pipeline import fit_model, predict_windows, prepare_dataset
 from riskmodel.sim.scenario import simulate
+from riskmodel.sim.world import world_params
 
 FRACTIONS = np.array([0.05, 0.10, 0.20])
 WORLDS: dict[str, dict[str, Any]] = {
     "default": {},
     "drift07": {"drift_sd": 0.7},
     "drift10": {"drift_sd": 1.0},
-    # The patrolled world of the world helper (riskmodel.sim): its parameters are set here
-    # once that branch is merged (see METHODOLOGY, "De-biasing and drift").
-    "patrolled": {"patrolled": True},
+    # the patrolled world (riskmodel.sim.world.PATROLLED_WORLD): records follow the patrols
+    "patrolled": {"world": "patrolled"},
 }
 
 # Every idea is a variant: feature-spec overrides (laid over features/default.toml), model
@@ -143,7 +142,8 @@ def run_world(name: str, seed: int, variants: list[str], a: argparse.Namespace) 
     start = (end - pd.DateOffset(years=a.years) + pd.Timedelta(days=1)).date().isoformat()
     test0 = (end - pd.Timedelta(days=a.test_days - 1)).date().isoformat()
     t0 = time.perf_counter()
-    p = scenario_params(seed, start, a.end, None, dict(WORLDS[name]))
+    over = dict(WORLDS[name])
+    p = world_params(str(over.pop("world", "default")), seed=seed, start=start, end=a.end, **over)
     sc = simulate(geo, p, s.shifts, s.timezone)
     t_sim = time.perf_counter() - t0
     ds0 = prepare_dataset(s, sc.events, sc.effort, geo=geo, end=a.end)
