@@ -103,6 +103,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "params": {"max_depth": 3, "min_child_weight": 20},
         "offset": "selfexc_7d_g2km",
     },
+    "sx_bags3": {
+        "spec": {"history": {"smooth_decay_days": [7, 30], "smooth_km": 2.0}},
+        "params": {"max_depth": 3, "min_child_weight": 20, "n_bags": 3, "zero_keep": 0.2},
+    },
     # shorter memories of the decayed counts
     "shortdecay": {"spec": {"history": {"decay_days": [1, 3, 7, 14, 30]}}},
 }
