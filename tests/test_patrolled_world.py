@@ -278,3 +278,39 @@ def test_chase_share():
     half = patrolled.copy()
     half[1, 0] = False
     assert chase_share(on, half, lengths) == pytest.approx(0.5)
+
+
+def test_trial_on_the_patrolled_world(tmp_path):
+    """The trial's world option: the patrolled preset reaches the world; the report carries the
+    chase share and the oracle ratio per policy."""
+    from conftest import synthetic_geography
+
+    from riskmodel.errors import ConfigError
+    from riskmodel.sim.trial import TrialConfig, run_trial, write_report
+
+    with pytest.raises(ConfigError, match="unknown world"):
+        TrialConfig(world="tropical")
+    with pytest.raises(ConfigError, match="unknown scenario parameter 'world'"):
+        TrialConfig(scenario={"world": "patrolled"})
+    cfg = TrialConfig(
+        weeks=2,
+        units=4,
+        burn_in_days=56,
+        retrain_weeks=2,
+        route_shift=False,
+        start="2024-06-03",
+        policies=("uniform",),
+        scenario={"area_shares": {}, "persons_per_year": 150_000},
+        world="patrolled",
+        n_estimators=20,
+    )
+    res = run_trial(synthetic_geography(km=24.0), cfg, shifts=SHIFTS)
+    wk = res.weekly()
+    assert wk["chase_share_10"].between(0, 1).all()
+    assert wk["chase_share_10_truth"].between(0, 1).all()
+    tot = res.runs[0]["uniform"].totals
+    assert tot["share_recorded"] < 0.45  # low detection off patrol: the patrolled preset
+    assert {"chase_share_10_mean", "oracle_ratio_10_mean", "oracle_ratio_10_min"} <= set(tot)
+    md = write_report(res, tmp_path)["markdown"].read_text()
+    assert "patrolled world" in md and "chase share" in md.lower()
+    assert json.loads((tmp_path / "trial.json").read_text())["config"]["world"] == "patrolled"

@@ -86,7 +86,7 @@ def train_cmd(
     tab = man.get("metrics", {}).get("table", {})
     if tab:
         echo(
-            "  validation HR@10%: "
+            "  validation HR@10% (recorded events): "
             + ", ".join(
                 f"{k} {v['hr_10']:.3f}" for k, v in tab.items() if v.get("hr_10") is not None
             )

@@ -161,7 +161,10 @@ def trial_cmd(
         echo(
             f"{p:>10}: {sm['patrol_detections_per_patrol_hour']['mean']:.4f} patrol detections "
             f"per patrol-hour, HR@10% vs truth {sm['hit_rate_10_start']['mean']:.3f} -> "
-            f"{sm['hit_rate_10_end']['mean']:.3f}, max share of shifts in 30 days "
+            f"{sm['hit_rate_10_end']['mean']:.3f} (oracle ratio "
+            f"{sm['oracle_ratio_10_mean']['mean']:.3f}), chase share "
+            f"{sm['chase_share_10_mean']['mean']:.2f} vs truth "
+            f"{sm['chase_share_10_truth_mean']['mean']:.2f}, max share of shifts in 30 days "
             f"{sm['max_share_of_shifts_30d']['mean']:.2f}"
         )
     echo(f"report -> {paths['markdown']} ({res.meta['runtime_s']} s)")
