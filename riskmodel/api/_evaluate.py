@@ -27,6 +27,7 @@ def backtest(
     compare_exposure: bool = False,
     scheduler: str | None = None,
     progress: Progress | None = None,
+    against: str = "records",
 ) -> tuple[BacktestResult, dict[str, Path]]:
     """Backtest the model against the baselines (and the oracle with ``truth``) and write the
     report (``metrics.json``, ``report.md``, plots) into ``out``.
@@ -53,6 +54,9 @@ def backtest(
     progress : callable, optional
         ``progress(done, total, message)`` before the first and after every origin (the
         library prints nothing; the CLI shows a bar or log lines).
+    against : str
+        ``"records"`` (recorded events) or ``"truth"`` (all true crossings; needs ``truth``):
+        what the tables and the verdict score; the report says which.
 
     Returns
     -------
@@ -65,6 +69,7 @@ def backtest(
         "params": params or {},
         "compare_exposure": compare_exposure and tr is not None,
         "progress": progress,
+        "against": against,
     }
     with training_engine(scheduler) as engine:
         res = run_backtest(ds, start, end, engine=engine, **kw)

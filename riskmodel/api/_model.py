@@ -255,6 +255,12 @@ def model_card(model_id: str, man: dict[str, Any]) -> str:
     ]
     if m:
         lines.append(f"Validation period {m['period'][0]} .. {m['period'][1]} ({m['note']}).")
+        lines.append(
+            "Scored against **recorded events** (the events file), not true crossings: where "
+            "patrols make the records, these figures say how well the model predicts the "
+            "records. `riskmodel backtest --truth FILE --against truth` on a simulated world "
+            "scores the true crossings."
+        )
         lines.append("")
         lines.append("| method | HR 5 % | HR 10 % | HR 20 % | deviance |")
         lines.append("|---|---|---|---|---|")

@@ -22,16 +22,20 @@ def scenario_params(
     end: str | None,
     persons_per_year: float | None,
     params: tuple[str, ...] | dict[str, Any] = (),
+    world: str = "default",
 ) -> Any:
     """Build :class:`~riskmodel.sim.world.ScenarioParams` from flags.
 
-    ``params`` is a dict of overrides (values as parsed from ``--scenario-param``: numbers,
+    ``world`` picks the preset (``default`` or ``patrolled``, see
+    :func:`riskmodel.sim.world.world_params`); ``params`` is a dict of overrides (values as parsed from ``--scenario-param``: numbers,
     lists, dicts or strings) or raw ``NAME=VALUE`` strings; values are converted to each
     field's type (a tuple field takes ``12,14,22`` or ``[12, 14, 22]``).
     """
-    from riskmodel.sim.world import ScenarioParams
+    from riskmodel.sim.world import WORLDS, world_params
 
-    p = ScenarioParams(seed=seed, start=start or "", end=end or "")
+    if world not in WORLDS:
+        raise ConfigError(f"unknown world {world!r}", fix=f"use one of {', '.join(WORLDS)}")
+    p = world_params(world, seed=seed, start=start or "", end=end or "")
     if persons_per_year is not None:
         p.persons_per_year = float(persons_per_year)
     items = params.items() if isinstance(params, dict) else [kv.split("=", 1) for kv in params]
@@ -43,6 +47,10 @@ def scenario_params(
                 fix=f"use one of {', '.join(sorted(fields))}",
             )
         name, val = kv
+        if name == "world":
+            raise ConfigError(
+                "the world is not a scenario parameter", fix="use --world default|patrolled"
+            )
         cur = getattr(p, name)
         try:
             if isinstance(cur, tuple):
@@ -70,11 +78,16 @@ def run_simulation(
     persons_per_year: float | None = None,
     params: tuple[str, ...] | dict[str, Any] = (),
     geo: Geography | None = None,
+    world: str = "default",
 ) -> dict[str, Any]:
-    """Simulate and write a scenario; return its summary."""
+    """Simulate and write a scenario; return its summary.
+
+    ``world`` is ``"default"`` or ``"patrolled"`` (records made by patrols that follow the
+    records; :data:`riskmodel.sim.world.PATROLLED_WORLD`); ``params`` override its values.
+    """
     from riskmodel.sim.scenario import simulate, write_scenario
 
-    p = scenario_params(seed, start, end, persons_per_year, params)
+    p = scenario_params(seed, start, end, persons_per_year, params, world=world)
     geo = geo or Geography(settings)
     sc = simulate(geo, p, settings.shifts, settings.timezone)
     write_scenario(sc, out)

@@ -139,6 +139,13 @@ def segments_cmd(
     help="Any other scenario parameter (repeatable), e.g. theta=0.5.",
 )
 @renamed_pairs("--param", "--scenario-param", "scenario")
+@click.option(
+    "--world",
+    type=click.Choice(["default", "patrolled"]),
+    default="default",
+    show_default=True,
+    help="patrolled: records made by patrols that follow the records (METHODOLOGY.md).",
+)
 def simulate_cmd(
     out: str,
     seed: int,
@@ -146,8 +153,13 @@ def simulate_cmd(
     to: str | None,
     persons_per_year: float | None,
     scenario: dict,
+    world: str,
 ) -> None:
-    """Simulate a truth-known multi-year history on the real border."""
+    """Simulate a truth-known multi-year history on the real border.
+
+    events.csv holds the recorded crossings, effort.csv the deployment, truth.parquet all
+    crossings and the true intensity per segment and shift.
+    """
     from riskmodel.api import run_simulation
 
     summary = run_simulation(
@@ -158,6 +170,7 @@ def simulate_cmd(
         end=to,
         persons_per_year=persons_per_year,
         params=scenario,
+        world=world,
     )
     _print_sim_summary(summary, out)
 
@@ -175,3 +188,10 @@ def _print_sim_summary(summary: dict, out: str | Path) -> None:
     areas = ", ".join(f"{k or '?'} {v:.1%}" for k, v in summary["share_by_area"].items())
     echo(f"  persons by directorate: {areas}")
     echo(f"  share at night (22-06): {summary['share_night_22_06']:.1%}")
+    if "records_from_patrolled_share" in summary:
+        echo(
+            f"  world {summary['world']}: {summary['recorded_share_of_true']:.1%} of "
+            f"{summary['true_crossing_groups']} true crossing groups recorded; "
+            f"{summary['records_from_patrolled_share']:.1%} of the records from the "
+            f"{summary['patrolled_cell_share']:.2%} patrolled segment-shifts"
+        )

@@ -86,7 +86,7 @@ def train_cmd(
     tab = man.get("metrics", {}).get("table", {})
     if tab:
         echo(
-            "  validation HR@10%: "
+            "  validation HR@10% (recorded events): "
             + ", ".join(
                 f"{k} {v['hr_10']:.3f}" for k, v in tab.items() if v.get("hr_10") is not None
             )
@@ -105,7 +105,14 @@ def train_cmd(
     "--truth",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Simulator truth (truth.parquet/csv): adds the oracle.",
+    help="Simulator truth (truth.parquet/csv): adds the oracle and the records-vs-truth table.",
+)
+@click.option(
+    "--against",
+    type=click.Choice(["records", "truth"]),
+    default="records",
+    show_default=True,
+    help="Score recorded events, or all true crossings (needs --truth); the report says which.",
 )
 @click.option("--from", "date_from", type=DAY, required=True, help="First local date predicted.")
 @click.option("--to", "to", type=DAY, required=True, help="Last local date predicted.")
@@ -123,6 +130,7 @@ def train_cmd(
 def backtest_cmd(
     inputs: Inputs,
     truth: str | None,
+    against: str,
     date_from: str,
     to: str,
     step_days: int,
@@ -144,6 +152,8 @@ def backtest_cmd(
         bar = "#" * (24 * done // max(total, 1))
         click.echo(f"\r[{bar:<24}] {done}/{total} {msg[:60]:<60}", err=True, nl=done >= total)
 
+    if against == "truth" and not truth:
+        raise click.UsageError("--against truth needs --truth FILE (the simulator's truth)")
     _progress("reading and validating inputs ...")
     ds = read_inputs(
         get_settings(),
@@ -165,8 +175,16 @@ def backtest_cmd(
         compare_exposure=compare_exposure,
         scheduler=scheduler,
         progress=None if is_quiet() else progress,
+        against=against,
     )
+    if "target_text" in res.info:
+        echo(f"scored against {res.info['target_text']}")
     echo(short_table(res.table))
+    for tgt, sb in res.info.get("side_by_side", {}).items():
+        echo(
+            f"HR@10% vs {tgt}: "
+            + ", ".join(f"{m} {r['hr_10']:.3f}" for m, r in sb["methods"].items())
+        )
     if "exposure" in res.info:
         e = res.info["exposure"]
         echo(

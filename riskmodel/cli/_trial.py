@@ -95,6 +95,13 @@ log = logging.getLogger(__name__)
     help="Scenario parameter (repeatable), e.g. displacement_strength=1.0.",
 )
 @renamed_pairs("--param", "--scenario-param", "scenario")
+@click.option(
+    "--world",
+    type=click.Choice(["default", "patrolled"]),
+    default="default",
+    show_default=True,
+    help="patrolled: records made by patrols that follow the records (METHODOLOGY.md).",
+)
 @out_option(required=False, help="Output folder (default ./trial).")
 def trial_cmd(
     weeks: int,
@@ -114,6 +121,7 @@ def trial_cmd(
     recalibrate_days: int,
     border: str | None,
     scenario: dict,
+    world: str,
     out: str | None,
 ) -> None:
     """Run patrol policies in a closed loop on a simulated world and compare them.
@@ -146,13 +154,17 @@ def trial_cmd(
         max_share_of_shifts=max_share_of_shifts,
         recalibrate_days=recalibrate_days,
         scenario=scenario,
+        world=world,
     )
     for p in res.config.policies:
         sm = res.summary[p]
         echo(
             f"{p:>10}: {sm['patrol_detections_per_patrol_hour']['mean']:.4f} patrol detections "
             f"per patrol-hour, HR@10% vs truth {sm['hit_rate_10_start']['mean']:.3f} -> "
-            f"{sm['hit_rate_10_end']['mean']:.3f}, max share of shifts in 30 days "
+            f"{sm['hit_rate_10_end']['mean']:.3f} (oracle ratio "
+            f"{sm['oracle_ratio_10_mean']['mean']:.3f}), chase share "
+            f"{sm['chase_share_10_mean']['mean']:.2f} vs truth "
+            f"{sm['chase_share_10_truth_mean']['mean']:.2f}, max share of shifts in 30 days "
             f"{sm['max_share_of_shifts_30d']['mean']:.2f}"
         )
     echo(f"report -> {paths['markdown']} ({res.meta['runtime_s']} s)")

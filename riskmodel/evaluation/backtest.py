@@ -2,7 +2,13 @@
 
 At each origin the model is retrained on all windows before it and predicts every shift of the
 next ``step_days``; the baselines score the same windows from the same past events; the oracle
-ranks segments by the simulator's truth (expected recorded events) when a truth file is given.
+ranks segments by the simulator's truth when a truth file is given.
+
+What is scored is an explicit choice (``against``): ``"records"`` (the recorded events of the
+events file; the oracle ranks by the expected *recorded* events) or ``"truth"`` (all true
+crossings of the simulator, recorded or not; the model ranks by its effort-neutral ``threat``
+and the oracle by the true intensity). Records are made where the patrols stand, so on a
+patrolled world the two differ a lot; with a truth file the report shows both side by side.
 Metrics (METHODOLOGY.md, "Evaluation") are pooled over all predicted windows, with day-bootstrap
 intervals (:mod:`riskmodel.evaluation.bootstrap`) and per-shift and per-area breakdowns; the
 report itself is written by :mod:`riskmodel.evaluation.report`.
@@ -33,11 +39,20 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BacktestResult",
     "Progress",
+    "TARGETS",
     "run_backtest",
     "short_table",
+    "side_by_side",
     "truth_matrix",
     "write_report",
 ]
+
+#: What a backtest scores: recorded events, or all true crossings (simulator truth).
+TARGETS = ("records", "truth")
+TARGET_TEXT = {
+    "records": "recorded events (the events file)",
+    "truth": "true crossings (simulator truth: all crossings, recorded or not)",
+}
 
 #: ``progress(done, total, message)``: called with ``done = 0`` before the first origin and after
 #: every origin (``done = 1 .. total``); the library never prints, the caller decides how to show it.
@@ -81,7 +96,7 @@ class BacktestResult:
         base = [m for m in self.table.index if self.table.loc[m, "role"] == "baseline"]
         if not self.ci:
             return {"outcome": "undefined", "best_baseline": None, "text": ""}
-        return verdict(self.ci, base)
+        return verdict(self.ci, base, target=self.info.get("target", "records"))
 
 
 def truth_matrix(
@@ -160,6 +175,7 @@ def run_backtest(
     progress: Progress | None = None,
     draws: int = DRAWS,
     seed: int = SEED,
+    against: str = "records",
 ) -> BacktestResult:
     """Rolling-origin backtest over local dates ``[start, end]``.
 
@@ -186,7 +202,21 @@ def run_backtest(
         ``progress(done, total, message)`` per origin (see :data:`Progress`).
     draws, seed : int
         Day-bootstrap draws and generator seed of the confidence intervals.
+    against : str
+        ``"records"`` (default): score the recorded events; ``"truth"``: score all true
+        crossings of the simulator (needs ``truth`` with a ``crossings`` column); the model
+        is then ranked by its effort-neutral threat and the oracle by the true intensity.
+        Either way, with a truth file that has the crossings, ``info["side_by_side"]`` scores
+        every method against both (:func:`side_by_side`).
     """
+    if against not in TARGETS:
+        raise InputError(f"unknown backtest target {against!r}", fix="use --against records|truth")
+    if against == "truth" and (truth is None or "crossings" not in truth.columns):
+        raise InputError(
+            "scoring against true crossings needs a truth file with the realised crossings"
+            + ("" if truth is None else " (this one has no 'crossings' column)"),
+            fix="give --truth truth.parquet written by this version of riskmodel simulate",
+        )
     engine = engine or InMemoryEngine()
     t_all = time.perf_counter()
     w0 = ds.window_of_date(start)
@@ -201,22 +231,32 @@ def run_backtest(
     pred, pred_neutral, pred_noexp, fits = _predict_origins(
         ds, engine, origins, w1, step_days * K, params, compare_exposure, progress
     )
-    actual = ds.panel.counts[w0:w1].astype(float)
+    records = ds.panel.counts[w0:w1].astype(float)
+    crossings = (
+        truth_matrix(truth, ds, w0, w1, "crossings")
+        if truth is not None and "crossings" in truth.columns
+        else None
+    )
+    actual = crossings if against == "truth" and crossings is not None else records
     win = ds.windows.iloc[w0:w1].reset_index(drop=True)
     t_b = time.perf_counter()
     ev_frame = ds.events[ds.events["seq"] >= 0][["timestamp", "seq", "chainage_km", "persons"]]
     seg = ds.geo.segments[["segment_id", "seq", "length_m", "chainage_from_km", "chainage_to_km"]]
     base = compute_baselines(ev_frame, seg, win, names=baselines)
     t_b = time.perf_counter() - t_b
-    preds: dict[str, np.ndarray] = {"model": pred}
+    # Against the truth the model is ranked as the plans rank: by its effort-neutral threat.
+    preds: dict[str, np.ndarray] = {"model": pred_neutral if against == "truth" else pred}
     preds.update(base)
     info: dict[str, Any] = {
+        "target": against,
+        "target_text": TARGET_TEXT[against],
+        "model_ranking": "threat" if against == "truth" else "expected",
         "from": str(start),
         "to": str(end),
         "step_days": step_days,
         "windows": int(w1 - w0),
         "segments": S,
-        "events_in_period": int(actual.sum()),
+        "events_in_period": int(records.sum()),
         "days": int(win["date"].nunique()),
         "params": dict(params or {}),
         "bootstrap_draws": draws,
@@ -224,14 +264,24 @@ def run_backtest(
         "origins": fits,
         "baseline_seconds": round(t_b, 2),
     }
-    if truth is not None:
-        preds["oracle"] = truth_matrix(truth, ds, w0, w1, "expected_recorded")
-        if compare_exposure:
-            cross = truth_matrix(truth, ds, w0, w1, "expected_crossings")
-            info["exposure"] = exposure_comparison(
-                pred_neutral, pred_noexp, cross, ds.geo.segments["length_m"].to_numpy()
-            )
     lengths = ds.geo.segments["length_m"].to_numpy()
+    if truth is not None:
+        orc_rec = truth_matrix(truth, ds, w0, w1, "expected_recorded")
+        cross = truth_matrix(truth, ds, w0, w1, "expected_crossings")
+        preds["oracle"] = cross if against == "truth" else orc_rec
+        if compare_exposure:
+            info["exposure"] = exposure_comparison(pred_neutral, pred_noexp, cross, lengths)
+        if crossings is not None:
+            info["true_crossings_in_period"] = int(crossings.sum())
+            variants = {"model_threat": pred_neutral, "model_expected": pred}
+            if pred_noexp is not None:
+                variants["model_no_effort"] = pred_noexp
+            info["side_by_side"] = side_by_side(
+                {**variants, **base},
+                {"records": records, "truth": crossings},
+                {"records": orc_rec, "truth": cross},
+                lengths,
+            )
     results = ev.evaluate_all(preds, actual, lengths, oracle_key="oracle")
     table = ev.results_table(results, oracle_key="oracle", baselines=[b for b in base])
     t_ci = time.perf_counter()
@@ -249,6 +299,50 @@ def run_backtest(
     info["ci_seconds"] = round(time.perf_counter() - t_ci, 2)
     info["seconds"] = round(time.perf_counter() - t_all, 1)
     return BacktestResult(table, results, preds, actual, win, info, ci, breakdown)
+
+
+def side_by_side(
+    preds: dict[str, np.ndarray],
+    targets: dict[str, np.ndarray],
+    oracles: dict[str, np.ndarray],
+    lengths: np.ndarray,
+    fractions: tuple[float, ...] = (0.05, 0.10, 0.20),
+) -> dict[str, Any]:
+    """Every method scored against every target (records and true crossings), side by side.
+
+    Parameters
+    ----------
+    preds : dict of str to ndarray (W, S)
+        Rankings by method (model variants, baselines).
+    targets : dict of str to ndarray (W, S)
+        What is scored: ``records`` (recorded events) and ``truth`` (all true crossings).
+    oracles : dict of str to ndarray (W, S)
+        The oracle ranking of each target (expected recorded events; true intensity).
+    lengths : ndarray (S,)
+    fractions : tuple of float
+        Shares of border length.
+
+    Returns
+    -------
+    dict
+        ``{target: {method: {"hr_5", "hr_10", "hr_20", "oracle_ratio_5", ...}}}``, the oracle
+        under ``"oracle"``; hit rates pooled over all windows as in the main table.
+    """
+    fr = np.asarray(fractions, float)
+    out: dict[str, Any] = {}
+    for tname, act in targets.items():
+        orc = ev.hit_rate_curve(oracles[tname], act, lengths, fractions=fr)
+        rows: dict[str, Any] = {}
+        for name, p in {**preds, "oracle": oracles[tname]}.items():
+            hr = ev.hit_rate_curve(p, act, lengths, fractions=fr)
+            row: dict[str, Any] = {}
+            for c, h, o in zip(fr, hr, orc, strict=True):
+                k = int(round(100 * c))
+                row[f"hr_{k}"] = float(h)
+                row[f"oracle_ratio_{k}"] = float(h / o) if o > 0 else None
+            rows[name] = row
+        out[tname] = {"events": float(act.sum()), "methods": rows}
+    return out
 
 
 def exposure_comparison(

@@ -5,6 +5,10 @@ The verdict compares the model with the best baseline at 10 % of the border leng
 coverage the planner works at, on the day-bootstrap intervals of
 :mod:`riskmodel.evaluation.bootstrap`: separate intervals say "better" or "worse", overlapping
 ones say that this backtest cannot tell them apart.
+
+Every report says what it scored (``info["target"]``): *recorded events* or *true crossings*
+(simulator truth). With a truth file both are shown side by side: on a world where the
+patrols make the records, a map can predict the records well and the crossings badly.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from riskmodel.evaluation.bootstrap import LEVEL, best_baseline
 from riskmodel.evaluation.plots import plot_calibration, plot_hit_rate_curves
 from riskmodel.files import atomic_write_json, atomic_write_text
 
-__all__ = ["LABELS", "by_area", "by_shift", "short_table", "verdict", "write_report"]
+__all__ = [
+    "LABELS",
+    "TARGET_NOUN",
+    "by_area",
+    "by_shift",
+    "short_table",
+    "side_by_side_md",
+    "verdict",
+    "write_report",
+]
 
 LABELS = {
     "model": "the model",
@@ -32,6 +45,13 @@ LABELS = {
     "oracle": "the oracle",
 }
 Interval = Mapping[str, float | None]
+#: What the hit rates count, by backtest target.
+TARGET_NOUN = {"records": "recorded events", "truth": "true crossings"}
+SIDE_LABELS = {
+    "model_threat": "the model, ranked by threat (effort-neutral)",
+    "model_expected": "the model, ranked by expected (with the effort spent)",
+    "model_no_effort": "the model trained without effort",
+}
 
 
 def _label(name: str) -> str:
@@ -165,7 +185,11 @@ def ci_cell(iv: Interval | None, fmt: str = ".3f") -> str:
 
 
 def verdict(
-    ci: Mapping[str, Mapping[str, Interval]], baselines: Sequence[str], k: int = 10
+    ci: Mapping[str, Mapping[str, Interval]],
+    baselines: Sequence[str],
+    k: int = 10,
+    *,
+    target: str = "records",
 ) -> dict[str, Any]:
     """The plain-words verdict: the model against the best baseline at ``k`` % of the border.
 
@@ -177,6 +201,8 @@ def verdict(
         Baseline names.
     k : int
         Coverage in percent.
+    target : str
+        What was scored: ``"records"`` or ``"truth"`` (named in the text).
 
     Returns
     -------
@@ -189,14 +215,15 @@ def verdict(
     mod = ci.get("model", {}).get(key)
     bb = best_baseline({b: ci[b][key]["value"] for b in baselines if b in ci}, baselines)
     level = f"{100 * LEVEL:.0f} %"
+    noun = TARGET_NOUN.get(target, target)
     if not mod or mod.get("value") is None:
         return {
             "outcome": "undefined",
             "best_baseline": bb,
-            "text": "No recorded events in the period: there is nothing to judge.",
+            "text": f"No {noun} in the period: there is nothing to judge.",
         }
     head = (
-        f"The model captured {_pct(mod['value'])} of recorded events in the {k} % of border "
+        f"The model captured {_pct(mod['value'])} of {noun} in the {k} % of border "
         f"it ranked highest ({level} CI {_ci_pct(mod)})"
     )
     if bb is None:
@@ -265,15 +292,30 @@ def _params_text(info: Mapping[str, Any]) -> str:
 def _reading(res_info: Mapping[str, Any], ci: Mapping[str, Any], has_oracle: bool) -> list[str]:
     """The 'How to read' bullets: target, parameters, intervals, oracle, gap closed."""
     n_days = res_info.get("days")
+    if res_info.get("target", "records") == "truth":
+        target = (
+            f"* **Target.** Every table scores **true crossings** (simulator truth, recorded or "
+            f"not: {res_info.get('true_crossings_in_period')} crossing groups over {n_days} "
+            f"days; {res_info.get('events_in_period')} of them recorded), not recorded events. "
+            "The model is ranked by its effort-neutral *threat*, the oracle by the true "
+            "intensity. Deviance and calibration compare levels of *recorded* events with "
+            "crossings and are not meaningful here: read the hit rates."
+        )
+    else:
+        target = (
+            f"* **Target.** Every table scores **recorded events** (the events file: "
+            f"{res_info.get('events_in_period')} events over {n_days} days), not true "
+            "crossings. "
+            + (
+                "The truth file (--truth) supplies the oracle (expected *recorded* events) and "
+                "the side-by-side table against true crossings (--against truth scores them "
+                "throughout)."
+                if has_oracle
+                else "No truth file was given: there is no oracle and no gap closed."
+            )
+        )
     out = [
-        f"* **Target.** Every table scores **recorded events** (the events file: "
-        f"{res_info.get('events_in_period')} events over {n_days} days), not true crossings. "
-        + (
-            "The truth file (--truth) only supplies the oracle (expected *recorded* events) and, "
-            "with --compare-exposure, the separate true-crossing table."
-            if has_oracle
-            else "No truth file was given: there is no oracle and no gap closed."
-        ),
+        target,
         f"* **Model.** {_params_text(res_info)}",
         f"* **Intervals.** {100 * LEVEL:.0f} % percentile intervals from "
         f"{res_info.get('bootstrap_draws')} bootstrap resamples of whole days (fixed seed "
@@ -289,8 +331,13 @@ def _reading(res_info: Mapping[str, Any], ci: Mapping[str, Any], has_oracle: boo
             if (ci[m].get(f"oracle_ratio_{k}") or {}).get("value") is not None
             and ci[m][f"oracle_ratio_{k}"]["value"] > 1
         ]
+        what = (
+            "true intensity (expected crossings)"
+            if res_info.get("target") == "truth"
+            else "*expected* recorded events"
+        )
         out.append(
-            "* **The oracle** ranks segments by the simulator's *expected* recorded events, "
+            f"* **The oracle** ranks segments by the simulator's {what}, "
             "the best forecast on average. It does not see which events were actually recorded, "
             "so at small coverage, where a handful of events decide, a method that happens to "
             "sit on the realised events can score above it (oracle ratio > 1)"
@@ -370,6 +417,24 @@ def _breakdown_md(
     return "\n".join(lines) + "\n"
 
 
+def side_by_side_md(sbs: Mapping[str, Any]) -> str:
+    """Markdown table: every method's HR against recorded events and against true crossings."""
+    tg = [t for t in ("records", "truth") if t in sbs]
+    head = (
+        ["method"]
+        + [f"HR {k} % vs {TARGET_NOUN[t]}" for t in tg for k in (5, 10, 20)]
+        + [f"÷ oracle 10 % ({TARGET_NOUN[t]})" for t in tg]
+    )
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    f = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
+    for m in sbs[tg[0]]["methods"]:
+        cells = [SIDE_LABELS.get(m, _label(m))]
+        cells += [f(sbs[t]["methods"][m].get(f"hr_{k}")) for t in tg for k in (5, 10, 20)]
+        cells += [f(sbs[t]["methods"][m].get("oracle_ratio_10")) for t in tg]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     recs = []
     for name, row in df.iterrows():
@@ -410,14 +475,27 @@ def write_report(res: Any, out: str | Path, *, title: str = "Backtest") -> dict[
         "calibration_png": plot_calibration(res.results, out / "calibration.png"),
     }
     has_oracle = "oracle" in res.preds
+    target = info.get("target", "records")
     lines = [
         f"# {title}",
         "",
         f"**Verdict.** {v['text']}",
         "",
+        f"**Scored against {TARGET_NOUN.get(target, target)}** "
+        + (
+            "(simulator truth: all crossings, recorded or not)."
+            if target == "truth"
+            else "(the events file), not true crossings."
+        ),
+        "",
         f"Period {info['from']} .. {info['to']}: {info['windows']} shift windows x "
-        f"{info['segments']} segments, {info['events_in_period']} recorded events; retrained every "
-        f"{info['step_days']} days ({len(info['origins'])} origins).",
+        f"{info['segments']} segments, {info['events_in_period']} recorded events"
+        + (
+            f" of {info['true_crossings_in_period']} true crossing groups"
+            if "true_crossings_in_period" in info
+            else ""
+        )
+        + f"; retrained every {info['step_days']} days ({len(info['origins'])} origins).",
         "",
         "## How to read this report",
         "",
@@ -444,6 +522,17 @@ def write_report(res: Any, out: str | Path, *, title: str = "Backtest") -> dict[
         rows = bd.get(f"by_{key}")
         if rows:
             lines += [heading, "", _breakdown_md(rows, key, bd["methods"], extra)]
+    if "side_by_side" in info:
+        lines += [
+            "## Recorded events and true crossings, side by side",
+            "",
+            "The same forecasts scored against what was recorded and against all true "
+            "crossings (simulator truth). Records are made where the patrols stand: a map can "
+            "predict them well and the crossings badly. Oracle: expected recorded events for "
+            "the records, the true intensity for the crossings.",
+            "",
+            side_by_side_md(info["side_by_side"]),
+        ]
     if "exposure" in info:
         lines += [
             "## Exposure-awareness (against true crossings)",

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.signal import lfilter
 
 from riskmodel.features.family import Block, Column, Family, Where, period
 from riskmodel.features.history import _T
@@ -28,13 +29,23 @@ class EffortState:
     effort_T: np.ndarray
     cumE: np.ndarray
     bandE: sparse.csr_matrix
+    split: dict[tuple[float, bool], tuple[np.ndarray, np.ndarray]]
 
     @classmethod
     def build(cls, ctx: Any) -> EffortState:
         """Precompute from ``ctx`` (a :class:`~riskmodel.features.engine.FeatureContext`)."""
         e = ctx.spec.section("effort")
         eff = ctx.panel.effort
-        return cls(_T(eff), _T(cumulative(eff)), band(ctx.chain, float(e["along_km"])))
+        split = {}
+        for tau in e["split_decay_days"]:
+            a = np.exp(-1.0 / (tau * ctx.K))
+            for patrolled in (False, True):
+                m = (eff > 0) if patrolled else (eff <= 0)
+                # decayed records and decayed window counts of one kind of window, strictly past
+                num = lfilter([0.0, 1.0], [1.0, -a], ctx.panel.counts * m, axis=0)
+                den = lfilter([0.0, 1.0], [1.0, -a], m.astype(np.float64), axis=0)
+                split[(tau, patrolled)] = (_T(num), _T(den))
+        return cls(_T(eff), _T(cumulative(eff)), band(ctx.chain, float(e["along_km"])), split)
 
 
 def _columns(spec: FeatureSpec) -> list[Column]:
@@ -51,6 +62,10 @@ def _columns(spec: FeatureSpec) -> list[Column]:
                 {"days": d, "where": "along", "km": km},
             )
         )
+    for tau in e["split_decay_days"]:
+        for kind in ("unpatrolled", "patrolled"):
+            p = {"days": tau, "km": km, "kind": kind}
+            out.append(Column(f"rate_{kind}_{tau:g}d_pm{km:g}km", "effort", "effort", p))
     return out
 
 
@@ -58,6 +73,14 @@ def _compute(ctx: Any, blk: Block, cols: list[Column]) -> Iterator[np.ndarray]:
     es = ctx.effort
     own, cur = None, None
     for c in cols:
+        if "kind" in c.params:
+            # Records per window of that kind (patrolled or not) within +-km, decayed: the
+            # unpatrolled rate is free of the patrols' detection bias, the patrolled one is not.
+            num, den = es.split[(c.params["days"], c.params["kind"] == "patrolled")]
+            n = blk.nb(es.bandE, num[:, blk.tg])
+            d = blk.nb(es.bandE, den[:, blk.tg])
+            yield (n + 0.05) / (d + 5.0)
+            continue
         where = c.params["where"]
         if where == "window":
             now = es.effort_T[:, blk.tg] if blk.effort_now is None else np.asarray(blk.effort_now).T
@@ -70,8 +93,13 @@ def _compute(ctx: Any, blk: Block, cols: list[Column]) -> Iterator[np.ndarray]:
 
 
 def _describe(c: Column, v: float, where: Where) -> str:
-    hrs = f"patrol effort {float(v):.0f} officer-hours"
     p = c.params
+    if "kind" in p:
+        return (
+            f"{float(v):.2f} incidents per shift within {p['km']:g} km in {p['kind']} shifts "
+            f"({period(p['days'])} memory)"
+        )
+    hrs = f"patrol effort {float(v):.0f} officer-hours"
     if p["where"] == "window":
         return f"{hrs} on this segment in this shift"
     place = (

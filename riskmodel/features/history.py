@@ -64,6 +64,7 @@ class HistoryState:
     A_tt: sparse.spmatrix
     first_w: int
     gauss: dict[float, sparse.csr_matrix]
+    smooth_decay: dict[float, np.ndarray]
 
     @classmethod
     def build(cls, ctx: Any) -> HistoryState:
@@ -73,11 +74,16 @@ class HistoryState:
         seg = panel.segments
         C = panel.counts
         bands = {km: band(chain, km) for km in {*h["along_km"], NEIGHBOUR_KM, h["near_repeat_km"]}}
-        decay = {}
-        for tau in h["decay_days"]:
+        decay, smooth_decay = {}, {}
+        for tau in {*h["decay_days"], *h["smooth_decay_days"]}:
             a = np.exp(-1.0 / (tau * K))
             # y[w] = a*y[w-1] + C[w-1]: strictly past events, decayed per window.
-            decay[tau] = _T(_decayed(C, a))
+            arr = _T(_decayed(C, a))
+            if tau in h["decay_days"]:
+                decay[tau] = arr
+            if tau in h["smooth_decay_days"]:
+                smooth_decay[tau] = arr
+        sigmas = {*h["longrun_sigma_km"], *([h["smooth_km"]] if h["smooth_decay_days"] else [])}
         # Per-shift cumulative counts over that shift's windows only (a shift's profile).
         rows_k = [np.flatnonzero(ctx.shift_of == k) for k in range(K)]
         codes = ctx.static["area_code"].to_numpy().astype(int)
@@ -97,7 +103,8 @@ class HistoryState:
             A_t=A_t,
             A_tt=A_t.transpose(),
             first_w=int(np.argmax(C.sum(axis=1) > 0)) if C.sum() > 0 else 0,
-            gauss={sig: gauss(chain, float(sig)) for sig in h["longrun_sigma_km"]},
+            gauss={sig: gauss(chain, float(sig)) for sig in sigmas},
+            smooth_decay=smooth_decay,
         )
 
 
@@ -400,6 +407,60 @@ def _longrun_describe(c: Column, v: float, where: Where) -> str:
     return f"long-run rate {float(v) * 30:.1f} incidents a month within ~{c.params['sigma']:g} km"
 
 
+# ----------------------------------------------------------------------------- local level
+
+
+def _level_columns(spec: FeatureSpec) -> list[Column]:
+    h = _hist(spec)
+    km = h["smooth_km"]
+    out = []
+    for tau in h["smooth_decay_days"]:
+        p = {"days": tau, "km": km}
+        out.append(Column(f"rate_{tau:g}d_g{km:g}km", "level", horizon(tau), p))
+        out.append(Column(f"level_{tau:g}d_g{km:g}km", "level", "trend", {**p, "ratio": True}))
+        out.append(Column(f"selfexc_{tau:g}d_g{km:g}km", "level", "longrun", {**p, "sum": True}))
+    return out
+
+
+def _level_compute(ctx: Any, blk: Block, cols: list[Column]) -> Iterator[np.ndarray]:
+    # The recent rate of the stretch (events a day: exponentially decayed counts with memory
+    # tau, smoothed along the border with a Gaussian of the spec's km) and its ratio to the
+    # long-run rate of the same stretch: where routes drift, the ratio says how far the
+    # stretch is above or below its usual level now (the self-exciting and drift terms).
+    hs = ctx.history
+    km = cols[0].params["km"]
+    g = hs.gauss[km]
+    days = np.maximum(_hist_days(ctx, blk), 28.0)[None, :]
+    longrun = blk.nb(g, hs.cumC[:, blk.tg]) / days
+    for c in cols:
+        tau = c.params["days"]
+        rate = blk.nb(g, hs.smooth_decay[tau][:, blk.tg]) / tau
+        if c.params.get("ratio"):
+            yield (rate + 0.01) / (longrun + 0.01)
+        elif c.params.get("sum"):
+            yield longrun + rate  # background + recent excitation: a fixed-kernel ETAS rate
+        else:
+            yield rate
+
+
+def _level_describe(c: Column, v: float, where: Where) -> str:
+    p = c.params
+    if p.get("sum"):
+        return (
+            f"expected rate {float(v) * 30:.1f} incidents a month within ~{p['km']:g} km "
+            f"(long-run plus the last {period(p['days'])})"
+        )
+    if p.get("ratio"):
+        return (
+            f"activity within ~{p['km']:g} km at {float(v):.1f}x its long-run level "
+            f"({period(p['days'])} memory)"
+        )
+    return (
+        f"recent rate {float(v) * 30:.1f} incidents a month within ~{p['km']:g} km "
+        f"({period(p['days'])} memory)"
+    )
+
+
 FAMILIES: tuple[Family, ...] = tuple(
     Family(key, "history", cols, comp, desc)
     for key, cols, comp, desc in (
@@ -413,5 +474,6 @@ FAMILIES: tuple[Family, ...] = tuple(
         ("area", _area_columns, _area_compute, _area_describe),
         ("history_days", _length_columns, _length_compute, _length_describe),
         ("longrun", _longrun_columns, _longrun_compute, _longrun_describe),
+        ("level", _level_columns, _level_compute, _level_describe),
     )
 )

@@ -21,6 +21,11 @@ from sklearn.utils.validation import check_is_fitted
 from riskmodel._timing import timed
 from riskmodel.features.effort import EXPOSURE_FEATURE
 
+# Features the risk can only grow with (besides the exposure): the fixed-kernel self-exciting
+# rate (long-run background + recent excitation); the constraint keeps noisy trees from
+# inverting it.
+MONOTONE_PREFIXES = ("selfexc_",)
+
 
 class RiskRegressor(RegressorMixin, BaseEstimator):
     """Poisson XGBoost for expected recorded events per segment-shift.
@@ -96,7 +101,9 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
 
     # -- helpers ---------------------------------------------------------------------------
     def _params(self, names: list[str], seed: int | None = None) -> dict[str, Any]:
-        mono = tuple(1 if n == EXPOSURE_FEATURE else 0 for n in names)
+        mono = tuple(
+            1 if n == EXPOSURE_FEATURE or n.startswith(MONOTONE_PREFIXES) else 0 for n in names
+        )
         return {
             "objective": "count:poisson",
             "eval_metric": "poisson-nloglik",

@@ -1,9 +1,11 @@
 """Simulated histories: run a :class:`riskmodel.sim.world.World` over a period and write what a
 station would have recorded.
 
-Outputs: ``events.csv`` (the documented input schema), ``effort.csv``, ``truth.parquet``
-(expected true crossings and expected recorded events per segment and shift) and
-``scenario.json`` (parameters, seed, summary).
+Outputs: ``events.csv`` (the documented input schema: the *recorded* crossings),
+``effort.csv`` (the deployment), ``truth.parquet`` (per segment and shift: the true intensity
+``expected_crossings``, all realised true ``crossings``, the ``recorded`` ones, the expected
+recorded events ``expected_recorded`` and ``officer_hours``) and ``scenario.json`` (parameters,
+seed, summary).
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class Scenario:
     effort : DataFrame
         Patrol log: ``segment_id, start, end, officer_hours``.
     truth : DataFrame
-        ``segment_id, window, shift, shift_start, expected_crossings, expected_recorded,
-        officer_hours``.
+        ``segment_id, window, shift, shift_start, expected_crossings, crossings, recorded,
+        expected_recorded, officer_hours``: ``crossings`` are *all* realised true crossing
+        groups, ``recorded`` the detected ones (``recorded <= crossings``; the events file holds
+        exactly the recorded ones).
     windows : DataFrame
         Shift windows (see :func:`riskmodel.geo.shifts.shift_windows`).
     params : ScenarioParams
@@ -85,18 +89,21 @@ def simulate(
     prec_out = np.zeros((D, K, S), dtype=np.float64)
     eff_out = np.zeros((D, K, S), dtype=np.float32)
     rec_out = np.zeros((D, K, S), dtype=np.int32)
+    grp_out = np.zeros((D, K, S), dtype=np.int32)
     for d in range(D):  # days are sequential: today's flows depend on yesterday's
         st = world.step_day()
         lam_out[d] = st.expected_crossings
         prec_out[d] = st.expected_recorded
         eff_out[d] = st.effort
         rec_out[d] = st.recorded
+        grp_out[d] = st.groups
 
     W = D * K
     lam_flat = lam_out.reshape(W, S)
     prec_flat = prec_out.reshape(W, S)
     eff_flat = eff_out.reshape(W, S)
     rec_flat = rec_out.reshape(W, S)
+    grp_flat = grp_out.reshape(W, S)
     # windows are ordered (day, shift-by-start); shift_windows sorts by start: same order for
     # non-overlapping shifts defined in start order within a day.
     win = world.windows.sort_values(["date", "shift_idx"]).reset_index(drop=True)
@@ -111,12 +118,15 @@ def simulate(
             "shift": np.repeat(win["shift"].to_numpy(), S),
             "shift_start": np.repeat(win["start_utc"].dt.tz_localize(None).to_numpy(), S),
             "expected_crossings": lam_flat.ravel().astype(np.float32),
+            "crossings": grp_flat.ravel(),
+            "recorded": rec_flat.ravel(),
             "expected_recorded": prec_flat.ravel().astype(np.float32),
             "officer_hours": eff_flat.ravel(),
         }
     )
     truth["shift_start"] = truth["shift_start"].dt.tz_localize("UTC")
     summary = _summary(events, seg, win, lam_flat, time.perf_counter() - t0, tz)
+    summary.update(_bias_summary(p, grp_flat, rec_flat, eff_flat))
     return Scenario(events, effort_df, truth, win, p, world.attraction, summary)
 
 
@@ -244,6 +254,23 @@ def _summary(
         "segments": int(len(seg)),
         "windows": int(len(win)),
         "runtime_s": round(secs, 2),
+    }
+
+
+def _bias_summary(
+    p: ScenarioParams, groups: np.ndarray, rec: np.ndarray, eff: np.ndarray
+) -> dict[str, Any]:
+    """How far the records are made by the patrols (the patrolled world's calibration)."""
+    patrolled = eff > 0
+    n_rec = max(int(rec.sum()), 1)
+    n_true = max(int(groups.sum()), 1)
+    return {
+        "world": p.world,
+        "true_crossing_groups": int(groups.sum()),
+        "recorded_share_of_true": round(float(rec.sum() / n_true), 4),
+        "patrolled_cell_share": round(float(patrolled.mean()), 5),
+        "records_from_patrolled_share": round(float(rec[patrolled].sum() / n_rec), 4),
+        "true_in_patrolled_share": round(float(groups[patrolled].sum() / n_true), 4),
     }
 
 

@@ -25,16 +25,29 @@ The simulated world (documented in the README and METHODOLOGY):
 * **Groups and types**: each incident has a group size (1 to a few dozen) and a type
   (apprehension, detection, smuggler arrest).
 
-Outputs: ``events.csv`` (the documented input schema), ``effort.csv``, ``truth.parquet``
-(expected true crossings and expected recorded events per segment and shift) and
-``scenario.json`` (parameters, seed, summary).
+Two worlds (``ScenarioParams.world``; :func:`world_params` applies a world's preset):
+
+* ``default``: detection is high everywhere (``p0`` 0.5), so the recorded events are a nearly
+  unbiased sample of the crossings.
+* ``patrolled`` (:data:`PATROLLED_WORLD`): the records are made by the patrols. The police
+  deploy by *habit* (recorded events over months, ``police_habit_days``) plus a *reaction* to
+  the last week's records (``police_reaction_days``, ``police_reaction_weight``), concentrated
+  on their hotspots (``police_focus``); detection off patrol is low (``p0``) and rises with
+  officer-hours (``detect_per_officer_hour``), so about 60 % of the records come from the few
+  patrolled segment-shifts; crossers avoid stretches patrolled in the last days and move to
+  nearby ones (displacement with a short lag); routes drift slowly (``drift_sd``). The truth
+  keeps every crossing.
+
+Outputs: ``events.csv`` (the documented input schema; the *recorded* crossings only),
+``effort.csv`` (the deployment), ``truth.parquet`` (per segment and shift: the true intensity
+``expected_crossings``, all realised true ``crossings``, the ``recorded`` ones and their
+expectation ``expected_recorded``, ``officer_hours``) and ``scenario.json`` (parameters, seed,
+summary).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import holidays as _holidays
 import numpy as np
@@ -44,6 +57,13 @@ from scipy import sparse
 
 from riskmodel.geo.geodata import Geography
 from riskmodel.geo.shifts import parse_shifts, shift_windows
+from riskmodel.sim.params import (  # re-exported: the world's public names
+    DEFAULT_AREA_SHARES,
+    PATROLLED_WORLD,
+    WORLDS,
+    ScenarioParams,
+    world_params,
+)
 
 # Frontex Western Balkan route, monthly share of the year 2019-2024 (METHODOLOGY.md, simulator).
 MONTH_SHARE = np.array([5.0, 4.9, 5.7, 6.2, 7.7, 8.3, 9.2, 11.5, 13.9, 14.1, 7.3, 6.4])
@@ -78,98 +98,20 @@ HOUR_PROFILE = np.array(
 )
 WEEKDAY_FACTOR = np.array([1.0, 0.95, 0.95, 1.0, 1.05, 1.1, 1.05])  # Mon..Sun
 
-DEFAULT_AREA_SHARES = {
-    "Novo mesto": 0.60,
-    "Koper": 0.22,
-    "Ljubljana": 0.07,
-    "Celje": 0.05,
-    "Maribor": 0.04,
-    "Murska Sobota": 0.02,
-}
-
-
-@dataclass
-class ScenarioParams:
-    """Parameters of a simulated scenario (all recorded in ``scenario.json``).
-
-    Attributes
-    ----------
-    seed : int
-        Random seed; the scenario is deterministic for a seed.
-    start, end : str
-        First and last local date (inclusive).
-    persons_per_year : float
-        Target *recorded* persons in the first year (public figures: 40-60 k in a high year).
-    annual_trend : float
-        Log-linear change per year of the volume (-0.25 = about -22 % a year).
-    mean_group_size : float
-        Mean persons per incident.
-    smuggler_share : float
-        Share of recorded incidents that are smuggler arrests (~300-400 a year).
-    detection_share : float
-        Share of the rest recorded as detections (camera/drone/report) rather than apprehensions.
-    area_shares : dict
-        Target share of crossings per police directorate.
-    theta, excitation_days, excitation_km : float
-        Near-repeat self-excitation: branching ratio, decay time, spatial scale.
-    displacement_strength, displacement_lag_days, displacement_km : float
-        Adaptive displacement: exponent on the perceived chance of getting through a stretch
-        (0 = no displacement; 1 = flow proportional to that chance: a stretch checked every shift
-        keeps about 28 % of its flow, one checked in a quarter of the shifts about 82 %), lag of
-        that perception, how far the displaced flow moves.
-    drift_sd, drift_days, drift_km : float
-        Route drift: a log-intensity field along the border that wanders on its own
-        (Ornstein-Uhlenbeck in time with time constant ``drift_days``, correlated over
-        ``drift_km``, stationary standard deviation ``drift_sd``; 0 = static routes).
-    units_per_shift : tuple of int
-        Patrols placed per shift (one entry per shift; the last is reused).
-    officers_per_unit : int
-        Officers in a patrol (officer-hours = officers x shift hours).
-    patrol_exploration : float
-        Share of patrols the simulated police place uniformly at random.
-    p0, detect_per_officer_hour : float
-        Detection: ``p = 1 - (1 - p0) exp(-k * officer_hours)``.
-    holiday_factor : float
-        Intensity multiplier on SI or HR public holidays.
-    field_sd : float
-        Standard deviation of the log random attraction field.
-    """
-
-    seed: int = 0
-    start: str = ""
-    end: str = ""
-    persons_per_year: float = 50_000.0
-    annual_trend: float = -0.25
-    mean_group_size: float = 7.5
-    smuggler_share: float = 0.05
-    detection_share: float = 0.12
-    area_shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_AREA_SHARES))
-    theta: float = 0.35
-    excitation_days: float = 3.0
-    excitation_km: float = 2.0
-    displacement_strength: float = 1.0
-    displacement_lag_days: float = 14.0
-    displacement_km: float = 6.0
-    drift_sd: float = 0.0
-    drift_days: float = 60.0
-    drift_km: float = 5.0
-    units_per_shift: tuple[int, ...] = (12, 14, 22)
-    officers_per_unit: int = 2
-    patrol_exploration: float = 0.3
-    p0: float = 0.5
-    detect_per_officer_hour: float = 0.08
-    holiday_factor: float = 1.15
-    field_sd: float = 0.6
-
-    def resolved(self) -> ScenarioParams:
-        """Fill default dates: three years ending yesterday (local)."""
-        p = dataclasses.replace(self)
-        if not p.end:
-            p.end = (dt.date.today() - dt.timedelta(days=1)).isoformat()
-        if not p.start:
-            e = dt.date.fromisoformat(p.end)
-            p.start = (e.replace(year=e.year - 3) + dt.timedelta(days=1)).isoformat()
-        return p
+__all__ = [
+    "DEFAULT_AREA_SHARES",
+    "HOUR_PROFILE",
+    "MONTH_SHARE",
+    "PATROLLED_WORLD",
+    "WEEKDAY_FACTOR",
+    "WORLDS",
+    "DayStep",
+    "ScenarioParams",
+    "World",
+    "side_sign",
+    "static_attraction",
+    "world_params",
+]
 
 
 # ----------------------------------------------------------------------------- attraction
@@ -391,8 +333,9 @@ class World:
         is_hol = np.array([(d in hol_si) or (d in hol_hr) for d in days.date])
         self.daily = season * weekday * trend * np.where(is_hol, p.holiday_factor, 1.0)
 
-        # Scale: recorded persons in year one ~= persons_per_year (assumes ~60 % detected).
-        groups_per_day = p.persons_per_year / p.mean_group_size / 0.60 / 365.25
+        # Scale: recorded persons in year one ~= persons_per_year (assumes detected_share
+        # of the groups recorded).
+        groups_per_day = p.persons_per_year / p.mean_group_size / p.detected_share / 365.25
         # expected true groups per day at daily=1
         self.base = attraction / attraction.sum() * groups_per_day
 
@@ -426,7 +369,10 @@ class World:
         # exp(-k officer_hours) averaged over the day's crossings (what crossers learn).
         self.escape = np.ones(S)
         self.police_map = np.full(S, 1.0)  # EMA of recorded events (the police's hotspot map)
-        self._decay_police = np.exp(-1.0 / 28.0) ** (1.0 / K)
+        self._decay_police = np.exp(-1.0 / p.police_habit_days) ** (1.0 / K)
+        # Short memory (the last week's records): only the patrolled world reacts to it.
+        self.police_recent = np.full(S, 1.0)
+        self._decay_recent = np.exp(-1.0 / max(p.police_reaction_days, 1e-6)) ** (1.0 / K)
         self.hours = win.sort_values(["date", "shift_idx"])["hours"].to_numpy().reshape(D, K)
         self.day = 0
 
@@ -469,6 +415,12 @@ class World:
         p = self.params
         S = self.n_segments
         pol = self._k_pol @ self.police_map
+        if p.police_reaction_weight > 0:  # habit plus reaction to the last days
+            w = p.police_reaction_weight
+            rec = self._k_pol @ self.police_recent
+            pol = (1 - w) * pol / pol.sum() + w * rec / rec.sum()
+        if p.police_focus != 1.0:
+            pol = pol**p.police_focus
         prob = (1 - p.patrol_exploration) * pol / pol.sum() + p.patrol_exploration / S
         n_u = min(int(self.units[k]), S)
         keys = np.log(prob) - np.log(-np.log(self.rng.random(S)))
@@ -545,6 +497,8 @@ class World:
             day_groups += groups
             day_escape += self.shift_share[k] * np.exp(-p.detect_per_officer_hour * eff_k)
             self.police_map = self.police_map * self._decay_police + recorded
+            if p.police_reaction_weight > 0:
+                self.police_recent = self.police_recent * self._decay_recent + recorded
         self.H = self._decay_exc * self.H + p.theta * (1 - self._decay_exc) * (
             self._k_exc @ day_groups
         )

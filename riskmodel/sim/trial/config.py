@@ -14,7 +14,7 @@ import pandas as pd
 
 from riskmodel import __version__
 from riskmodel.errors import ConfigError
-from riskmodel.sim.world import ScenarioParams
+from riskmodel.sim.world import WORLDS, ScenarioParams
 
 POLICIES = ("randomised", "top-k", "uniform", "static", "oracle")
 DEFAULT_POLICIES = ("randomised", "top-k", "uniform")
@@ -46,6 +46,8 @@ WEEKLY_COLUMNS = (
     "hit_rate_10_ceiling",
     "oracle_ratio_10",
     "hit_rate_10_truth_last_week",
+    "chase_share_10",
+    "chase_share_10_truth",
     "entropy",
     "route_shifted",
     "model_fits",
@@ -59,6 +61,8 @@ WEEKLY_MEAN = (
     "hit_rate_10",
     "hit_rate_10_ceiling",
     "oracle_ratio_10",
+    "chase_share_10",
+    "chase_share_10_truth",
     "entropy",
 )
 
@@ -119,6 +123,9 @@ class TrialConfig:
         XGBoost threads (1: the fits are small, and OpenMP threads on busy shared cores spin).
     scenario : dict
         Overrides of :class:`~riskmodel.sim.world.ScenarioParams` (e.g. ``persons_per_year``).
+    world : str
+        ``"default"`` or ``"patrolled"`` (:func:`~riskmodel.sim.world.world_params`: records
+        made by the patrols; its police patrol the burn-in, the policies the trial weeks).
     """
 
     weeks: int = 26
@@ -146,6 +153,7 @@ class TrialConfig:
     zero_keep: float = 0.05
     n_jobs: int = 1
     scenario: dict[str, Any] = field(default_factory=dict)
+    world: str = "default"
 
     def __post_init__(self) -> None:
         def bad(key: str, must: str) -> ConfigError:
@@ -205,7 +213,11 @@ class TrialConfig:
             dt.date.fromisoformat(self.start)
         except ValueError:
             raise bad("start", "an ISO date (YYYY-MM-DD)") from None
-        known = {f.name for f in dataclasses.fields(ScenarioParams)}
+        if self.world not in WORLDS:
+            raise ConfigError(
+                f"unknown world {self.world!r}", where="--world", fix=f"use one of {WORLDS}"
+            )
+        known = {f.name for f in dataclasses.fields(ScenarioParams)} - {"world"}
         extra = sorted(set(self.scenario) - known)
         if extra:
             raise ConfigError(

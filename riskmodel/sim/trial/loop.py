@@ -14,7 +14,7 @@ import pandas as pd
 
 from riskmodel.config.settings import DEFAULT_SHIFTS
 from riskmodel.errors import ConfigError
-from riskmodel.evaluation.metrics import hit_rate_curve
+from riskmodel.evaluation.metrics import captured, hit_rate_curve
 from riskmodel.features import FeatureSpec, Panel, static_features
 from riskmodel.geo.geodata import Geography
 from riskmodel.planning import normalised_entropy, top_k
@@ -35,7 +35,7 @@ from riskmodel.sim.trial.config import (
 )
 from riskmodel.sim.trial.learner import _Learner
 from riskmodel.sim.trial.policies import _Policy
-from riskmodel.sim.world import ScenarioParams, World
+from riskmodel.sim.world import World, world_params
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +85,19 @@ _SUMS = (
 
 def _run_week(
     pol: _Policy, world: World, learner: _Learner, cfg: TrialConfig, seed: int, week: int
-) -> tuple[dict[str, float], np.ndarray, np.ndarray, list[float], list[np.ndarray]]:
-    """Seven days of one policy: sums, the map and the truth (7 K, S), entropies, checks."""
+) -> tuple[dict[str, float], np.ndarray, np.ndarray, list[float], list[np.ndarray], np.ndarray]:
+    """Seven days of one policy: sums, the map and the truth (7 K, S), entropies, checks and
+    which segments were patrolled in the 7 days before each window's day (7 K, S)."""
     K = world.n_shifts
     p = world.params
     acc = dict.fromkeys(_SUMS, 0.0)
-    preds, truths, ents, checks = [], [], [], []
+    preds, truths, ents, checks, patrolled = [], [], [], [], []
     for day in range(7):
         d = cfg.burn_in_days + week * 7 + day
         w0 = d * K
+        # Patrolled in the previous week (the panel holds the effort up to yesterday).
+        prev = learner.panel.effort[max(0, w0 - 7 * K) : w0].sum(axis=0) > 0
+        patrolled.append(np.broadcast_to(prev, (K, prev.size)))
         risk = learner.predict_neutral(w0, K)
         pick, cov = pol.decide_day(
             d, risk, world.intensity(), _stream(seed, _S_POLICY, pol.code, d)
@@ -116,7 +120,38 @@ def _run_week(
         acc["expected_patrol_detections"] += float(
             (st.expected_recorded - p.p0 * st.expected_crossings).sum()
         )
-    return acc, np.concatenate(preds), np.concatenate(truths), ents, checks
+    return (
+        acc,
+        np.concatenate(preds),
+        np.concatenate(truths),
+        ents,
+        checks,
+        np.concatenate(patrolled),
+    )
+
+
+def chase_share(
+    ranking: np.ndarray, patrolled: np.ndarray, lengths: np.ndarray, c: float = HIT_FRACTION
+) -> float:
+    """Share of the border length a ranking puts in its top ``c`` that was patrolled before.
+
+    How much a map chases the patrols: compare the map's share with the truth's (the same
+    function on the true intensity). Pooled over windows, with the hit rate's selection rule
+    (fractional boundary segment).
+
+    Parameters
+    ----------
+    ranking : ndarray (W, S)
+        Scores per window (the map, or the true intensity).
+    patrolled : ndarray of bool (W, S)
+        Segment patrolled in the week before the window.
+    lengths : ndarray (S,)
+    c : float
+        Share of the border length.
+    """
+    plen = patrolled.astype(float) * lengths[None, :]
+    got = captured(ranking, plen, lengths, [c]).sum()
+    return float(got / (c * lengths.sum() * ranking.shape[0]))
 
 
 def _weekly_row(
@@ -125,8 +160,9 @@ def _weekly_row(
     truth_w: np.ndarray,
     prev_truth: np.ndarray | None,
     lengths: np.ndarray,
+    patrolled_w: np.ndarray,
 ) -> dict[str, Any]:
-    """Rates and map-drift hit rates of one week."""
+    """Rates, map-drift hit rates and chase shares of one week."""
     hr = float(hit_rate_curve(pred_w, truth_w, lengths, [HIT_FRACTION])[0])
     ceiling = float(hit_rate_curve(truth_w, truth_w, lengths, [HIT_FRACTION])[0])
     # How predictable the truth itself is: last week's true mean intensity as the map.
@@ -146,6 +182,8 @@ def _weekly_row(
         "hit_rate_10_ceiling": ceiling,
         "oracle_ratio_10": hr / ceiling if ceiling > 0 else np.nan,
         "hit_rate_10_truth_last_week": persist if prev_truth is not None else None,
+        "chase_share_10": chase_share(pred_w, patrolled_w, lengths),
+        "chase_share_10_truth": chase_share(truth_w, patrolled_w, lengths),
     }
 
 
@@ -175,9 +213,9 @@ def _run_policy(
         shifted = bool(route is not None and week == cfg.shift_week)
         if shifted:
             world.relocate(route[0], route[1], cfg.route_shift_share)
-        acc, pred_w, truth_w, ents, checks = _run_week(pol, world, learner, cfg, seed, week)
+        acc, pred_w, truth_w, ents, checks, pat_w = _run_week(pol, world, learner, cfg, seed, week)
         row = {"seed": seed, "policy": name, "week": week, **acc}
-        row.update(_weekly_row(acc, pred_w, truth_w, prev_truth, lengths))
+        row.update(_weekly_row(acc, pred_w, truth_w, prev_truth, lengths, pat_w))
         row.update(entropy=float(np.mean(ents)), route_shifted=shifted, model_fits=learner.fits)
         rows.append(row)
         prev_truth = truth_w.mean(axis=0)
@@ -244,6 +282,9 @@ def _totals(
         share_patrol_detected=s["patrol_detections"] / max(s["true_crossings"], 1e-9),
         hit_rate_10_ceiling_mean=float(weekly["hit_rate_10_ceiling"].mean()),
         entropy_mean=float(np.mean(ents)),
+        chase_share_10_mean=float(weekly["chase_share_10"].mean()),
+        chase_share_10_truth_mean=float(weekly["chase_share_10_truth"].mean()),
+        oracle_ratio_10_min=float(weekly["oracle_ratio_10"].min()),
     )
     out.update(_trajectory(weekly["hit_rate_10"].to_numpy(float), cfg, "hit_rate_10"))
     # How concentrated the truth itself stays (the patrols flatten it by displacement).
@@ -277,7 +318,8 @@ def _seed_world(
     start = dt.date.fromisoformat(cfg.start)
     first = start - dt.timedelta(days=cfg.burn_in_days)
     last = start + dt.timedelta(days=7 * cfg.weeks - 1)
-    params = ScenarioParams(
+    params = world_params(
+        cfg.world,
         **{
             **cfg.scenario,
             "seed": seed,
@@ -285,7 +327,7 @@ def _seed_world(
             "end": last.isoformat(),
             "units_per_shift": (cfg.units,),
             "officers_per_unit": cfg.officers_per_unit,
-        }
+        },
     )
     world = World(geo, params, shifts, tz)
     S, K = world.n_segments, world.n_shifts

@@ -30,6 +30,10 @@ _TABLE = (
     ("oracle_ratio_10_start", "oracle ratio (HR / truth-ranked HR), weeks 1-4", 3),
     ("oracle_ratio_10_end", "oracle ratio, last 4 weeks", 3),
     ("oracle_ratio_10_end_vs_start", "oracle ratio end / start", 3),
+    ("oracle_ratio_10_mean", "oracle ratio, whole trial (mean of weeks)", 3),
+    ("oracle_ratio_10_min", "oracle ratio, worst week", 3),
+    ("chase_share_10_mean", "chase share: map's top 10 % patrolled the week before", 3),
+    ("chase_share_10_truth_mean", "... same share for the truth's top 10 %", 3),
     ("hit_rate_10_dip_vs_pre_shift", "lowest HR after shift / pre-shift", 3),
     ("hit_rate_10_recovery_weeks", "weeks until HR within 10 % of pre-shift", 1),
     ("oracle_ratio_10_recovery_weeks", "weeks until oracle ratio within 10 %", 1),
@@ -110,6 +114,22 @@ def _verdict(res: TrialResult) -> list[str]:
             f"(within 10 % in {held_r}/{n} seeds); the truth-ranked HR itself went "
             f"{mean(p, 'truth_hit_rate_10_start'):.3f} -> {mean(p, 'truth_hit_rate_10_end'):.3f}."
         )
+    ratio_ok = 0.95  # issue 16: the map keeps >= 0.95 of the truth-ranked hit rate
+    for p in pols:
+        n = len(per_seed[p])
+        held = sum((t.get("oracle_ratio_10_mean") or 0) >= ratio_ok for t in per_seed[p])
+        lines.append(
+            f"{p}: oracle ratio over the whole trial {mean(p, 'oracle_ratio_10_mean'):.3f} "
+            f"(worst week {mean(p, 'oracle_ratio_10_min'):.3f}); >= {ratio_ok} in {held}/{n} "
+            f"seeds. Chase share {mean(p, 'chase_share_10_mean'):.3f} of the map's top 10 % "
+            f"patrolled the week before vs {mean(p, 'chase_share_10_truth_mean'):.3f} for the "
+            "truth's"
+            + (
+                " (the map follows the patrols)."
+                if mean(p, "chase_share_10_mean") > 1.5 * mean(p, "chase_share_10_truth_mean")
+                else "."
+            )
+        )
     return lines
 
 
@@ -124,7 +144,8 @@ def markdown_report(res: TrialResult) -> str:
         "",
         f"{cfg.weeks} weeks from {cfg.start} after a {cfg.burn_in_days}-day burn-in; "
         f"{cfg.units} patrols of {cfg.officers_per_unit} officers per shift; "
-        f"{res.meta['segments']} segments ({res.meta['border_km']} km); retrain every "
+        f"{res.meta['segments']} segments ({res.meta['border_km']} km); "
+        f"{cfg.world} world; retrain every "
         f"{cfg.retrain_weeks} weeks; world seeds {seeds[0]}..{seeds[-1]} ({len(seeds)}). "
         + (
             "Values: mean ± half-width of the 95 % t-interval over seeds."
@@ -173,6 +194,9 @@ def markdown_report(res: TrialResult) -> str:
         "- *recovery*: weeks from the route shift until the weekly value is back within 10 % "
         "of its mean over the 4 weeks before the shift (0 = never dropped below); the mean is "
         "over the seeds that recovered before the trial ended.",
+        "- *chase share*: share of the border length in the map's top 10 % (per shift) that "
+        "was patrolled at least once in the 7 days before; the same for the truth's top 10 % "
+        "(true expected crossings). A map well above the truth chases its own patrols.",
         "- *coverage entropy*: planning.normalised_entropy of the shift's inclusion "
         "probabilities (1 = uniform, 0 = deterministic).",
         "- *max share of shifts*: the largest share of shifts in which any one segment was "
