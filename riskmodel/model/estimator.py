@@ -429,7 +429,7 @@ def row_uniforms(seed: int, offset: int, n: int) -> np.ndarray:
 # The residual correction's defaults: one set for the trial (``TrialConfig.recalibrate_*``) and
 # for production scoring (``riskmodel score``/``daily`` with the forecast store).
 RESIDUAL_DAYS = 28  # look-back of the recorded-vs-forecast comparison
-RESIDUAL_PRIOR = 20.0  # prior strength in expected events
+RESIDUAL_PRIOR = 5.0  # prior strength in expected events (bench/bench_adapt.py: 20 -> 5 follows a route shift in <= 3 weeks)
 RESIDUAL_KM = 3.0  # evidence pooled over segments within +- this many km along the border
 
 

@@ -146,7 +146,7 @@ class TrialConfig:
     max_share_of_shifts: float | None = 0.25
     share_window_days: int = 30
     recalibrate_days: int = 28
-    recalibrate_prior: float = 20.0
+    recalibrate_prior: float = 5.0
     recalibrate_km: float = 3.0
     n_estimators: int = 150
     learning_rate: float = 0.15
