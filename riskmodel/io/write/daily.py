@@ -38,7 +38,7 @@ CHECK_COLUMNS: tuple[tuple[str, str], ...] = (
 
 _CSS = """
 @page { size: A4 landscape; margin: 8mm 9mm; }
-body { font: 7.6pt/1.25 "DejaVu Sans", Arial, sans-serif; color: #111; margin: 0; }
+body { font: 7pt/1.17 "DejaVu Sans", Arial, sans-serif; color: #111; margin: 0; }
 h1 { font-size: 13pt; margin: 0 0 1mm; }
 h2 { font-size: 11.5pt; margin: 1.5mm 0 0.5mm; }
 .meta, .foot { color: #444; font-size: 7.4pt; }
@@ -46,8 +46,8 @@ h2 { font-size: 11.5pt; margin: 1.5mm 0 0.5mm; }
 section.shift { page-break-before: always; break-before: page; }
 section.shift:first-of-type { page-break-before: auto; break-before: auto; }
 table { border-collapse: collapse; width: 100%; margin-top: 2mm; table-layout: fixed; }
-th, td { border: 0.3mm solid #999; padding: 0.6mm 1.1mm; vertical-align: top; text-align: left; }
-th { background: #eee; font-size: 7.6pt; }
+th, td { border: 0.3mm solid #999; padding: 0.4mm 1mm; vertical-align: top; text-align: left; }
+th { background: #eee; font-size: 7pt; }
 ul { margin: 1mm 0; }
 tr { page-break-inside: avoid; break-inside: avoid; }
 td.kind-exploration { background: #eef4ff; }
