@@ -27,8 +27,8 @@ The engine's map
     times a per-segment correction by its recent residuals
     (:func:`~riskmodel.model.estimator.recent_residual_factor`: events recorded over forecast - the engine's own out-of-sample forecasts made with the effort
     spent - over ``recalibrate_days``, pooled over +-``recalibrate_km`` and shrunk by a prior of
-    ``recalibrate_prior`` events). Without it a route shift takes the map 10+ weeks to follow:
-    trees fitted on a stable history trust the long-run counts.
+    ``recalibrate_prior`` events). Without it a route shift takes the map 3-7 weeks to follow
+    (with it 1-2; METHODOLOGY 3.8): trees fitted on a stable history trust the long-run counts.
 
 Fair comparison (common random numbers)
     For a world seed, the static attraction, the one-year burn-in history (patrolled by the
