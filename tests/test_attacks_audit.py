@@ -196,7 +196,7 @@ def test_printed_head_is_the_checked_anchor(ws) -> None:
     assert r.exit_code == 0, r.output
     anchor = ws.read_state()["audit"]
     assert anchor["seq"] == 3 and anchor["head"] in r.output and f"seq {anchor['seq']}" in r.output
-    assert Path(anchor["log"]) == log_of(ws).resolve()
+    assert (ws.root / anchor["log"]).resolve() == log_of(ws).resolve()
     r = audit(ws)
     assert r.exit_code == 0 and "HMAC verified" in r.output and "ends at its anchor" in r.output
     # Every plan file names its plan and its place in the chain.
@@ -481,3 +481,24 @@ def test_formula_cells_are_neutralised(ws) -> None:
     assert plan(ws, "--shift", "night", risk=str(p)).exit_code == 0
     text = (ws.root / "out" / "plan_2025-12-05_night.csv").read_text()
     assert "'=HYPERLINK" in text and ',"=HYPERLINK' not in text and ",=HYPERLINK" not in text
+
+
+def test_moved_workspace_keeps_its_anchor(ws, tmp_path) -> None:
+    """A workspace moved or restored to another folder (new server, renamed share) keeps its
+    audit anchor: the state stores the log's path relative to the workspace root, so a deleted
+    last line is still caught after the move and planning goes on from the same chain."""
+    import shutil
+
+    from riskmodel.config.workspace import Workspace
+
+    assert plan(ws).exit_code == 0
+    state = json.loads((ws.root / ".riskmodel" / "state.json").read_text())
+    assert state["audit"]["log"] == "audit/audit.jsonl"
+    moved = Workspace(Path(shutil.move(str(ws.root), str(tmp_path / "elsewhere"))))
+    r = audit(moved)
+    assert r.exit_code == 0 and "ends at its anchor" in r.output, r.output
+    assert plan(moved).exit_code == 0  # the anchor moves with the new entries
+    data = log_of(moved).read_text().splitlines(keepends=True)
+    log_of(moved).write_text("".join(data[:-1]))
+    r = audit(moved)
+    assert r.exit_code == EXIT_VIOLATION and "does not reach its anchor" in r.output

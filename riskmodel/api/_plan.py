@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from riskmodel._timing import timed
-from riskmodel.audit.log import AuditLog, anchor_of, read_log, workspace_anchor
+from riskmodel.audit.log import AuditLog, anchor_of, anchored_log, read_log, workspace_anchor
 from riskmodel.audit.report import AuditReport, compliance_report, summary_lines, write_report
 from riskmodel.audit.store import AuditStore
 from riskmodel.config.settings import Settings
@@ -244,14 +244,15 @@ def _open_log(
     entries, integ = alog.read()
     where = alog.where
     home = workspace_anchor(workspace)
+    home_log = anchored_log(workspace, home) if home and workspace is not None else None
     is_file = isinstance(alog, AuditLog)
     if home and alog.anchor is None and segment_reason is None:
         if is_file and integ.lines == 0:
             raise InputError(
                 f"audit log {where} is missing or empty, but this workspace's audit log is "
-                f"{home['log']} with {home['seq']} entries",
+                f"{home_log} with {home['seq']} entries",
                 where=where,
-                fix=f"use --audit-log {home['log']}; to start a new log on purpose add "
+                fix=f"use --audit-log {home_log}; to start a new log on purpose add "
                 "--new-log-segment --reason TEXT",
             )
         if not is_file and (home["seq"], home["head"]) not in {
@@ -260,10 +261,10 @@ def _open_log(
             # First use of the table from a workspace whose history is in its file log: the
             # caps would not count that history.
             raise InputError(
-                f"this workspace's audit history ({home['log']}, {home['seq']} entries) is not "
+                f"this workspace's audit history ({home_log}, {home['seq']} entries) is not "
                 "in the audit table",
                 where=where,
-                fix=f"import it first: riskmodel audit import {home['log']} --db URI; to start "
+                fix=f"import it first: riskmodel audit import {home_log} --db URI; to start "
                 "the table without it on purpose add --new-log-segment --reason TEXT",
             )
     if not integ.ok and segment_reason is None:
@@ -276,7 +277,9 @@ def _open_log(
         raise InputError(f"audit log is damaged: {integ.why}", where=where, fix=fix)
     if segment_reason is not None:
         seg = alog.new_segment(
-            segment_reason, by, previous_log=str(home["log"]) if home and integ.lines == 0 else None
+            segment_reason,
+            by,
+            previous_log=str(home_log) if home_log and integ.lines == 0 else None,
         )
         log.warning("%s: new log segment recorded (%s)", where, seg["reason"])
     elif integ.anchor == "ahead" and workspace is not None and integ.last_mac:
@@ -286,7 +289,7 @@ def _open_log(
             **{alog.state_key: alog.anchor_value(integ.last_seq, integ.last_mac)}
         )
     elif is_file and integ.lines and workspace is not None and alog.anchor is None and home:
-        log.warning("audit log %s is not this workspace's anchored log %s", where, home["log"])
+        log.warning("audit log %s is not this workspace's anchored log %s", where, home_log)
     return entries
 
 
@@ -397,6 +400,7 @@ def audit_report(
         key = key if key is not None else settings.key()
         workspace = workspace if workspace is not None else settings.workspace
     home = workspace_anchor(workspace)
+    home_log = anchored_log(workspace, home) if home and workspace is not None else None
     if db:
         from riskmodel.audit.dbstore import db_anchor, read_db_log
 
@@ -410,7 +414,7 @@ def audit_report(
         entries, integrity = read_log(audit_log, key=key, anchor=anchor or None)
     if integrity.lines == 0 and home and anchor is None:
         integrity.problems.append(
-            f"this log is empty or missing; the workspace's audit log is {home['log']} "
+            f"this log is empty or missing; the workspace's audit log is {home_log} "
             f"with {home['seq']} entries"
         )
     return compliance_report(

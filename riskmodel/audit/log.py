@@ -129,7 +129,7 @@ def anchor_of(workspace: Workspace | None, path: str | os.PathLike[str]) -> dict
     a = workspace.read_state().get("audit")
     if not isinstance(a, dict):
         return None
-    return a if _same_path(a.get("log"), path) else None
+    return a if _same_path(a.get("log"), path, workspace) else None
 
 
 def workspace_anchor(workspace: Workspace | None) -> dict[str, Any] | None:
@@ -140,10 +140,17 @@ def workspace_anchor(workspace: Workspace | None) -> dict[str, Any] | None:
     return a if isinstance(a, dict) and a.get("seq") else None
 
 
-def _same_path(a: Any, b: str | os.PathLike[str]) -> bool:
+def anchored_log(workspace: Workspace, anchor: dict[str, Any]) -> Path:
+    """The log file an anchor names: stored relative to the workspace root when the log lies
+    inside it, so a workspace that is moved or restored elsewhere keeps its anchor."""
+    return workspace.resolve(str(anchor.get("log", "")))
+
+
+def _same_path(a: Any, b: str | os.PathLike[str], workspace: Workspace | None = None) -> bool:
     if not a:
         return False
-    return Path(str(a)).expanduser().resolve() == Path(b).expanduser().resolve()
+    pa = workspace.resolve(str(a)) if workspace is not None else Path(str(a)).expanduser()
+    return pa.resolve() == Path(b).expanduser().resolve()
 
 
 class AuditLog(AuditStore):
@@ -225,8 +232,13 @@ class AuditLog(AuditStore):
         return anchor_of(self.workspace, self.path)
 
     def anchor_value(self, seq: int, head: str) -> dict[str, Any]:
-        """``{seq, head, log}`` (the log's absolute path)."""
-        return {"seq": seq, "head": head, "log": str(self.path.resolve())}
+        """``{seq, head, log}``: the log's path relative to the workspace root when it lies
+        inside the workspace (a moved workspace keeps its anchor), else absolute."""
+        path = self.path.resolve()
+        ws = self.workspace
+        if ws is not None and ws.contains(path):
+            return {"seq": seq, "head": head, "log": path.relative_to(ws.root.resolve()).as_posix()}
+        return {"seq": seq, "head": head, "log": str(path)}
 
     def read(self) -> tuple[list[dict[str, Any]], LogIntegrity]:
         """Entries and integrity of the log (see :func:`read_log`)."""
@@ -263,7 +275,7 @@ class AuditLog(AuditStore):
         if self.workspace is None:
             return
         current = workspace_anchor(self.workspace)
-        if current and not _same_path(current.get("log"), self.path):
+        if current and not _same_path(current.get("log"), self.path, self.workspace):
             if entry.get("type") != SEGMENT_TYPE:
                 return  # another log than the anchored one: only a recorded segment moves it
         super()._move_anchor(entry)
