@@ -262,9 +262,14 @@ def test_credentials_never_printed_or_recorded(world, pg_db, tmp_path):
     from riskmodel.config.settings import load_settings
 
     toml = tmp_path / "riskmodel.toml"
-    toml.write_text(f'events = "{with_pw}"\nevents_table = "public.events"\n')
+    toml.write_text(
+        f'events = "{with_pw}"\nevents_table = "public.events"\ndatabase = "{with_pw}"\n'
+    )
     shown = {k: v for k, v, _ in load_settings(toml, env={}).describe()}
     assert SECRET not in shown["events"] and "***" in shown["events"]
+    # The database setting shows where it goes (host, database), never the password.
+    assert SECRET not in shown["database"] and "@" in shown["database"]
+    assert "***" in shown["database"]
     assert SECRET not in repr(DbSource(with_pw, table="public.events"))
 
 

@@ -171,7 +171,10 @@ class Settings:
         rows = []
         for f in _FIELDS:
             val = getattr(self, f.name)
-            shown = ("***" if val else "") if f.metadata["secret"] else mask_password(str(val))
+            if f.metadata["secret"] and not is_database(str(val)):
+                shown = "***" if val else ""
+            else:  # a connection string shows where it goes, with its password masked
+                shown = mask_password(str(val))
             rows.append((f.name, shown, self.sources[f.name]))
         for canon, user in sorted(self.columns.items()):
             rows.append((f"columns.{canon}", user, f"file:{self.config_path}"))
