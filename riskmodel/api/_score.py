@@ -126,7 +126,7 @@ def adaptation(
     """Residual factors for windows from ``w0`` (None when off) and what was done."""
     import datetime as _dt
 
-    from riskmodel.model.estimator import RESIDUAL_DAYS
+    from riskmodel.model import RESIDUAL_DAYS
     from riskmodel.scoring.adapt import residual_correction
 
     if not adapt:

@@ -171,19 +171,24 @@ def read_db_log(
     InputError
         The database cannot be read.
     """
+    records = _read_records(uri, schema)
+    entries, integ = _verify(records, key, anchor)
+    if integ.problems:
+        log.warning("audit table %s in %s: %s", schema, db_id(uri, schema), integ.why)
+    return entries, integ
+
+
+def _read_records(uri: str, schema: str) -> list[Record]:
+    """Every row of the audit table, in order, read in one read-only transaction."""
     from riskmodel.io.db import connect, require_psycopg
 
     psycopg = require_psycopg()
     try:
         with connect(uri, read_only=True) as con:
             _require_table(con, uri, schema)
-            records = list(_rows(con, schema))
+            return list(_rows(con, schema))
     except psycopg.Error as exc:
         raise db_error(exc, uri, "reading the audit table", InputError) from None
-    entries, integ = _verify(records, key, anchor)
-    if integ.problems:
-        log.warning("audit table %s in %s: %s", schema, db_id(uri, schema), integ.why)
-    return entries, integ
 
 
 def db_anchor(workspace: Workspace | None, uri: str, schema: str) -> dict[str, Any] | None:
@@ -366,15 +371,7 @@ def export_log(
     rows : int
     integrity : LogIntegrity
     """
-    from riskmodel.io.db import connect, require_psycopg
-
-    psycopg = require_psycopg()
-    try:
-        with connect(uri, read_only=True) as con:
-            _require_table(con, uri, schema)
-            records = list(_rows(con, schema))
-    except psycopg.Error as exc:
-        raise db_error(exc, uri, "reading the audit table", InputError) from None
+    records = _read_records(uri, schema)
     data = b"".join(r.raw + b"\n" for r in records)
     atomic_write_with(Path(out), lambda tmp: tmp.write_bytes(data))
     return len(records), _verify(records, key, anchor)[1]

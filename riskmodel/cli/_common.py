@@ -187,6 +187,19 @@ def out_option(
     )
 
 
+def world_option() -> Callable[[F], F]:
+    """``--world default|patrolled``: the simulated world (``simulate`` and ``trial``)."""
+    from riskmodel.sim.params import WORLDS  # plain dataclasses: cheap at start-up
+
+    return click.option(
+        "--world",
+        type=click.Choice(list(WORLDS)),
+        default="default",
+        show_default=True,
+        help="patrolled: records made by patrols that follow the records (METHODOLOGY.md).",
+    )
+
+
 def seed_option(
     help: str = "Random seed (deterministic output).", default: int | None = 0
 ) -> Callable[[F], F]:

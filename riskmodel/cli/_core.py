@@ -19,6 +19,7 @@ from riskmodel.cli._common import (
     renamed_option,
     renamed_pairs,
     seed_option,
+    world_option,
 )
 
 log = logging.getLogger(__name__)
@@ -139,13 +140,7 @@ def segments_cmd(
     help="Any other scenario parameter (repeatable), e.g. theta=0.5.",
 )
 @renamed_pairs("--param", "--scenario-param", "scenario")
-@click.option(
-    "--world",
-    type=click.Choice(["default", "patrolled"]),
-    default="default",
-    show_default=True,
-    help="patrolled: records made by patrols that follow the records (METHODOLOGY.md).",
-)
+@world_option()
 def simulate_cmd(
     out: str,
     seed: int,

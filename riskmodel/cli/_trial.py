@@ -17,6 +17,7 @@ from riskmodel.cli._common import (
     renamed_option,
     renamed_pairs,
     seed_option,
+    world_option,
 )
 
 log = logging.getLogger(__name__)
@@ -95,13 +96,7 @@ log = logging.getLogger(__name__)
     help="Scenario parameter (repeatable), e.g. displacement_strength=1.0.",
 )
 @renamed_pairs("--param", "--scenario-param", "scenario")
-@click.option(
-    "--world",
-    type=click.Choice(["default", "patrolled"]),
-    default="default",
-    show_default=True,
-    help="patrolled: records made by patrols that follow the records (METHODOLOGY.md).",
-)
+@world_option()
 @out_option(required=False, help="Output folder (default ./trial).")
 def trial_cmd(
     weeks: int,

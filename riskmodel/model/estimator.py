@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from riskmodel._timing import timed
 from riskmodel.features.effort import EXPOSURE_FEATURE
+from riskmodel.model import RESIDUAL_PRIOR
 
 # Features the risk can only grow with (besides the exposure): the fixed-kernel self-exciting
 # rate (long-run background + recent excitation); the constraint keeps noisy trees from
@@ -426,19 +427,12 @@ def row_uniforms(seed: int, offset: int, n: int) -> np.ndarray:
     return np.random.Generator(bitgen).random(int(n))
 
 
-# The residual correction's defaults: one set for the trial (``TrialConfig.recalibrate_*``) and
-# for production scoring (``riskmodel score``/``daily`` with the forecast store).
-RESIDUAL_DAYS = 28  # look-back of the recorded-vs-forecast comparison
-RESIDUAL_PRIOR = 5.0  # prior strength in expected events (bench/bench_adapt.py: 20 -> 5 follows a route shift in <= 3 weeks)
-RESIDUAL_KM = 3.0  # evidence pooled over segments within +- this many km along the border
-
-
 def recent_residual_factor(
     recorded: np.ndarray,
     expected: np.ndarray,
     pool: Any = None,
     *,
-    prior: float = 20.0,
+    prior: float = RESIDUAL_PRIOR,
 ) -> np.ndarray:
     """Per-segment correction of a risk map by its recent residuals (Poisson-Gamma shrinkage).
 

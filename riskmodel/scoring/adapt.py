@@ -1,7 +1,7 @@
 """Adaptation in production: correct today's map by the engine's recent residuals.
 
 The same rule as the field trial (:func:`riskmodel.model.estimator.recent_residual_factor`
-with :data:`~riskmodel.model.estimator.RESIDUAL_DAYS`, ``RESIDUAL_PRIOR`` and
+with :data:`~riskmodel.model.RESIDUAL_DAYS`, ``RESIDUAL_PRIOR`` and
 ``RESIDUAL_KM``): over the last ``RESIDUAL_DAYS`` days, the events recorded on each segment
 (pooled over +-``RESIDUAL_KM`` along the border) are compared with what the engine itself
 forecast for the same shifts, and the forecasts of the next shifts are multiplied by the
@@ -33,12 +33,8 @@ import pandas as pd
 from riskmodel.features import build_features
 from riskmodel.features.effort import EXPOSURE_FEATURE
 from riskmodel.features.kernels import band
-from riskmodel.model.estimator import (
-    RESIDUAL_DAYS,
-    RESIDUAL_KM,
-    RESIDUAL_PRIOR,
-    recent_residual_factor,
-)
+from riskmodel.model import RESIDUAL_DAYS, RESIDUAL_KM, RESIDUAL_PRIOR
+from riskmodel.model.estimator import recent_residual_factor
 from riskmodel.scoring.store import StoreRead
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from riskmodel import __version__
 from riskmodel.errors import ConfigError
+from riskmodel.model import RESIDUAL_DAYS, RESIDUAL_KM, RESIDUAL_PRIOR
 from riskmodel.sim.world import WORLDS, ScenarioParams
 
 POLICIES = ("randomised", "top-k", "uniform", "static", "oracle")
@@ -145,9 +146,9 @@ class TrialConfig:
     floor_factor: float = 0.2
     max_share_of_shifts: float | None = 0.25
     share_window_days: int = 30
-    recalibrate_days: int = 28
-    recalibrate_prior: float = 5.0
-    recalibrate_km: float = 3.0
+    recalibrate_days: int = RESIDUAL_DAYS
+    recalibrate_prior: float = RESIDUAL_PRIOR
+    recalibrate_km: float = RESIDUAL_KM
     n_estimators: int = 150
     learning_rate: float = 0.15
     zero_keep: float = 0.05
