@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.signal import lfilter
 
 from riskmodel.features.family import Block, Column, Family, Where, period
-from riskmodel.features.history import _T
+from riskmodel.features.history import _T, _decayed
 from riskmodel.features.kernels import band, cumulative
 from riskmodel.features.spec import FeatureSpec
 
@@ -42,8 +41,8 @@ class EffortState:
             for patrolled in (False, True):
                 m = (eff > 0) if patrolled else (eff <= 0)
                 # decayed records and decayed window counts of one kind of window, strictly past
-                num = lfilter([0.0, 1.0], [1.0, -a], ctx.panel.counts * m, axis=0)
-                den = lfilter([0.0, 1.0], [1.0, -a], m.astype(np.float64), axis=0)
+                num = _decayed(ctx.panel.counts * m, a)
+                den = _decayed(m, a)
                 split[(tau, patrolled)] = (_T(num), _T(den))
         return cls(_T(eff), _T(cumulative(eff)), band(ctx.chain, float(e["along_km"])), split)
 
