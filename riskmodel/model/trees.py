@@ -359,7 +359,7 @@ class TreeEnsemble:
         for e0, e1, feats, starts in tab["blocks"]:
             idx = mask[tab["entry_leaf"][e0:e1]].astype(np.intp)
             idx += (np.arange(e0, e1, dtype=np.intp) * n_pat)[:, None]
-            sums = np.add.reduceat(flat[idx], starts, axis=0, dtype=np.float64)
+            sums = np.add.reduceat(flat[idx], starts, axis=0)
             res[feats] += sums
         return res
 
