@@ -37,8 +37,7 @@ __all__ = ["OBJECTIVES", "TreeEnsemble"]
 
 OBJECTIVES = ("count:poisson", "reg:squarederror")
 MAX_SHAP_FEATURES_PER_PATH = 12  # 2^d table entries per leaf and path feature
-_ROW_BLOCK = 4096  # rows per block in contributions (bounds the temporary arrays)
-_ENTRY_BLOCK = 1 << 20  # (leaf, feature) entries x rows gathered at once
+_ROW_BLOCK = 512  # rows per block in contributions: bounds the (d, leaves, rows) temporaries
 
 
 class TreeEnsemble:
@@ -337,7 +336,7 @@ class TreeEnsemble:
         n = X.shape[0]
         res = np.zeros((self.n_features + 1, n), dtype=np.float64)
         res[-1] = tab["bias"]
-        if len(tab["entry_leaf"]) == 0:
+        if not tab["groups"]:
             return res
         # fail[r, i]: row i fails the requirement r: r < N "go left at internal node r",
         # N <= r < 2N "go right at node r - N", 2N: padding (never fails).
@@ -352,15 +351,16 @@ class TreeEnsemble:
         mask = np.zeros((len(tab["bits"]), n), dtype=tab["mask_dtype"])
         for p in range(tab["req"].shape[1]):
             mask |= fail[tab["req"][:, p]] * tab["bits"][:, p, None]
-        # The entries (leaf, path feature) are sorted by feature; gather each entry's value for
-        # every row's pattern and sum them per feature, a block of whole features at a time.
-        table, n_pat = tab["table"], tab["table"].shape[1]
-        flat = table.ravel()
-        for e0, e1, feats, starts in tab["blocks"]:
-            idx = mask[tab["entry_leaf"][e0:e1]].astype(np.intp)
-            idx += (np.arange(e0, e1, dtype=np.intp) * n_pat)[:, None]
-            sums = np.add.reduceat(flat[idx], starts, axis=0)
-            res[feats] += sums
+        # One index per (leaf, row) serves all d path features (a cast costs as much as the
+        # gather itself); then per feature one row selection and one sum.
+        idx = np.add(mask, tab["leaf_off"], dtype=np.intp)
+        table = tab["table"]
+        vals = np.empty((len(table),) + idx.shape, dtype=np.float32)
+        for k in range(len(table)):
+            np.take(table[k], idx, out=vals[k], mode="clip")  # in range; unbuffered
+        vals = vals.reshape(-1, n)
+        for f, rows in tab["groups"]:
+            res[f] += vals[rows].sum(axis=0, dtype=np.float64)
         return res
 
     # -- TreeSHAP tables -----------------------------------------------------------------------
@@ -414,24 +414,26 @@ class TreeEnsemble:
         mask_dtype = np.uint8 if d <= 8 else np.uint16
         bits = np.where(valid, np.left_shift(1, np.minimum(slot, max(d - 1, 0))), 0)
 
-        ls, ks = np.nonzero(feat >= 0)
         n_pat = 1 << d
-        if len(ls) * n_pat > 1 << 26:
-            raise ValueError(f"contributions: table of {len(ls) * n_pat} values is too large")
-        table = np.empty((len(ls), n_pat), dtype=np.float32)
-        chunk = max(1, (1 << 18) // max(n_pat * d, 1))
+        if n_leaves * n_pat * d > 1 << 26:
+            raise ValueError(f"contributions: table of {n_leaves * n_pat * d} values is too large")
+        # table[k, l * n_pat + m]: contribution of leaf l to its k-th path feature for pattern m.
+        table = np.empty((d, n_leaves * n_pat), dtype=np.float32)
+        chunk = max(1, (1 << 20) // max(n_pat * d, 1))
         for l0 in range(0, n_leaves, chunk):
-            sel = slice(l0, l0 + chunk)
-            t = _leaf_table(value[sel], z[sel])  # (leaves, patterns, d)
-            in_chunk = (ls >= l0) & (ls < l0 + chunk)
-            table[in_chunk] = t[ls[in_chunk] - l0, :, ks[in_chunk]]
-        order = np.argsort(feat[ls, ks], kind="stable")
-        entry_feat = feat[ls, ks][order]
-        blocks = []
-        for e0 in range(0, len(order), 512):
-            f = entry_feat[e0 : e0 + 512]
-            starts = np.flatnonzero(np.concatenate([[True], f[1:] != f[:-1]]))
-            blocks.append((e0, e0 + len(f), f[starts], starts))
+            t = _leaf_table(value[l0 : l0 + chunk], z[l0 : l0 + chunk])  # (d, leaves, P)
+            table[:, l0 * n_pat : (l0 + t.shape[1]) * n_pat] = t.reshape(d, -1)
+        # Rows k * n_leaves + l of the gathered (d, leaves, rows) values, grouped by feature.
+        ls, ks = np.nonzero(feat >= 0)
+        ef = feat[ls, ks]
+        order = np.argsort(ef, kind="stable")
+        entry_rows, ef = (ks * n_leaves + ls)[order], ef[order]
+        bounds = np.flatnonzero(np.diff(ef)) + 1
+        groups = [
+            (int(ef[e0]), entry_rows[e0:e1])
+            for e0, e1 in zip(np.r_[0, bounds], np.r_[bounds, len(ef)], strict=True)
+            if e1 > e0
+        ]
         self._shap = {
             "bias": bias,
             "int_feat": self._node_feat[int_ids],
@@ -440,9 +442,9 @@ class TreeEnsemble:
             "req": req.astype(np.intp),
             "bits": bits.astype(mask_dtype),
             "mask_dtype": mask_dtype,
-            "entry_leaf": ls[order],
-            "table": np.ascontiguousarray(table[order]),
-            "blocks": blocks,
+            "leaf_off": (np.arange(n_leaves, dtype=np.intp) * n_pat)[:, None],
+            "table": table,
+            "groups": groups,
         }
         return self._shap
 
@@ -459,26 +461,33 @@ def _leaf_table(value: np.ndarray, z: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray, shape (L, 2^d, d)
-        ``[l, m, k]``: the contribution to path feature ``k`` when the row fails exactly the
-        path features whose bits are set in ``m`` (``o_k = 1 - bit k``).
+    numpy.ndarray, shape (d, L, 2^d)
+        ``[k, l, m]``: the contribution to path feature ``k`` of leaf ``l`` when the row fails
+        exactly the path features whose bits are set in ``m`` (``o_k = 1 - bit k``).
     """
     n_leaves, d = z.shape
     m = np.arange(1 << d)
-    o = 1.0 - ((m[:, None] >> np.arange(d)[None, :]) & 1)  # (P, d)
-    weight = np.zeros((n_leaves, 1 << d, d))
-    # W_k = int_0^1 prod_{i != k} (z_i (1 - t) + o_i t) dt, degree d - 1: exact with
-    # d // 2 + 1 Gauss-Legendre nodes. Products "all but k" from prefix and suffix products,
+    o = [(1.0 - ((m >> k) & 1))[None, :] for k in range(d)]  # (1, P) each
+    zk = [z[:, k, None] for k in range(d)]  # (L, 1) each
+    weight = np.zeros((d, n_leaves, 1 << d))
+    # W_k = int_0^1 prod_{i != k} (z_i (1 - t) + o_i t) dt has degree d - 1: exact with
+    # d // 2 + 1 Gauss-Legendre nodes. "All factors but k" from prefix and suffix products,
     # which unlike a division stay exact when a factor is 0.
     nodes, weights = np.polynomial.legendre.leggauss(d // 2 + 1)
     for x, w in zip(nodes, weights, strict=True):
         t = (x + 1) / 2
-        fac = z[:, None, :] * (1 - t) + o[None, :, :] * t
-        ones = np.ones(fac.shape[:2] + (1,))
-        pre = np.cumprod(np.concatenate([ones, fac[:, :, :-1]], axis=2), axis=2)
-        suf = np.cumprod(np.concatenate([ones, fac[:, :, :0:-1]], axis=2), axis=2)[:, :, ::-1]
-        weight += (w / 2) * pre * suf
-    return value[:, None, None] * (o[None, :, :] - z[:, None, :]) * weight
+        fac = [zk[k] * (1 - t) + o[k] * t for k in range(d)]
+        suffix = [np.ones((n_leaves, 1 << d))]
+        for k in range(d - 1, 0, -1):
+            suffix.append(suffix[-1] * fac[k])
+        prefix = np.full((n_leaves, 1 << d), w / 2)  # the rule's weight on [0, 1]
+        for k in range(d):
+            weight[k] += prefix * suffix[d - 1 - k]
+            if k < d - 1:
+                prefix = prefix * fac[k]
+    for k in range(d):
+        weight[k] *= value[:, None] * (o[k] - zk[k])
+    return weight
 
 
 # -- reading -----------------------------------------------------------------------------------
