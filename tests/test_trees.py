@@ -116,6 +116,27 @@ def test_early_stopping_keeps_first_rounds() -> None:
             TreeEnsemble.from_bytes(bytes(booster.save_raw("ubj")), n_iterations=bad)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"max_depth": 3, "gamma": 1e9},  # every tree a single leaf: bias only
+        {"max_depth": 6, "gamma": 0.5, "tree_method": "exact"},  # pruned: deleted nodes
+        {"grow_policy": "lossguide", "max_leaves": 12, "max_depth": 0, "tree_method": "hist"},
+    ],
+    ids=["stumps", "pruned", "lossguide"],
+)
+def test_tree_shapes(params: dict) -> None:
+    X, y = _data(500, 6, seed=9)
+    booster = _train(params | {"objective": "count:poisson"}, X, y, rounds=30)
+    doc = json.loads(booster.save_raw("json"))
+    trees = doc["learner"]["gradient_booster"]["model"]["trees"]
+    if "gamma" in params and params["gamma"] < 1:
+        assert sum(int(t["tree_param"]["num_deleted"]) for t in trees) > 0
+    te = _assert_matches(booster, X)
+    if params.get("gamma") == 1e9:
+        assert np.all(te.contributions(X)[:, :-1] == 0)
+
+
 def test_parallel_trees_per_round() -> None:
     X, y = _data(500, 5, seed=5)
     params = {"objective": "reg:squarederror", "max_depth": 3, "num_parallel_tree": 3}

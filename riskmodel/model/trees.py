@@ -386,7 +386,8 @@ class TreeEnsemble:
 
         # Slot of each path position: the rank of its feature's first occurrence on the path.
         same = (fpos[:, :, None] == fpos[:, None, :]) & valid[:, :, None] & valid[:, None, :]
-        first = np.argmax(same, axis=2)
+        # argmax: the first True (a valid position always matches itself); stumps-only: empty.
+        first = np.argmax(same, axis=2) if width else np.zeros((n_leaves, 0), dtype=np.intp)
         is_first = (first == pos[None, :]) & valid
         rank = np.cumsum(is_first, axis=1) - 1
         d = int(is_first.sum(axis=1).max(initial=0))
@@ -420,7 +421,7 @@ class TreeEnsemble:
         # table[k, l * n_pat + m]: contribution of leaf l to its k-th path feature for pattern m.
         table = np.empty((d, n_leaves * n_pat), dtype=np.float32)
         chunk = max(1, (1 << 20) // max(n_pat * d, 1))
-        for l0 in range(0, n_leaves, chunk):
+        for l0 in range(0, n_leaves if d else 0, chunk):  # d == 0: stumps only, no features
             t = _leaf_table(value[l0 : l0 + chunk], z[l0 : l0 + chunk])  # (d, leaves, P)
             table[:, l0 * n_pat : (l0 + t.shape[1]) * n_pat] = t.reshape(d, -1)
         # Rows k * n_leaves + l of the gathered (d, leaves, rows) values, grouped by feature.
