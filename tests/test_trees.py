@@ -332,3 +332,11 @@ def test_realistic_model_and_timings() -> None:
         ),
     }
     print(f"\n{len(raw)} bytes, {te.n_trees} trees, 1920 x 75:", ms)
+
+
+def test_empty_input() -> None:
+    X, y = _data(300, 4, seed=12)
+    te = TreeEnsemble.from_bytes(bytes(_train({"max_depth": 3}, X, y, 5).save_raw("ubj")))
+    empty = np.empty((0, 4), dtype=np.float32)
+    assert te.predict(empty).shape == (0,)
+    assert te.contributions(empty).shape == (0, 5)

@@ -113,19 +113,30 @@ class _Reader:
         return st.unpack_from(self.buf, pos)[0]
 
     def length(self) -> int:
-        """A length or count: an integer-typed value, never negative."""
-        m = self.marker()
+        """A length or count: an integer-typed value (no no-op before it), never negative."""
+        buf, pos = self.buf, self.pos
+        if pos >= len(buf):
+            raise ValueError("UBJSON: truncated (expected a length)")
+        m = buf[pos]
         if m not in _INTS:
-            raise ValueError(f"UBJSON: length must be an integer, not marker {chr(m)!r}")
-        n = self.scalar(m)
+            raise ValueError(f"UBJSON: length must be an integer, not marker {bytes([m])!r}")
+        st, size, _ = _SCALARS[m]
+        if pos + 1 + size > len(buf):
+            raise ValueError(f"UBJSON: truncated at byte {pos}")
+        n = st.unpack_from(buf, pos + 1)[0]
+        self.pos = pos + 1 + size
         if n < 0:
             raise ValueError("UBJSON: negative length")
         return int(n)
 
     def text(self) -> str:
-        raw = self.take(self.length())
+        n = self.length()
+        pos = self.pos
+        if pos + n > len(self.buf):
+            raise ValueError(f"UBJSON: truncated string at byte {pos}")
+        self.pos = pos + n
         try:
-            return raw.decode("utf-8")
+            return self.buf[pos : pos + n].decode("utf-8")
         except UnicodeDecodeError:
             raise ValueError("UBJSON: string is not valid UTF-8") from None
 
