@@ -25,9 +25,7 @@ features (``z = o = 1``) changes no Shapley value, so all leaves share one table
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from typing import Any
 
 import numpy as np
@@ -499,8 +497,11 @@ def _leaf_table(value: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 # -- reading -----------------------------------------------------------------------------------
 def _decode(data: bytes) -> Any:
-    """The model document: JSON text when it starts with ``{"``, else UBJSON."""
-    if re.match(rb'\s*\{\s*["}]', data[:64]):
+    """The model document: JSON text when it starts with ``{"`` (or ``{}``), else UBJSON."""
+    head = data[:64].lstrip()
+    if head[:1] == b"{" and head[1:].lstrip()[:1] in (b'"', b"}"):
+        import json  # only for JSON models: the UBJSON path needs neither json nor re
+
         try:
             return json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
