@@ -40,7 +40,7 @@ import pytest
 
 from riskmodel.config.workspace import Workspace
 from riskmodel.model import RESIDUAL_DAYS, RESIDUAL_KM, RESIDUAL_PRIOR
-from riskmodel.model.estimator import recent_residual_factor
+from riskmodel.model.counts import recent_residual_factor
 from riskmodel.scoring.store import STORE_COLUMNS, ForecastStore
 
 FAST = {"n_estimators": 40, "learning_rate": 0.2, "n_bags": 1, "n_jobs": 1}

@@ -152,59 +152,6 @@ def _overlapping(boxes):
     return out
 
 
-@pytest.fixture(scope="module")
-def crowded_day():
-    """A day on the real border and places: risk per shift and plans whose checks sit on
-    neighbouring segments (their markers and numbers would pile up at national scale)."""
-    import geopandas as gpd
-    import numpy as np
-
-    from riskmodel.config.settings import Settings
-    from riskmodel.geo.geodata import Geography
-
-    g = Geography(Settings())
-    seg = g.segments
-    rng = np.random.default_rng(0)
-    risk, plans = {}, {}
-    times = {"morning": ("06", "08"), "afternoon": ("14", "16"), "night": ("22", "23")}
-    picks = {
-        "morning": list(range(300, 312)),  # twelve neighbours: one pile
-        "afternoon": [10, 11, 12, 200, 201, 202, 450, 451],
-        "night": list(range(560, 566)) + list(range(100, 104)),
-    }
-    for shift, (a, b) in times.items():
-        expected = rng.gamma(1.5, 0.01 * (1 + 4 * (shift == "night")), len(seg))
-        rank = (-expected).argsort().argsort() + 1
-        risk[shift] = gpd.GeoDataFrame(
-            {
-                "segment_id": seg["segment_id"],
-                "date": "2026-12-01",
-                "shift": shift,
-                "shift_start": f"2026-12-01T{a}:00:00+01:00",
-                "shift_end": f"2026-12-01T{b}:00:00+01:00",
-                "expected": expected,
-                "rank": rank,
-                "risk_class": np.clip(5 - (rank - 1) * 5 // len(seg), 1, 5),
-            },
-            geometry=seg.geometry.to_numpy(),
-            crs=seg.crs,
-        )
-        chosen = seg.iloc[picks[shift]]
-        plans[shift] = gpd.GeoDataFrame(
-            {
-                "check_no": np.arange(1, len(chosen) + 1),
-                "unit": [f"U{i % 3 + 1:02d}" for i in range(len(chosen))],
-                "segment_id": chosen["segment_id"].to_numpy(),
-                "slot_start": f"2026-12-01T{a}:00:00+01:00",
-                "slot_end": f"2026-12-01T{b}:00:00+01:00",
-                "coverage": 0.3,
-            },
-            geometry=chosen.geometry.to_numpy(),
-            crs=seg.crs,
-        )
-    return {"risk": risk, "plans": plans, "border": g.border, "settlements": g.settlements}
-
-
 def test_png_map_labels_never_overlap(crowded_day):
     from riskmodel.io.write.png import png_figure
 

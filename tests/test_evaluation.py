@@ -10,7 +10,7 @@ import pytest
 
 from riskmodel.evaluation import metrics as ev
 from riskmodel.evaluation.plots import plot_calibration, plot_hit_rate_curves
-from riskmodel.model.estimator import poisson_deviance
+from riskmodel.model.counts import poisson_deviance
 
 # 3 windows x 5 segments, unequal lengths (L = 10).
 LENGTHS = np.array([1.0, 2.0, 1.0, 3.0, 3.0])

@@ -184,7 +184,7 @@ def test_config_errors():
 def test_recent_residual_factor_shrinks_and_pools():
     from scipy import sparse
 
-    from riskmodel.model.estimator import recent_residual_factor
+    from riskmodel.model.counts import recent_residual_factor
 
     y = np.zeros((10, 3))
     m = np.full((10, 3), 0.1)  # 1 expected event per segment over the windows

@@ -219,16 +219,38 @@ def _run_daily(
     ConfigError, InputError
         No workspace, no events file, no caps file: nothing is written.
     """
-    from riskmodel.api import load_caps, load_model, read_inputs, run_plan, score_dates
-    from riskmodel.api._score import store_forecasts, write_score_outputs
+    from riskmodel.api import load_caps, load_model
     from riskmodel.geo.shifts import parse_shifts
-    from riskmodel.io.write.briefing import LEGAL_NOTE
-    from riskmodel.io.write.daily import ShiftBrief, write_daily_briefing
+    from riskmodel.io.write.background import background
+    from riskmodel.io.write.png import warm_up
 
     _require(settings)
     day = parse_day(date, what="--date", tz=settings.timezone).isoformat()
     config = load_caps(settings.caps, shifts_per_day=len(parse_shifts(settings.shifts)))
     bundle = load_model(settings, model, trust=trust)
+    with background(warm=warm_up) as bg:
+        return _daily(settings, day, config, bundle, units, seed, force, reason, by, adapt, bg)
+
+
+def _daily(
+    settings: Settings,
+    day: str,
+    config: Any,
+    bundle: Any,
+    units: int,
+    seed: int | None,
+    force: bool,
+    reason: str | None,
+    by: str | None,
+    adapt: bool,
+    bg: Any,
+) -> DailyResult:
+    """:func:`run_daily` once the caps and the model are loaded (``bg``: the PNG child)."""
+    from riskmodel.api import read_inputs, run_plan, score_dates
+    from riskmodel.api._score import store_forecasts, write_score_outputs
+    from riskmodel.io.write.briefing import LEGAL_NOTE
+    from riskmodel.io.write.daily import ShiftBrief, write_daily_briefing
+
     folder = Path(settings.out_dir) / day
     effort = _source(settings, "effort")
     end = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
@@ -253,7 +275,7 @@ def _run_daily(
     files = [f for _, fs in results for f in fs]
     layers = {p.shift: _plan_layer(p, ds.geo.segments) for p in plans}
     files += write_score_outputs(
-        settings, scored, ds, bundle, folder / "maps", date=day, plans=layers
+        settings, scored, ds, bundle, folder / "maps", date=day, plans=layers, bg=bg
     )
     briefs = [
         ShiftBrief(

@@ -7,14 +7,16 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from riskmodel._timing import timed
 from riskmodel.config.settings import Settings
 from riskmodel.errors import InputError
-from riskmodel.model.engine import InMemoryEngine, TrainingEngine
+
+if TYPE_CHECKING:  # the engines import XGBoost: only training needs them
+    from riskmodel.model.engine import TrainingEngine
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ def train_bundle(
         raise InputError(f"--to {until} is before the first event", fix="choose a later date")
     check_enough_data(ds, until, w_end)
     root = Path(root) if root is not None else models_root(settings)
+    from riskmodel.model.engine import InMemoryEngine
+
     engine = engine or InMemoryEngine()
     model = engine.fit(ds, w_end, params)
     cols = list(model.feature_names_in_)
@@ -374,6 +378,8 @@ def training_engine(scheduler: str | None = None) -> Iterator[TrainingEngine]:
         Closed (with any cluster it started) when the block ends.
     """
     if not scheduler:
+        from riskmodel.model.engine import InMemoryEngine
+
         yield InMemoryEngine()
         return
     from riskmodel.model.engine import DaskEngine

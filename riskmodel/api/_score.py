@@ -15,6 +15,7 @@ import pandas as pd
 from riskmodel._timing import timed
 from riskmodel.config.settings import Settings
 from riskmodel.errors import ConfigError, InputError
+from riskmodel.io.write.background import Background, background
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +227,12 @@ def run_score(
     from riskmodel.api._inputs import read_inputs
     from riskmodel.api._model import load_model
     from riskmodel.files import folder_lock, staged_outputs
+    from riskmodel.io.write.png import warm_up
 
     date, to = _days(settings, date, to)
     bundle = load_model(settings, model, trust=trust)
     check_timezone(bundle, settings)
-    with folder_lock(out):
+    with background(png, warm=warm_up) as bg, folder_lock(out):
         ds = read_inputs(
             settings,
             events,
@@ -252,6 +254,7 @@ def run_score(
                 forecast=to is not None,
                 html=html,
                 png=png,
+                bg=bg,
             )
         files = [Path(out) / p.name for p in staged]
         store_forecasts(settings, bundle, scored)
@@ -313,9 +316,15 @@ def write_score_outputs(
     html: bool = True,
     png: bool = True,
     plans: Mapping[str, gpd.GeoDataFrame] | None = None,
+    bg: Background | None = None,
 ) -> list[Path]:
     """Write risk_<date>_<shift>.geojson(+.qml), risk_<date>.gpkg/.html/.png/.csv, forecast.csv,
-    provenance.json for the shifts of ``date`` (the range goes to ``forecast.csv``)."""
+    provenance.json for the shifts of ``date`` (the range goes to ``forecast.csv``).
+
+    With ``bg`` (:func:`riskmodel.io.write.background.background`) the PNG map is drawn in
+    that child while the other files are written; the result is the same.
+    """
+    from riskmodel.io.write.background import submit
     from riskmodel.io.write.csv import write_csv
     from riskmodel.io.write.geojson import write_geojson
     from riskmodel.io.write.gpkg import daily_layers, write_gpkg
@@ -347,6 +356,18 @@ def write_score_outputs(
             )
         )
     if layers:
+        png_job = None
+        if png:  # first: the child draws while this process writes the rest
+            png_job = submit(
+                bg,
+                write_png_map,
+                out / f"risk_{date}.png",
+                risk=layers,
+                border=ds.geo.border,
+                settlements=ds.geo.settlements,
+                plans=plans,
+                title=f"Border risk {date}",
+            )
         # The daily GeoPackage also holds the segments and each shift's plan, styled.
         extra, styles = daily_layers(seg, plans) if plans else ({}, {})
         files.append(
@@ -371,17 +392,8 @@ def write_score_outputs(
                     provenance=prov,
                 )
             )
-        if png:
-            files.append(
-                write_png_map(
-                    out / f"risk_{date}.png",
-                    risk=layers,
-                    border=ds.geo.border,
-                    settlements=ds.geo.settlements,
-                    plans=plans,
-                    title=f"Border risk {date}",
-                )
-            )
+        if png_job is not None:
+            files.append(png_job.result())
         files.append(
             write_csv(
                 day[RISK_COLUMNS].sort_values(["shift_start", "rank"]), out / f"risk_{date}.csv"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from riskmodel.evaluation.metrics import GAP_MIN, HEADLINE, brier_score, captured
-from riskmodel.model.estimator import poisson_deviance
+from riskmodel.model.counts import poisson_deviance
 
 __all__ = ["DRAWS", "GAP_MIN", "LEVEL", "SEED", "best_baseline", "bootstrap_metrics", "day_codes"]
 

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from riskmodel.model.estimator import poisson_deviance
+from riskmodel.model.counts import poisson_deviance
 
 __all__ = [
     "DEFAULT_FRACTIONS",

@@ -3,7 +3,8 @@
 A bundle (format 2) is a folder ``models/<model-id>/`` with
 
 * ``booster.ubj`` (and ``booster_<i>.ubj`` for bags) - XGBoost models in their native UBJSON
-  format, loaded from bytes without code execution,
+  format, parsed from bytes as plain data (no code execution, no XGBoost import:
+  :class:`~riskmodel.model.trees.TreeEnsemble` evaluates them),
 * ``preprocess.json`` - feature columns, static columns and the estimator's fitted state
   (plain JSON),
 * ``MODEL_CARD.md`` - data, window, metrics against the baselines, limitations,
@@ -29,19 +30,22 @@ import logging
 import os
 import platform
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import sklearn
-import xgboost as xgb
 
 from riskmodel import __version__
 from riskmodel._timing import timed
 from riskmodel.errors import BundleError
 from riskmodel.files import atomic_write_bytes, atomic_write_text, canonical_json
-from riskmodel.model.estimator import RiskRegressor
+from riskmodel.model.fitted import ScoringModel
+from riskmodel.model.trees import TreeEnsemble
+
+if TYPE_CHECKING:  # training's estimator; loading a bundle never imports XGBoost
+    from riskmodel.model.estimator import RiskRegressor
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +55,23 @@ VERIFIED, UNSIGNED = "verified", "unsigned"
 _RETRAIN = "retrain with riskmodel train"
 
 
+def _installed(*dists: str) -> str:
+    """Installed version of the first of ``dists`` found, without importing it (XGBoost's
+    import alone costs seconds, and scoring does not need it)."""
+    for dist in dists:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
 def versions() -> dict[str, str]:
     """Versions of the libraries that shape a model's output."""
     return {
         "riskmodel": __version__,
-        "xgboost": xgb.__version__,
-        "scikit-learn": sklearn.__version__,
+        "xgboost": _installed("xgboost-cpu", "xgboost"),  # the project installs the CPU wheel
+        "scikit-learn": _installed("scikit-learn"),
         "numpy": np.__version__,
         "pandas": pd.__version__,
         "python": platform.python_version(),
@@ -104,7 +119,9 @@ class Bundle:
     ----------
     path : Path
     manifest : dict
-    model : RiskRegressor
+    model : ScoringModel
+        The saved estimator rebuilt from the checked bytes, evaluated in numpy (same
+        predictions and TreeSHAP as the trained :class:`RiskRegressor`, no XGBoost import).
     preprocess : dict
     status : str
         ``"verified"`` (signature checked with this key) or why it was trusted instead.
@@ -114,7 +131,7 @@ class Bundle:
 
     path: Path
     manifest: dict[str, Any]
-    model: RiskRegressor
+    model: ScoringModel
     preprocess: dict[str, Any]
     status: str = VERIFIED
     trusted_unsigned: bool = False
@@ -362,25 +379,23 @@ def load_bundle(
     try:
         pre = json.loads(c.data["preprocess.json"])
         est = pre.pop("estimator")
-        model = RiskRegressor(**est["params"])
-        boosters = []
-        for name in est.get("booster_files", ["booster.ubj"]):
+        best = [int(b) for b in est.get("best_iterations_", [est["best_iteration_"]])]
+        ensembles = []
+        for name, it in zip(est.get("booster_files", ["booster.ubj"]), best, strict=True):
             if name not in c.data:  # every file loaded is covered by the checked manifest
                 raise BundleError(
                     f"bundle file {name} is not in the manifest", where=where, fix=_RETRAIN
                 )
-            b = xgb.Booster()
-            b.load_model(bytearray(c.data[name]))
-            boosters.append(b)
-        model.booster_ = boosters[0]
-        model.boosters_ = boosters
-        model.best_iteration_ = est["best_iteration_"]
-        model.best_iterations_ = est.get("best_iterations_", [est["best_iteration_"]])
-        model.feature_names_in_ = np.array(est["feature_names_in_"], dtype=object)
-        model.n_features_in_ = len(model.feature_names_in_)
-        model.dispersion_ = est["dispersion_"]
-        model.fit_info_ = est["fit_info_"]
-    except (ValueError, KeyError, TypeError, AttributeError, xgb.core.XGBoostError) as exc:
+            ensembles.append(TreeEnsemble.from_bytes(c.data[name], n_iterations=it + 1))
+        model = ScoringModel(
+            ensembles,
+            list(est["feature_names_in_"]),
+            dispersion=est["dispersion_"],
+            params=est["params"],
+            fit_info=est["fit_info_"],
+            best_iterations=best,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BundleError(
             f"bundle content is malformed ({type(exc).__name__})", where=where, fix=_RETRAIN
         ) from None

@@ -20,7 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from riskmodel._timing import timed
 from riskmodel.features.effort import EXPOSURE_FEATURE
-from riskmodel.model import RESIDUAL_PRIOR
+from riskmodel.model.counts import count_interval, poisson_deviance
+from riskmodel.model.fitted import zero_exposure
 
 # Features the risk can only grow with (besides the exposure): the fixed-kernel self-exciting
 # rate (long-run background + recent excitation); the constraint keeps noisy trees from
@@ -337,18 +338,12 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
     def predict_neutral(self, X: pd.DataFrame) -> np.ndarray:
         """Effort-neutral expected events: :meth:`predict` with the in-window effort
         (``EXPOSURE_FEATURE``) set to zero, i.e. where crossings happen rather than where
-        they would be recorded (what plans follow)."""
+        they would be recorded (what plans follow; :func:`~riskmodel.model.fitted.zero_exposure`)."""
         check_is_fitted(self, "booster_")
-        if EXPOSURE_FEATURE not in self.feature_names_in_:
-            return self.predict(X)
         names = list(self.feature_names_in_)
-        if isinstance(X, pd.DataFrame):
-            X = X[names].copy()
-            X[EXPOSURE_FEATURE] = 0.0
-        else:
-            X = np.array(X, dtype=np.float32)
-            X[:, names.index(EXPOSURE_FEATURE)] = 0.0
-        return self.predict(X)
+        if EXPOSURE_FEATURE not in names:
+            return self.predict(X)
+        return self.predict(zero_exposure(X, names))
 
     @timed("reasons (TreeSHAP)")
     def predict_contributions(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -363,56 +358,10 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         )
 
     def predict_interval(self, mu: np.ndarray, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-        """Predictive interval of the event count (negative binomial with ``dispersion_``)."""
-        from scipy import stats
-
+        """Predictive interval of the event count (negative binomial with ``dispersion_``;
+        :func:`~riskmodel.model.counts.count_interval`)."""
         check_is_fitted(self, "booster_")
-        lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
-        mu = np.maximum(np.asarray(mu, float), 1e-12)
-        a = self.dispersion_
-        if a <= 1e-9:
-            return stats.poisson.ppf(lo_q, mu), stats.poisson.ppf(hi_q, mu)
-        n = 1.0 / a
-        p = n / (n + mu)
-        return stats.nbinom.ppf(lo_q, n, p), stats.nbinom.ppf(hi_q, n, p)
-
-
-def poisson_deviance(
-    y: np.ndarray, mu: np.ndarray, *, weight: np.ndarray | None = None, floor: float = 1e-9
-) -> float:
-    """Mean Poisson deviance ``2 [y log(y / mu) - (y - mu)]`` (``y log y = 0`` at ``y = 0``).
-
-    The one deviance of the package: the estimator's validation deviance, the chunked and
-    Dask engines and the evaluation metrics all call it.
-
-    Parameters
-    ----------
-    y : array_like
-        Observed counts.
-    mu : array_like
-        Expected counts, same shape; clipped below at ``floor``.
-    weight : array_like, optional
-        Row weights: the weighted mean ``sum(w d) / sum(w)`` (e.g. ``1 / share`` for
-        subsampled empty rows: an unbiased estimate of the full mean).
-    floor : float
-        Lower clip of ``mu``.
-
-    Returns
-    -------
-    float
-        NaN for no rows.
-    """
-    mu = np.maximum(np.asarray(mu, float), floor)
-    y = np.asarray(y, float)
-    if y.size == 0:
-        return float("nan")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-    dev = 2.0 * (term - (y - mu))
-    if weight is None:
-        return float(np.mean(dev))
-    w = np.broadcast_to(np.asarray(weight, float), dev.shape)
-    return float((w * dev).sum() / w.sum())
+        return count_interval(mu, self.dispersion_, level)
 
 
 def row_uniforms(seed: int, offset: int, n: int) -> np.ndarray:
@@ -425,49 +374,3 @@ def row_uniforms(seed: int, offset: int, n: int) -> np.ndarray:
     if offset:
         bitgen.advance(int(offset))
     return np.random.Generator(bitgen).random(int(n))
-
-
-def recent_residual_factor(
-    recorded: np.ndarray,
-    expected: np.ndarray,
-    pool: Any = None,
-    *,
-    prior: float = RESIDUAL_PRIOR,
-) -> np.ndarray:
-    """Per-segment correction of a risk map by its recent residuals (Poisson-Gamma shrinkage).
-
-    A model trained on a mostly stable history trusts its long-run features; when a route moves
-    it keeps ranking the old stretch and is slow to rank the new one. Comparing what was recorded
-    with what the model itself forecast for the same windows (with the effort actually spent)
-    over the last weeks gives a factor ``f = (prior + y) / (prior + m)``: the posterior mean of a
-    multiplicative error with a Gamma prior of mean 1 worth ``prior`` expected events. With little
-    evidence ``f`` stays near 1; a stretch where far more (or fewer) events were recorded than
-    forecast moves towards ``y / m``.
-
-    Parameters
-    ----------
-    recorded : ndarray (windows, S)
-        Recorded events of the recent windows.
-    expected : ndarray (windows, S)
-        The model's out-of-sample forecasts of the same windows, made with the effort spent.
-    pool : sparse or dense matrix (S, S), optional
-        Pools the evidence of neighbouring segments (e.g. 1 within +-3 km along the border);
-        default: each segment on its own.
-    prior : float
-        Strength of the prior in expected events (larger = slower, steadier correction).
-
-    Returns
-    -------
-    ndarray (S,)
-        Factors to multiply the forecasts of the next windows with (1 = no change).
-    """
-    if prior <= 0:
-        raise ValueError("prior must be > 0")
-    y = np.asarray(recorded, float).reshape(-1, np.shape(recorded)[-1]).sum(axis=0)
-    m = np.asarray(expected, float).reshape(-1, np.shape(expected)[-1]).sum(axis=0)
-    if y.shape != m.shape:
-        raise ValueError(f"recorded has {y.size} segments, expected {m.size}")
-    if pool is not None:
-        y = np.asarray(pool @ y, float).ravel()
-        m = np.asarray(pool @ m, float).ravel()
-    return (prior + y) / (prior + m)

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -30,7 +30,9 @@ from riskmodel.features import (
 )
 from riskmodel.geo.geodata import Geography
 from riskmodel.geo.shifts import shift_windows
-from riskmodel.model.estimator import RiskRegressor
+
+if TYPE_CHECKING:  # reading data and scoring never import XGBoost
+    from riskmodel.model.estimator import RiskRegressor
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +316,8 @@ def fit_model(
             "no training windows before the cut-off",
             fix="choose a later --until or give more history",
         )
+    from riskmodel.model.estimator import RiskRegressor
+
     Xt, y, t = _xy(ds, rows, cols)
     t0 = time.perf_counter()
     model = RiskRegressor(**(params or {})).fit(Xt, y, time=t)

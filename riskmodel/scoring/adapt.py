@@ -1,6 +1,6 @@
 """Adaptation in production: correct today's map by the engine's recent residuals.
 
-The same rule as the field trial (:func:`riskmodel.model.estimator.recent_residual_factor`
+The same rule as the field trial (:func:`riskmodel.model.counts.recent_residual_factor`
 with :data:`~riskmodel.model.RESIDUAL_DAYS`, ``RESIDUAL_PRIOR`` and
 ``RESIDUAL_KM``): over the last ``RESIDUAL_DAYS`` days, the events recorded on each segment
 (pooled over +-``RESIDUAL_KM`` along the border) are compared with what the engine itself
@@ -34,7 +34,7 @@ from riskmodel.features import build_features
 from riskmodel.features.effort import EXPOSURE_FEATURE
 from riskmodel.features.kernels import band
 from riskmodel.model import RESIDUAL_DAYS, RESIDUAL_KM, RESIDUAL_PRIOR
-from riskmodel.model.estimator import recent_residual_factor
+from riskmodel.model.counts import recent_residual_factor
 from riskmodel.scoring.store import StoreRead
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def residual_correction(
     w0 : int
         First window scored.
     days, prior, km
-        As :func:`~riskmodel.model.estimator.recent_residual_factor` in the trial.
+        As :func:`~riskmodel.model.counts.recent_residual_factor` in the trial.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Point-to-border distances for millions of points (k-d tree over a densified line)."""
+"""Point-to-border distances, exact, for a few points or for millions."""
 
 from __future__ import annotations
 
@@ -13,13 +13,18 @@ from riskmodel.io.read.coords import check_crs
 
 log = logging.getLogger(__name__)
 
+KD_FROM = 250_000  # points from which a query builds the k-d tree (see BorderIndex)
+
 
 class BorderIndex:
     """Fast point-to-line distance for millions of points.
 
-    The border is densified to samples every ``spacing`` metres in a k-d tree; for each point
-    the two nearest samples give candidate segments (and their neighbours), whose exact
-    distances are taken. Exact in practice; never more than ``spacing / 2`` too long.
+    Up to ``KD_FROM`` points a query goes to a shapely STRtree of the border's straight pieces
+    (exact; no scipy import, whose ~0.5 s dominated a day's scoring). For more points the
+    border is densified to samples every ``spacing`` metres in a k-d tree (3x faster at a
+    million points): for each point the two nearest samples give candidate pieces (and their
+    neighbours), whose exact distances are taken. Exact in practice; never more than
+    ``spacing / 2`` too long.
 
     Parameters
     ----------
@@ -51,30 +56,57 @@ class BorderIndex:
             raise InputError("the border layer holds no lines", fix="give a line layer (--border)")
         self.a = np.concatenate(a_list)
         self.b = np.concatenate(b_list)
-        seg_len = np.hypot(*(self.b - self.a).T)
-        k = np.maximum(np.ceil(seg_len / spacing).astype(np.int64), 1)
-        seg = np.repeat(np.arange(len(self.a)), k)
-        t = (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)) / np.repeat(k, k)
-        samples = self.a[seg] + t[:, None] * (self.b - self.a)[seg]
-        samples = np.vstack([samples, self.b[-1:]])
-        self.seg = np.append(seg, len(self.a) - 1)
         self.spacing = spacing
-        from scipy.spatial import cKDTree
+        self._kd: Any = None
+        self._str: Any = None
 
-        self.tree = cKDTree(samples)
+    def _kd_tree(self) -> Any:
+        if self._kd is None:
+            from scipy.spatial import cKDTree
+
+            seg_len = np.hypot(*(self.b - self.a).T)
+            k = np.maximum(np.ceil(seg_len / self.spacing).astype(np.int64), 1)
+            seg = np.repeat(np.arange(len(self.a)), k)
+            t = (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)) / np.repeat(k, k)
+            samples = self.a[seg] + t[:, None] * (self.b - self.a)[seg]
+            samples = np.vstack([samples, self.b[-1:]])
+            self.seg = np.append(seg, len(self.a) - 1)
+            self._kd = cKDTree(samples)
+        return self._kd
+
+    def _str_tree(self) -> Any:
+        if self._str is None:
+            import shapely
+
+            self._str = shapely.STRtree(shapely.linestrings(np.stack([self.a, self.b], axis=1)))
+        return self._str
 
     def distance(
         self, x: np.ndarray, y: np.ndarray, upper: float, chunk: int = 1_000_000
     ) -> np.ndarray:
         """Distances in metres; ``inf`` beyond ``upper`` (+ spacing) or for NaN points."""
         out = np.full(len(x), np.inf)
+        if len(x) <= KD_FROM:
+            import shapely
+
+            m = np.isfinite(x) & np.isfinite(y)
+            if m.any():
+                pts = shapely.points(np.asarray(x, float)[m], np.asarray(y, float)[m])
+                (i, _), d = self._str_tree().query_nearest(
+                    pts, max_distance=upper + self.spacing, return_distance=True, all_matches=False
+                )
+                best = np.full(len(pts), np.inf)
+                best[i] = d
+                out[m] = best
+            return out
+        tree = self._kd_tree()
         for lo in range(0, len(x), chunk):
             px, py = x[lo : lo + chunk], y[lo : lo + chunk]
             m = np.isfinite(px) & np.isfinite(py)
             if not m.any():
                 continue
             p = np.column_stack([px[m], py[m]])
-            d, i = self.tree.query(p, k=2, distance_upper_bound=upper + self.spacing, workers=-1)
+            d, i = tree.query(p, k=2, distance_upper_bound=upper + self.spacing, workers=-1)
             best = np.full(len(p), np.inf)
             nseg = len(self.a)
             for j in range(i.shape[1]):

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import shapely.geometry
 
 from riskmodel._timing import timed
-from riskmodel.errors import OutputError
 from riskmodel.files import atomic_write_text, atomic_write_with
-from riskmodel.io.write.common import json_safe, require_crs
+from riskmodel.io.write.common import WGS84, json_safe, require_crs
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +32,8 @@ def write_geojson(
 ) -> Path:
     """Write a layer as RFC 7946 GeoJSON (WGS84, 6 decimals, ``bbox``, no ``crs``).
 
-    GDAL reprojects, rounds and fixes ring order (exterior counter-clockwise); the result is
-    re-serialised with one feature per line and provenance as the top-level foreign member
-    ``"riskmodel"`` (RFC 7946 section 6.1).
+    One feature per line (:func:`geojson_collection`), provenance as the top-level foreign
+    member ``"riskmodel"`` (RFC 7946 section 6.1).
 
     Parameters
     ----------
@@ -52,40 +54,102 @@ def write_geojson(
     Raises
     ------
     OutputError
-        If ``gdf`` has no CRS, geometries were lost in conversion, or the file cannot be written.
+        If ``gdf`` has no CRS or the file cannot be written.
     """
     where = str(path)
     require_crs(gdf, where)
     target = Path(path)
-    n_geoms = int((~(gdf.geometry.isna() | gdf.geometry.is_empty)).sum())
     prov = json_safe(provenance) if provenance is not None else None
+    doc = geojson_collection(gdf, name=target.stem)
 
     def writer(tmp: Path) -> None:
-        # layer= fixes the "name" member (else GDAL uses the random temp-file name).
-        gdf.to_file(
-            tmp,
-            driver="GeoJSON",
-            engine="pyogrio",
-            layer=target.stem,
-            RFC7946="YES",
-            COORDINATE_PRECISION=6,
-            WRITE_BBOX="YES",
-        )
-        doc = json.loads(tmp.read_text(encoding="utf-8"))
-        feats = doc.get("features", [])
-        n_out = sum(1 for f in feats if f.get("geometry"))
-        if n_out != n_geoms:
-            raise OutputError(
-                f"{n_geoms - n_out} geometries were lost converting to GeoJSON",
-                where=where,
-                fix="check the layer's CRS and geometry validity",
-            )
         tmp.write_text(_geojson_text(doc, prov), encoding="utf-8", newline="\n")
 
     atomic_write_with(target, writer)
     if qml is not None:
         atomic_write_text(target.with_suffix(".qml"), qml)
     return target
+
+
+def geojson_collection(gdf: gpd.GeoDataFrame, *, name: str) -> dict[str, Any]:
+    """A layer as an RFC 7946 FeatureCollection (a dict ready for ``json.dumps``).
+
+    WGS84 longitude/latitude rounded to 6 decimals (~0.1 m), polygon exteriors
+    counter-clockwise, a ``bbox`` per feature and for the collection, no ``crs`` member.
+    Properties keep the column order; missing values and NaN become ``null``, timestamps ISO
+    8601 strings. Built with pyproj and shapely directly (GDAL's writer plus a re-read took
+    ~0.2 s a layer).
+    """
+    wgs = gdf.geometry.to_crs(WGS84).to_numpy()
+    present = ~(shapely.is_missing(wgs) | shapely.is_empty(wgs))
+    geoms = np.array(wgs, dtype=object)
+    if present.any():
+        g = shapely.orient_polygons(geoms[present])  # exterior rings counter-clockwise
+        coords = shapely.get_coordinates(g)
+        geoms[present] = shapely.set_coordinates(g, np.round(coords, 6))
+    props = _properties(gdf.drop(columns=gdf.geometry.name))
+    feats: list[dict[str, Any]] = []
+    bounds = shapely.bounds(geoms)
+    for i, geom in enumerate(geoms):
+        f: dict[str, Any] = {"type": "Feature", "properties": props[i]}
+        if present[i]:
+            f["bbox"] = [float(v) for v in bounds[i]]
+            f["geometry"] = dict(shapely.geometry.mapping(geom))
+        else:
+            f["geometry"] = None
+        feats.append(f)
+    # the coordinates' precision, as GDAL writes it (readers use it to keep the rounding)
+    doc: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "name": name,
+        "xy_coordinate_resolution": 1e-06,
+    }
+    if present.any():
+        b = bounds[present]
+        doc["bbox"] = [
+            float(b[:, 0].min()),
+            float(b[:, 1].min()),
+            float(b[:, 2].max()),
+            float(b[:, 3].max()),
+        ]
+    doc["features"] = feats
+    return doc
+
+
+def _properties(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Row dicts of JSON values: NaN/NaT/None -> null, numpy scalars -> Python, timestamps
+    and dates -> ISO strings."""
+    cols: dict[str, list[Any]] = {}
+    for c in df.columns:
+        v = df[c]
+        if pd.api.types.is_datetime64_any_dtype(v):
+            vals = [None if pd.isna(t) else t.isoformat() for t in v]
+        elif pd.api.types.is_bool_dtype(v):
+            vals = [None if pd.isna(x) else bool(x) for x in v.astype(object)]
+        elif pd.api.types.is_integer_dtype(v):
+            vals = [None if pd.isna(x) else int(x) for x in v.astype(object)]
+        elif pd.api.types.is_float_dtype(v):
+            vals = [float(x) if np.isfinite(x) else None for x in v.to_numpy(float)]
+        else:
+            vals = [_plain(x) for x in v]
+        cols[str(c)] = vals
+    if not cols:
+        return [{} for _ in range(len(df))]
+    names = list(cols)
+    return [dict(zip(names, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+
+
+def _plain(x: Any) -> Any:
+    """One value of an object/string column as JSON."""
+    if x is None or x is pd.NA or x is pd.NaT:
+        return None
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float):
+        return x if np.isfinite(x) else None
+    if hasattr(x, "isoformat"):
+        return x.isoformat()
+    return x if isinstance(x, (str, int, bool)) else str(x)
 
 
 def _geojson_text(doc: dict[str, Any], prov: Any) -> str:

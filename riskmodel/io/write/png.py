@@ -42,6 +42,27 @@ def _line_parts(geoms: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     ) else owner[:0]
 
 
+def warm_up() -> None:
+    """Pay matplotlib's first-use costs (imports, font cache, text layout, Agg) on a tiny
+    figure, e.g. in a background child before the map's data exist."""
+    from matplotlib import patheffects
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1), dpi=110, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.add_collection(LineCollection([[(0, 0), (1, 1)]], linewidths=2))
+    halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+    ax.text(0.5, 0.5, "Novo mesto 12", fontsize=8, fontweight="bold", path_effects=halo)
+    ax.set_title("night", fontsize=10, loc="left")
+    fig.legend(handles=_legend_handles(plans=True, border=True, places=True), fontsize=8)
+    fig.suptitle("warm-up", fontsize=12)
+    fig.draw_without_rendering()
+    canvas.draw()
+
+
 @timed("write png")
 def write_png_map(
     path: str | os.PathLike[str],

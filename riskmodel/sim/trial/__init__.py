@@ -25,7 +25,7 @@ The engine's map
     The model retrained every ``retrain_weeks`` on the recorded data (with the product's
     chunked training engine: same estimator, empty-row draw, burn-in and early stopping),
     times a per-segment correction by its recent residuals
-    (:func:`~riskmodel.model.estimator.recent_residual_factor`: events recorded over forecast - the engine's own out-of-sample forecasts made with the effort
+    (:func:`~riskmodel.model.counts.recent_residual_factor`: events recorded over forecast - the engine's own out-of-sample forecasts made with the effort
     spent - over ``recalibrate_days``, pooled over +-``recalibrate_km`` and shrunk by a prior of
     ``recalibrate_prior`` events). Without it a route shift takes the map 3-7 weeks to follow
     (with it 1-2; METHODOLOGY 3.8): trees fitted on a stable history trust the long-run counts.

@@ -112,7 +112,7 @@ class TrialConfig:
         Window of ``max_share_of_shifts``.
     recalibrate_days : int
         The engine in the loop corrects its map by its recent residuals over this many days
-        (:func:`~riskmodel.model.estimator.recent_residual_factor` on its own forecasts made with the
+        (:func:`~riskmodel.model.counts.recent_residual_factor` on its own forecasts made with the
         effort spent); 0 = off. Applies to every policy that uses the model.
     recalibrate_prior : float
         Prior strength of that correction, in expected events.

@@ -11,8 +11,9 @@ import pandas as pd
 
 from riskmodel.features import FeatureSpec, Panel, build_features
 from riskmodel.features.kernels import band as _band
+from riskmodel.model.counts import recent_residual_factor
 from riskmodel.model.engine import ChunkedEngine, FeatureData
-from riskmodel.model.estimator import RiskRegressor, recent_residual_factor
+from riskmodel.model.estimator import RiskRegressor
 from riskmodel.sim.trial.config import TrialConfig
 
 log = logging.getLogger(__name__)
