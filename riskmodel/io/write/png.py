@@ -277,6 +277,7 @@ def _free(box: Any, taken: list[Any], ax_box: Any) -> bool:
 
 def _place_checks(ax: Any, plan: gpd.GeoDataFrame, taken: list[Any]) -> None:
     """Numbered check markers; one that would cover another moves aside with a leader line."""
+    from matplotlib.collections import LineCollection
     from matplotlib.transforms import Bbox
 
     xy = shapely.get_coordinates(midpoints(plan))
@@ -284,6 +285,7 @@ def _place_checks(ax: Any, plan: gpd.GeoDataFrame, taken: list[Any]) -> None:
     to_px, to_data = ax.transData, ax.transData.inverted()
     ax_box = ax.get_window_extent()
     r = _CHECK_PX + _GAP_PX
+    spots, leaders = [], []
     for k in np.argsort(nos, kind="stable"):
         px = to_px.transform(xy[k])
         spot = px
@@ -295,14 +297,20 @@ def _place_checks(ax: Any, plan: gpd.GeoDataFrame, taken: list[Any]) -> None:
                 break
         taken.append(Bbox.from_extents(spot[0] - r, spot[1] - r, spot[0] + r, spot[1] + r))
         at = to_data.transform(spot)
+        spots.append(at)
         if not np.allclose(spot, px):
-            ax.plot(
-                [xy[k, 0], at[0]], [xy[k, 1], at[1]], color=PLAN_COLOUR, linewidth=0.9, zorder=5
-            )
-        ax.scatter([at[0]], [at[1]], s=150, marker="o", facecolor="white", edgecolor=PLAN_COLOUR,
-                   linewidths=1.6, zorder=6)  # fmt: skip
+            leaders.append([xy[k], at])
         ax.text(at[0], at[1], str(nos[k]), ha="center", va="center", fontsize=6.5,
                 fontweight="bold", color="#111111", zorder=7)  # fmt: skip
+    # One artist for all leaders and one for all markers (one per check drew ~3x slower).
+    if leaders:
+        ax.add_collection(
+            LineCollection(leaders, colors=PLAN_COLOUR, linewidths=0.9, zorder=5), autolim=False
+        )
+    if spots:
+        at = np.asarray(spots)
+        ax.scatter(at[:, 0], at[:, 1], s=150, marker="o", facecolor="white",
+                   edgecolor=PLAN_COLOUR, linewidths=1.6, zorder=6)  # fmt: skip
 
 
 def _draw_places(ax: Any, inside: gpd.GeoDataFrame) -> None:
