@@ -7,7 +7,8 @@
   what the trained XGBoost model does (``test_loaded_model_matches_the_trained_one``);
 - the PNG map drawn in the background child is byte-identical to one drawn in line, its
   errors reach the parent as the same one-line error, and a child without a job or with
-  fork off leaves nothing behind (``test_background_png_*``).
+  fork off leaves nothing behind (``test_background_png_child``); with other threads
+  running nothing is forked (``test_background_runs_in_line_while_other_threads_run``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-from riskmodel.errors import OutputError
-from riskmodel.io.write.background import Background, background, submit
+from riskmodel.io.write.background import background
 
 HEAVY = ("xgboost", "sklearn", "scipy.stats", "scipy.signal", "scipy.spatial", "matplotlib")
 
@@ -86,56 +86,91 @@ def test_count_quantiles_equal_scipy():
             np.testing.assert_array_equal(count_quantile(mu, a, q), ref)
 
 
-def _png(path, day, **kw):
-    from riskmodel.io.write.png import write_png_map
+# The background checks run in a fresh interpreter: the child is forked only when no other
+# thread runs, and earlier tests of a session may leave threads behind (Dask, pools).
+_BG_SCRIPT = r"""
+import json, os, pickle, sys
+from pathlib import Path
+from riskmodel.errors import OutputError
+from riskmodel.io.write.background import Background, background, submit
+from riskmodel.io.write.png import warm_up, write_png_map
 
-    return write_png_map(path, title="Border risk 2026-12-01", **day, **kw)
+tmp = Path(sys.argv[1])
+day = pickle.loads((tmp / "day.pkl").read_bytes())
+title = "Border risk 2026-12-01"
+out = {}
+inline = write_png_map(tmp / "inline.png", title=title, **day)
+with background(warm=warm_up) as bg:
+    out["forked"] = bg.pid is not None
+    job = bg.submit(write_png_map, tmp / "child.png", title=title, **day)
+    res = job.result()
+    out["reaped"] = bg.pid is None
+out["same_bytes"] = res.read_bytes() == inline.read_bytes()
+bad = dict(day, risk={k: v.drop(columns="risk_class") for k, v in day["risk"].items()})
+try:
+    write_png_map(tmp / "a.png", title=title, **bad)
+except OutputError as exc:
+    out["inline_error"] = str(exc).replace("a.png", "X.png")
+with background() as bg:
+    job = bg.submit(write_png_map, tmp / "b.png", title=title, **bad)
+    try:
+        job.result()
+    except OutputError as exc:
+        out["child_error"] = str(exc).replace("b.png", "X.png")
+out["no_partial_file"] = not (tmp / "b.png").exists()
+with background() as bg:
+    pid = bg.pid
+try:
+    os.waitpid(pid, os.WNOHANG)
+    out["idle_child_reaped"] = False
+except ChildProcessError:
+    out["idle_child_reaped"] = True
+os.environ["RISKMODEL_NO_FORK"] = "1"
+b = Background()
+out["no_fork_inline"] = b.pid is None and b.submit(sum, [1, 2]).result() == 3
+out["no_bg_inline"] = submit(None, max, 4, 5).result() == 5
+with background(enabled=False) as none:
+    out["disabled"] = none is None
+print(json.dumps(out))
+"""
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
-def test_background_png_is_the_inline_png(crowded_day, tmp_path):
-    from riskmodel.io.write.png import warm_up, write_png_map
+def test_background_png_child(crowded_day, tmp_path):
+    import json
+    import pickle
 
-    inline = _png(tmp_path / "inline.png", crowded_day)
-    with background(warm=warm_up) as bg:
-        assert bg is not None and bg.pid is not None  # a child really runs it
-        job = bg.submit(
-            write_png_map, tmp_path / "child.png", title="Border risk 2026-12-01", **crowded_day
-        )
-        assert bg.pid is not None
-        out = job.result()
-        assert bg.pid is None  # reaped
-    assert out == tmp_path / "child.png"
-    assert out.read_bytes() == inline.read_bytes()
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
-def test_background_png_errors_reach_the_parent(crowded_day, tmp_path):
-    from riskmodel.io.write.png import write_png_map
-
-    day = dict(crowded_day)
-    day["risk"] = {k: v.drop(columns="risk_class") for k, v in day["risk"].items()}
-    with pytest.raises(OutputError) as inline:
-        _png(tmp_path / "a.png", day)
-    with background() as bg:
-        job = bg.submit(write_png_map, tmp_path / "b.png", title="Border risk 2026-12-01", **day)
-        with pytest.raises(type(inline.value)) as child:
-            job.result()
-    assert str(child.value) == str(inline.value).replace("a.png", "b.png")
-    assert not (tmp_path / "b.png").exists()
+    (tmp_path / "day.pkl").write_bytes(pickle.dumps(crowded_day))
+    env = {**os.environ}
+    env.pop("RISKMODEL_NO_FORK", None)
+    res = subprocess.run(
+        [sys.executable, "-c", _BG_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    # the PNG drawn in the child is the PNG drawn in line, and the child is reaped
+    assert out["forked"] and out["reaped"] and out["same_bytes"]
+    # an error in the child reaches the parent as the same one-line error; nothing half-written
+    assert out["child_error"] == out["inline_error"] and "risk_class" in out["child_error"]
+    assert out["no_partial_file"]
+    # a child without a job ends with the block; fork can be turned off or left out
+    assert out["idle_child_reaped"] and out["no_fork_inline"] and out["no_bg_inline"]
+    assert out["disabled"]
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
-def test_background_child_without_job_ends_and_fork_can_be_turned_off(monkeypatch, tmp_path):
-    with background() as bg:
-        pid = bg.pid
-        assert pid is not None
-    with pytest.raises(ChildProcessError):  # reaped: no zombie left
-        os.waitpid(pid, os.WNOHANG)
-    monkeypatch.setenv("RISKMODEL_NO_FORK", "1")
-    bg = Background()
-    assert bg.pid is None
-    assert bg.submit(sum, [1, 2]).result() == 3  # in line
-    assert submit(None, max, 4, 5).result() == 5
-    with background(enabled=False) as none:
-        assert none is None
+def test_background_runs_in_line_while_other_threads_run(tmp_path):
+    import threading
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        with background() as bg:
+            assert bg is not None and bg.pid is None  # fork() with threads: never
+            assert bg.submit(len, "abc").result() == 3
+    finally:
+        stop.set()
+        t.join()
