@@ -105,12 +105,13 @@ def _plans(s: Settings, scored: Any, bundle: Any, plans_dir: Path, units: int, e
 def _next_steps(s: Settings, out: Path, day: str, echo: Echo) -> None:
     # The workspace knows its events, effort, caps and audit log: no data flags needed.
     ws = f"--workspace {out}"
-    day_dir = Path(s.out_dir) / day
     echo("next (each command works as printed):")
     echo(f"  riskmodel {ws} models list")
     echo(f"  riskmodel {ws} daily --date {day} --units 12")
-    echo(f"  riskmodel {ws} score --date {day} --out {day_dir / 'maps'}")
-    echo(f"  riskmodel {ws} audit --from -30 --to today")
+    echo(f"  riskmodel {ws} score --date {day}")
+    echo(f"  riskmodel {ws} audit")
+    echo(f"(daily writes {Path(s.out_dir) / day}, score its score/ folder; audit covers the "
+         "last 30 days and tomorrow)")  # fmt: skip
 
 
 def run_demo(

@@ -7,6 +7,7 @@ range, provenance, and that a changed or mismatched bundle is refused.
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -260,5 +261,12 @@ def test_demo_builds_a_workspace_whose_next_commands_work_as_printed(tmp_path):
     assert len(commands) >= 3
     elsewhere = tmp_path / "elsewhere"  # not inside the workspace: --workspace finds it
     elsewhere.mkdir()
-    for args in commands:
-        run(*args, cwd=elsewhere)
+    outs = {args[2]: run(*args, cwd=elsewhere).stdout for args in commands}
+    # score writes beside the daily's maps, never over the map with the plans drawn on it
+    day = next(iter((out / "out").glob("*/briefing_*.html"))).parent
+    assert list((day / "score").glob("risk_*.html"))
+    assert '"plans":{}' not in next(iter((day / "maps").glob("risk_*.html"))).read_text("utf-8")
+    # the audit's default period holds the plans just drawn for tomorrow: the demo's three,
+    # re-planned by daily (superseded plans still count)
+    m = re.search(r": (\d+) plans \((\d+) re-planned\)", outs["audit"])
+    assert m and int(m[1]) == 3 and int(m[2]) == 3, outs["audit"]

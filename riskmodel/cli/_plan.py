@@ -239,8 +239,22 @@ def plan(
 
 
 @main.group(invoke_without_command=True)
-@click.option("--from", "date_from", type=DAY, default=None, metavar="D", help="First plan date.")
-@click.option("--to", "date_to", type=DAY, default=None, metavar="D", help="Last plan date.")
+@click.option(
+    "--from",
+    "date_from",
+    type=DAY,
+    default=None,
+    metavar="D",
+    help="First plan date (default: 30 days ago, -30).",
+)
+@click.option(
+    "--to",
+    "date_to",
+    type=DAY,
+    default=None,
+    metavar="D",
+    help="Last plan date (default: tomorrow, whose plans are drawn this morning).",
+)
 @click.option(
     "--audit-log",
     "audit_log",
@@ -308,8 +322,11 @@ def audit(
         )
         if date_from is None:
             return
-    if date_from is None or date_to is None:
-        raise click.UsageError("give --from D and --to D")
+    # The usual question: the last month up to the plans drawn this morning (for tomorrow).
+    date_from = date_from or DAY.convert("-30", None, ctx)
+    date_to = date_to or DAY.convert("tomorrow", None, ctx)
+    if date_from > date_to:
+        raise click.UsageError(f"--from {date_from} is after --to {date_to}")
     config = api.load_caps(
         caps or settings.caps or None, shifts_per_day=len(parse_shifts(settings.shifts))
     )

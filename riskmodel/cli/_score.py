@@ -46,7 +46,11 @@ no_adapt_option = click.option(
 @click.option("--no-png", is_flag=True, help="Skip the PNG map.")
 @no_adapt_option
 @click.option(
-    "--out", "out", type=click.Path(file_okay=False), required=True, help="Output folder."
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder (default in a workspace: out/<date>/score, beside the daily maps).",
 )
 def score_cmd(
     inputs: Inputs,
@@ -60,16 +64,22 @@ def score_cmd(
     no_html: bool,
     no_png: bool,
     no_adapt: bool,
-    out: str,
+    out: str | None,
 ) -> None:
     """Score every segment for the shifts of --date D (or of --from D --to E, also writing
     forecast.csv) and write the risk maps of the first day."""
     from riskmodel.api import run_score
 
     first, last = one_day_or_range(date, date_from, to)
+    settings = get_settings().with_flags(models_root=models_root)
+    if out is None:
+        if settings.workspace is None:
+            raise click.UsageError("give --out DIR (outside a workspace there is no out folder)")
+        # Not maps/: that is the daily's, with the plans drawn; score must not replace it.
+        out = str(Path(settings.out_dir) / (first if last is None else f"{first}_{last}") / "score")
     t0 = time.perf_counter()
     scored, bundle, files = run_score(
-        get_settings().with_flags(models_root=models_root),
+        settings,
         inputs.events,
         inputs.effort,
         date=first,

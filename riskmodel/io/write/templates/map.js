@@ -271,7 +271,7 @@
       return div;
     }
   });
-  new Ctl().addTo(map);
+  var ctl = new Ctl().addTo(map);
 
   var Legend = L.Control.extend({
     options: {position: "bottomright"},
@@ -322,7 +322,10 @@
 
   var b = allSegs.getBounds();
   if (!b.isValid()) { b = border.getBounds(); }
-  if (b.isValid()) { map.fitBounds(b, {paddingTopLeft: [20, 20], paddingBottomRight: [220, 20]}); } else { map.setView([46.1, 14.9], 8); }
+  // Keep the border clear of the boxes on the right (shift choice on top, legend below).
+  var boxW = Math.max(ctl.getContainer().offsetWidth, legendDiv ? legendDiv.offsetWidth : 0);
+  var padR = Math.min(boxW + 24, Math.round(map.getSize().x / 2));
+  if (b.isValid()) { map.fitBounds(b, {paddingTopLeft: [20, 20], paddingBottomRight: [padR, 20]}); } else { map.setView([46.1, 14.9], 8); }
   zoomClass();
   // "#shift=night" in the address selects a shift (links, tests).
   var want = decodeURIComponent((location.hash.match(/shift=([^&]+)/) || [])[1] || "");
