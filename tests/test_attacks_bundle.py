@@ -25,6 +25,9 @@ Catalogue: attack -> expected behaviour -> test.
 5. ``train --to 2030-01-01`` on two weeks of data registered a 1-tree model as "verified"
    -> InputError (exit 3) naming the events, days and the fix
    -> ``test_too_little_data_is_refused``.
+6. ``train --to tomorrow`` (or today) trained on shifts not yet over as if nothing had
+   happened -> InputError (exit 3) naming the first open shift and the last complete day
+   -> ``test_training_on_shifts_not_yet_over_is_refused``.
 Registry use: ``models show UNKNOWN`` and ``--model UNKNOWN`` list the ids there; ``models
 use`` accepts only a verified bundle; ``train`` makes its bundle the workspace default;
 ``models list`` is a table with a header and ``*`` -> ``test_registry_commands``.
@@ -276,6 +279,19 @@ def test_too_little_data_is_refused(dataset, scenario, settings, tmp_path):
     with pytest.raises(InputError, match="after the last recorded event"):
         train_bundle(dataset, "2025-06-30", settings=settings, params=FAST, root=tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_training_on_shifts_not_yet_over_is_refused(dataset):
+    from riskmodel.api._model import check_enough_data
+
+    until = "2024-12-20"
+    w_end = dataset.window_of_date(pd.Timestamp(until) + pd.Timedelta(days=1))
+    night_end = dataset.windows["end_utc"].iloc[w_end - 1]
+    check_enough_data(dataset, until, w_end, now=night_end)  # the last shift just ended
+    with pytest.raises(InputError, match="have not ended yet") as e:
+        check_enough_data(dataset, until, w_end, now=night_end - pd.Timedelta(hours=1))
+    assert e.value.exit_code == EXIT_DATA
+    assert "night shift of 2024-12-20" in str(e.value) and "--to 2024-12-19" in e.value.fix
 
 
 def test_registry_commands(ws, trained_ws):

@@ -116,14 +116,15 @@ MIN_TRAINING_EVENTS = 100
 MAX_DAYS_AFTER_LAST_EVENT = 28
 
 
-def check_enough_data(ds: Any, until: str, w_end: int) -> None:
+def check_enough_data(ds: Any, until: str, w_end: int, *, now: pd.Timestamp | None = None) -> None:
     """Refuse to train on too little data (see ``MIN_TRAINING_DAYS`` and friends).
 
     Raises
     ------
     InputError
         Fewer than ``MIN_TRAINING_DAYS`` days from the first to the last event, fewer than
-        ``MIN_TRAINING_EVENTS`` events, or ``until`` too long after the last event.
+        ``MIN_TRAINING_EVENTS`` events, ``until`` too long after the last event, or a shift up
+        to ``until`` that has not ended yet.
     """
     import numpy as np
 
@@ -142,6 +143,21 @@ def check_enough_data(ds: Any, until: str, w_end: int) -> None:
             f"{MIN_TRAINING_DAYS} days are needed",
             where=str(ds.inputs.get("events", {}).get("file", "events")),
             fix=fix,
+        )
+    # Shifts that have not ended yet hold no records yet: as training rows they would teach
+    # the model that nothing happens (e.g. --to tomorrow).
+    win = ds.windows.iloc[:w_end]
+    open_ = win[win["end_utc"] > (now if now is not None else pd.Timestamp.now(tz="UTC"))]
+    if len(open_):
+        sh = open_.iloc[0]
+        ends = pd.Timestamp(sh["end_utc"]).tz_convert(ds.settings.timezone)
+        done = win["date"][~win["date"].isin(open_["date"])]
+        raise InputError(
+            f"--to {until} includes shifts that have not ended yet (the {sh['shift']} shift of "
+            f"{sh['date'].date()} ends {ends:%Y-%m-%d %H:%M}): their events are not recorded",
+            fix=f"train --to {done.iloc[-1].date()}, the last day whose shifts are all over"
+            if len(done)
+            else "train on past days only",
         )
     gap = (pd.Timestamp(until).date() - last).days
     if gap > MAX_DAYS_AFTER_LAST_EVENT:
