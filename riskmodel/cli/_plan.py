@@ -326,7 +326,7 @@ def audit(
     date_from = date_from or DAY.convert("-30", None, ctx)
     date_to = date_to or DAY.convert("tomorrow", None, ctx)
     if date_from > date_to:
-        raise click.UsageError(f"--from {date_from} is after --to {date_to}")
+        raise click.UsageError(f"--to {date_to} is before --from {date_from}")
     config = api.load_caps(
         caps or settings.caps or None, shifts_per_day=len(parse_shifts(settings.shifts))
     )
