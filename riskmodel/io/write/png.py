@@ -143,9 +143,26 @@ def png_figure(
     n = max(len(frames), 1)
     width_in = 11.0
     panel_h = float(np.clip(width_in * (y1 - y0) / (x1 - x0), 2.5, 9.0))
-    fig = Figure(figsize=(width_in, panel_h * n + 1.3), dpi=dpi, layout="constrained")
+    height_in = panel_h * n + 1.3
+    # A fixed layout in inches (title, n panels each under its own title, legend): labels
+    # are placed in pixels before drawing, and a layout engine would need a full extra
+    # render (~0.25 s) to settle first.
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    slot = (height_in - _TOP_IN - _BOTTOM_IN) / n
+    axes = []
+    for i in range(n):
+        bottom = height_in - _TOP_IN - (i + 1) * slot
+        axes.append(
+            fig.add_axes(
+                (
+                    _SIDE_IN / width_in,
+                    bottom / height_in,
+                    1 - 2 * _SIDE_IN / width_in,
+                    (slot - _PANEL_TITLE_IN) / height_in,
+                )
+            )
+        )
     places = _places_in_view(s, view) if s is not None else None
     for ax, (shift, gdf) in zip(axes, frames.items(), strict=False):
         ax.set_facecolor("#eef1f2")
@@ -156,20 +173,19 @@ def png_figure(
         if places is not None:
             _draw_places(ax, places[0])
         _frame_panel(ax, shift, gdf, view)
+        ax.apply_aspect()  # the box the draw would settle on, so pixels are final now
     handles = _legend_handles(
         plans=any(len(v) for v in pl.values()), border=b is not None, places=s is not None
     )
     fig.legend(
         handles=handles,
-        loc="outside lower center",
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.06 / height_in),
         ncol=min(len(handles), 9),
         fontsize=8,
         frameon=False,
     )
-    fig.suptitle(title, fontsize=12)
-    # Fix the layout first: labels are placed in pixels and must stay where they were checked.
-    fig.draw_without_rendering()
-    fig.set_layout_engine("none")
+    fig.suptitle(title, fontsize=12, y=1 - 0.1 / height_in, va="top")
     renderer = fig.canvas.get_renderer()
     for ax, shift in zip(axes, frames, strict=False):
         taken = [t.get_window_extent(renderer) for t in ax.texts]  # the scale bar
@@ -256,6 +272,10 @@ def _draw_risk(ax: Any, gdf: gpd.GeoDataFrame) -> None:
     )
 
 
+_TOP_IN: Final[float] = 0.45  # figure title band
+_BOTTOM_IN: Final[float] = 0.5  # legend band
+_PANEL_TITLE_IN: Final[float] = 0.3  # each panel's title above it
+_SIDE_IN: Final[float] = 0.1
 _CHECK_PX: Final[float] = 8.0  # half the width of a numbered check marker (pixels at 110 dpi)
 _GAP_PX: Final[float] = 2.0  # free space kept around every label
 
