@@ -107,11 +107,13 @@ def _next_steps(s: Settings, out: Path, day: str, echo: Echo) -> None:
     ws = f"--workspace {out}"
     echo("next (each command works as printed):")
     echo(f"  riskmodel {ws} models list")
-    echo(f"  riskmodel {ws} daily --date {day} --units 12")
+    nxt = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    echo(f"  riskmodel {ws} daily --date {nxt} --units 12")
     echo(f"  riskmodel {ws} score --date {day}")
     echo(f"  riskmodel {ws} audit")
-    echo(f"(daily writes {Path(s.out_dir) / day}, score its score/ folder; audit covers the "
-         "last 30 days and tomorrow)")  # fmt: skip
+    echo(f"({day} is planned already: daily plans the day after, into "
+         f"{Path(s.out_dir) / nxt}; score writes {Path(s.out_dir) / day / 'score'}; audit "
+         "covers the last 30 days and the week ahead)")  # fmt: skip
 
 
 def run_demo(

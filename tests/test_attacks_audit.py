@@ -38,7 +38,9 @@ Catalogue: attack -> expected behaviour -> test.
    -> test_builtin_caps_apply_and_match_workspace_caps; ``--units`` beyond the caps (systematic
    coverage) -> refused exit 3 unless ``--force --reason`` (recorded, shown by the audit)
    -> test_systematic_plan_refused_unless_forced; overrides need ``--reason`` and record
-   reason/by, superseded plans' overrides stay counted -> test_overrides_need_reason_and_stay_counted;
+   reason/by, superseded plans' overrides stay counted; drawing a planned shift again until
+   the plan suits (cherry-picking a random draw) -> refused exit 3 with nothing appended unless
+   ``--replan --reason`` (recorded as ``replanned``) -> test_overrides_need_reason_and_stay_counted;
    the audit compares each statistic with its cap in words
    -> test_audit_compares_statistics_with_caps_in_words
 8. Spreadsheet formula injection through a reason cell -> neutralised with ``'``
@@ -260,7 +262,9 @@ def test_damaged_log_refuses_planning_until_a_segment_is_recorded(ws) -> None:
     r = plan(ws)
     assert r.exit_code == EXIT_DATA and "audit log is damaged" in r.output
     assert log_of(ws).read_bytes() == before  # nothing appended
-    r = plan(ws, "--new-log-segment", "--reason", "line 2 edited; restored from paper log")
+    r = plan(
+        ws, "--new-log-segment", "--replan", "--reason", "line 2 edited; restored from paper log"
+    )
     assert r.exit_code == 0, r.output
     seg = [o for o in lines(ws) if o.get("type") == "segment"]
     assert len(seg) == 1 and seg[0]["reason"].startswith("line 2 edited") and seg[0]["problems"]
@@ -445,7 +449,14 @@ def test_overrides_need_reason_and_stay_counted(ws) -> None:
     assert r.exit_code == EXIT_USAGE and "--reason" in r.output
     r = plan(ws, "--shift", "night", "--include", "SIHR-0030", "--reason", "tip-off", "--by", "ana")
     assert r.exit_code == 0, r.output
-    assert plan(ws, "--shift", "night").exit_code == 0  # re-plan supersedes the override plan
+    # a shift already planned is not drawn again silently (a redraw replaces a random draw)
+    before = log_of(ws).read_bytes()
+    r = plan(ws, "--shift", "night")
+    assert r.exit_code == EXIT_DATA and "already planned" in r.output and "--replan" in r.output
+    assert log_of(ws).read_bytes() == before
+    r = plan(ws, "--shift", "night", "--replan", "--reason", "unit U03 off sick", "--by", "bo")
+    assert r.exit_code == 0, r.output  # the re-plan supersedes the override plan
+    assert lines(ws)[-1]["replanned"] == {"reason": "unit U03 off sick", "by": "bo"}
     r = audit(ws)
     assert "overrides (superseded plans included): 1 plans (1 include" in r.output
     assert "0 without a reason" in r.output
@@ -497,7 +508,8 @@ def test_moved_workspace_keeps_its_anchor(ws, tmp_path) -> None:
     moved = Workspace(Path(shutil.move(str(ws.root), str(tmp_path / "elsewhere"))))
     r = audit(moved)
     assert r.exit_code == 0 and "ends at its anchor" in r.output, r.output
-    assert plan(moved).exit_code == 0  # the anchor moves with the new entries
+    r = plan(moved, "--replan", "--reason", "after the move")
+    assert r.exit_code == 0, r.output  # the anchor moves with the new entries
     data = log_of(moved).read_text().splitlines(keepends=True)
     log_of(moved).write_text("".join(data[:-1]))
     r = audit(moved)

@@ -261,12 +261,17 @@ def test_demo_builds_a_workspace_whose_next_commands_work_as_printed(tmp_path):
     assert len(commands) >= 3
     elsewhere = tmp_path / "elsewhere"  # not inside the workspace: --workspace finds it
     elsewhere.mkdir()
+    (demo_day,) = [p.parent for p in (out / "out").glob("*/plans")]
+    demo_map = next(iter((demo_day / "maps").glob("risk_*.html")))
+    before = hashlib.sha256(demo_map.read_bytes()).hexdigest()
     outs = {args[2]: run(*args, cwd=elsewhere).stdout for args in commands}
-    # score writes beside the daily's maps, never over the map with the plans drawn on it
-    day = next(iter((out / "out").glob("*/briefing_*.html"))).parent
-    assert list((day / "score").glob("risk_*.html"))
-    assert '"plans":{}' not in next(iter((day / "maps").glob("risk_*.html"))).read_text("utf-8")
-    # the audit's default period holds the plans just drawn for tomorrow: the demo's three,
-    # re-planned by daily (superseded plans still count)
+    # the demo planned its day: the printed daily plans the next one (no silent redraw)
+    (daily_day,) = [p.parent for p in (out / "out").glob("*/briefing_*.html")]
+    assert daily_day.name > demo_day.name
+    assert '"plans":{}' not in next(iter((daily_day / "maps").glob("risk_*.html"))).read_text()
+    # score writes beside the maps, never over them
+    assert list((demo_day / "score").glob("risk_*.html"))
+    assert hashlib.sha256(demo_map.read_bytes()).hexdigest() == before
+    # the audit's default period holds both days' plans
     m = re.search(r": (\d+) plans \((\d+) re-planned\)", outs["audit"])
-    assert m and int(m[1]) == 3 and int(m[2]) == 3, outs["audit"]
+    assert m and int(m[1]) == 6 and int(m[2]) == 0, outs["audit"]

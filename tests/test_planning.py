@@ -256,8 +256,11 @@ def test_replan_supersedes_and_does_not_count_twice(tmp_path) -> None:
     cfg = PlanConfig(max_per_segment_per_7d=1)
     alog = tmp_path / "a.jsonl"
     ((p1, _),) = run_plan(validate_risk(risk), tmp_path / "o", alog, 5, config=cfg, seed=1)
-    ((p2, _),) = run_plan(validate_risk(risk), tmp_path / "o", alog, 5, config=cfg, seed=2)
-    assert p2.supersedes == [p1.plan_id]
+    with pytest.raises(InputError, match="already planned"):
+        run_plan(validate_risk(risk), tmp_path / "o", alog, 5, config=cfg, seed=2)
+    ((p2, _),) = run_plan(validate_risk(risk), tmp_path / "o", alog, 5, config=cfg, seed=2,
+                          replan=True, reason="patrol car broke down")  # fmt: skip
+    assert p2.supersedes == [p1.plan_id] and p2.replanned["reason"] == "patrol car broke down"
     assert not p2.blocked  # the first plan of the same shift does not count against the cap
     entries, _ = read_log(alog)
     assert len(checks_history(entries)) == 5
@@ -416,7 +419,7 @@ def test_briefing_self_contained_and_audit_append_only(tmp_path, risk_csv) -> No
     assert log_path.read_bytes().startswith(first)  # existing lines never rewritten
     entries, integ = read_log(log_path)
     assert integ.ok and [e["shift"] for e in entries] == ["night", "morning"]
-    third = _plan_cli(tmp_path, risk_csv, "o", "--shift", "night")  # a re-plan
+    third = _plan_cli(tmp_path, risk_csv, "o", "--shift", "night", "--replan", "--reason", "t")
     assert read_log(log_path)[1].last_sha256 in third.output  # head hash to anchor the chain
     e = entries[0]
     for key in (

@@ -185,6 +185,7 @@ def _run_daily(
     model: str | None = None,
     trust: bool = False,
     force: bool = False,
+    replan: bool = False,
     reason: str | None = None,
     by: str | None = None,
     adapt: bool = True,
@@ -203,8 +204,9 @@ def _run_daily(
         Plan seed for drills and tests (default OS entropy; always recorded).
     model, trust
         As for ``riskmodel score``.
-    force, reason, by
-        As for ``riskmodel plan``: a plan the caps refuse is drawn only with ``force`` and a
+    force, replan, reason, by
+        As for ``riskmodel plan``: a shift already planned is drawn again only with
+        ``replan`` and a ``reason``; a plan the caps refuse is drawn only with ``force`` and a
         ``reason``, which the audit log records with the operator ``by``.
     adapt : bool
         Correct the day's scores by the recent residuals of the workspace's forecast store
@@ -229,7 +231,9 @@ def _run_daily(
     config = load_caps(settings.caps, shifts_per_day=len(parse_shifts(settings.shifts)))
     bundle = load_model(settings, model, trust=trust)
     with background(warm=warm_up) as bg:
-        return _daily(settings, day, config, bundle, units, seed, force, reason, by, adapt, bg)
+        return _daily(
+            settings, day, config, bundle, units, seed, (force, replan), reason, by, adapt, bg
+        )
 
 
 def _daily(
@@ -239,13 +243,14 @@ def _daily(
     bundle: Any,
     units: int,
     seed: int | None,
-    force: bool,
+    flags: tuple[bool, bool],
     reason: str | None,
     by: str | None,
     adapt: bool,
     bg: Any,
 ) -> DailyResult:
-    """:func:`run_daily` once the caps and the model are loaded (``bg``: the PNG child)."""
+    """:func:`run_daily` once the caps and the model are loaded (``flags``: force, replan;
+    ``bg``: the PNG child)."""
     from riskmodel.api import read_inputs, run_plan, score_dates
     from riskmodel.api._score import store_forecasts, write_score_outputs
     from riskmodel.io.write.briefing import LEGAL_NOTE
@@ -267,7 +272,8 @@ def _daily(
         tz=settings.timezone,
         model_id=bundle.model_id,
         settings=settings,
-        force=force,
+        force=flags[0],
+        replan=flags[1],
         reason=reason,
         by=by,
     )

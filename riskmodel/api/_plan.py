@@ -50,6 +50,7 @@ def run_plan(
     reason: str | None = None,
     by: str | None = None,
     force: bool = False,
+    replan: bool = False,
     new_log_segment: bool = False,
     settings: Settings | None = None,
     db: str | None = None,
@@ -94,6 +95,9 @@ def run_plan(
         Why, and who, for overrides, ``force`` and ``new_log_segment`` (recorded).
     force : bool
         Record and hand out plans that have refusals (needs ``reason``).
+    replan : bool
+        Draw a shift that already has a plan again (needs ``reason``; recorded as
+        ``replanned``). Without it such a shift is refused.
     new_log_segment : bool
         Start a new chain after a damaged log (needs ``reason``).
     settings : Settings, optional
@@ -116,9 +120,10 @@ def run_plan(
         workspace = workspace if workspace is not None else settings.workspace
         if db is None and settings.audit_store == "database":
             db, db_schema = settings.database, db_schema or settings.db_schema
-    if (force or new_log_segment) and not (reason or "").strip():
+    if (force or new_log_segment or replan) and not (reason or "").strip():
         raise InputError(
-            "--force and --new-log-segment need --reason TEXT", fix="say why (it is recorded)"
+            "--force, --replan and --new-log-segment need --reason TEXT",
+            fix="say why (it is recorded)",
         )
     by = by or _login()
     risk_sha = sha256_file(risk_file) if risk_file else None
@@ -146,6 +151,7 @@ def run_plan(
             tz=tz,
         )
         _apply_refusals(plans, force, reason, by)
+        _apply_replans(plans, replan, reason, by)
         pending: list[Path] = []  # staged plans whose entries wait for the commit
         try:
             for p in plans:
@@ -306,6 +312,26 @@ def _apply_refusals(plans: list[Plan], force: bool, reason: str | None, by: str 
     for p in refused:
         p.forced = {"reason": reason, "by": by, "refusals": list(p.refusals)}
         log.warning("%s %s: plan FORCED past its refusals (%s)", p.date, p.shift, reason)
+
+
+def _apply_replans(plans: list[Plan], replan: bool, reason: str | None, by: str | None) -> None:
+    """Refuse to draw a shift again that already has a plan, unless asked to with a reason.
+
+    Redrawing until a plan suits someone would turn a random draw into a chosen one (the
+    checks must be random or risk-based, never picked); the earlier plan may also be printed
+    and handed out already."""
+    again = [p for p in plans if p.supersedes]
+    if again and not replan:
+        p = again[0]
+        raise InputError(
+            f"{p.date} {p.shift} is already planned (plan {', '.join(p.supersedes)}): drawing "
+            "again would replace a random draw",
+            fix="hand out the plan already drawn (its files are in the plans folder), or "
+            "redraw with --replan --reason TEXT (recorded in the audit log)",
+        )
+    for p in again:
+        p.replanned = {"reason": reason, "by": by or _login()}
+        log.warning("%s %s: re-planned, replaces %s (%s)", p.date, p.shift, p.supersedes, reason)
 
 
 def _swap_in(stage: Path, out: Path) -> None:

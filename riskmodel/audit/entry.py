@@ -88,6 +88,7 @@ class PlanEntry:
     supersedes: list[str] | None = None
     refusals: list[str] | None = None
     forced: dict[str, Any] | None = None
+    replanned: dict[str, Any] | None = None
     files: dict[str, str] | None = None
     seq: int | None = None
     prev: str | None = None
@@ -134,6 +135,7 @@ class PlanEntry:
         "supersedes": _STRS,
         "refusals": _STRS,
         "forced": _DICT,
+        "replanned": _DICT,
         "files": _DICT,
         "seq": _INT,
         "prev": _STR,

@@ -76,6 +76,14 @@ class DayType(click.ParamType):
 
 DAY = DayType()
 
+# One flag for plan and daily: a shift that already has a plan is never drawn again silently.
+replan_option = click.option(
+    "--replan",
+    is_flag=True,
+    help="Draw a shift that already has a plan again; needs --reason, recorded in the audit "
+    "log. Without it such a shift is refused (a redraw would replace a random draw).",
+)
+
 
 # ----------------------------------------------------------------------------- KEY=VALUE
 

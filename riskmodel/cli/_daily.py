@@ -7,7 +7,7 @@ import logging
 import click
 
 from riskmodel.cli import main
-from riskmodel.cli._common import DAY, echo, get_settings, seed_option
+from riskmodel.cli._common import DAY, echo, get_settings, replan_option, seed_option
 from riskmodel.cli._score import no_adapt_option
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
     is_flag=True,
     help="Draw a plan the caps refuse (systematic or over the per-shift cap); needs --reason.",
 )
-@click.option("--reason", default=None, help="Why (recorded in the audit log with --force).")
+@replan_option
+@click.option(
+    "--reason", default=None, help="Why (recorded in the audit log with --force or --replan)."
+)
 @click.option("--by", default=None, help="Who decided (recorded in the audit log).")
 @click.option(
     "--publish",
@@ -51,6 +54,7 @@ def daily_cmd(
     model: str | None,
     trust_model: bool,
     force: bool,
+    replan: bool,
     reason: str | None,
     by: str | None,
     publish_db: bool,
@@ -61,8 +65,9 @@ def daily_cmd(
     audit log. Everything lands in <out_dir>/<date>/."""
     from riskmodel.api import run_daily
 
-    if force and not reason:
-        raise click.UsageError("--force needs --reason TEXT (it is recorded in the audit log)")
+    for flag, on in (("--force", force), ("--replan", replan)):
+        if on and not (reason or "").strip():
+            raise click.UsageError(f"{flag} needs --reason TEXT (it is recorded in the audit log)")
     settings = get_settings()
     if publish_db and not settings.database:
         raise click.UsageError("--publish needs the setting database (riskmodel.toml or env)")
@@ -74,6 +79,7 @@ def daily_cmd(
         model=model,
         trust=trust_model,
         force=force,
+        replan=replan,
         reason=reason,
         by=by,
         adapt=not no_adapt,

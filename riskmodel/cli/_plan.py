@@ -16,6 +16,7 @@ from riskmodel.cli._common import (
     model_options,
     out_option,
     reader_options,
+    replan_option,
     seed_option,
 )
 from riskmodel.cli._db import db_options
@@ -98,7 +99,7 @@ log = logging.getLogger(__name__)
     "--reason",
     default=None,
     metavar="TEXT",
-    help="Why (recorded): required with --include/--exclude, --force, --new-log-segment.",
+    help="Why (recorded): required with --include/--exclude, --force, --replan, --new-log-segment.",
 )
 @click.option("--by", default=None, metavar="NAME", help="Who decides (recorded; default: login).")
 @click.option(
@@ -107,6 +108,7 @@ log = logging.getLogger(__name__)
     help="Hand out a plan the caps refuse (systematic coverage, units beyond the caps); "
     "needs --reason, recorded in the audit log.",
 )
+@replan_option
 @click.option(
     "--new-log-segment",
     "new_log_segment",
@@ -131,6 +133,7 @@ def plan(
     reason: str | None,
     by: str | None,
     force: bool,
+    replan: bool,
     new_log_segment: bool,
     inputs: Inputs,
     model: str | None,
@@ -155,7 +158,8 @@ def plan(
     if date is not None and inputs.events is None:
         raise click.UsageError("--date needs --events FILE")
     needs = [f for f, on in (("--include", include), ("--exclude", exclude), ("--force", force),
-                             ("--new-log-segment", new_log_segment)) if on]  # fmt: skip
+                             ("--replan", replan), ("--new-log-segment", new_log_segment))
+             if on]  # fmt: skip
     if needs and not (reason or "").strip():
         raise click.UsageError(f"{needs[0]} needs --reason TEXT (it is recorded in the audit log)")
     if audit_log and settings.audit_store == "database":
@@ -209,6 +213,7 @@ def plan(
         reason=reason,
         by=by,
         force=force,
+        replan=replan,
         new_log_segment=new_log_segment,
     )
     for p, files in results:
@@ -253,7 +258,7 @@ def plan(
     type=DAY,
     default=None,
     metavar="D",
-    help="Last plan date (default: tomorrow, whose plans are drawn this morning).",
+    help="Last plan date (default: +7, the plans already drawn for the coming week).",
 )
 @click.option(
     "--audit-log",
@@ -322,9 +327,9 @@ def audit(
         )
         if date_from is None:
             return
-    # The usual question: the last month up to the plans drawn this morning (for tomorrow).
+    # The usual question: the last month and whatever is already planned ahead.
     date_from = date_from or DAY.convert("-30", None, ctx)
-    date_to = date_to or DAY.convert("tomorrow", None, ctx)
+    date_to = date_to or DAY.convert("+7", None, ctx)
     if date_from > date_to:
         raise click.UsageError(f"--to {date_to} is before --from {date_from}")
     config = api.load_caps(

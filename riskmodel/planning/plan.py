@@ -109,6 +109,9 @@ class Plan:
     refusals: list[str] = field(default_factory=list)
     #: ``{"reason", "by", "refusals"}`` when the plan was forced past its refusals.
     forced: dict[str, Any] | None = None
+    #: ``{"reason", "by"}`` when the shift was planned again on purpose (``--replan``): a
+    #: redraw replaces a random draw, so it is never silent.
+    replanned: dict[str, Any] | None = None
     audit_seq: int | None = None  # its line number in the audit chain, once recorded
     audit_prev: str | None = None  # the chain head it extends (MAC of the previous entry)
     audit_sha256: str | None = None  # MAC of its audit-log entry, once recorded
@@ -167,6 +170,7 @@ class Plan:
             "supersedes": list(self.supersedes),
             "refusals": list(self.refusals),
             "forced": self.forced,
+            "replanned": self.replanned,
         }
 
 
