@@ -68,6 +68,8 @@ def test_loaded_model_matches_the_trained_one(dataset, tmp_path):
     for a, b in zip(loaded.predict_interval(mu), model.predict_interval(mu), strict=True):
         np.testing.assert_array_equal(a, b)
     assert loaded.get_params() == model.get_params()
+    gain = loaded.total_gain()
+    assert list(gain.index) == cols and (gain >= 0).all() and gain.sum() > 0
 
 
 def test_count_quantiles_equal_scipy():

@@ -73,6 +73,11 @@ def test_matches_xgboost(depth: int, objective: str) -> None:
     booster = _train(params, X, y, rounds=20 + 10 * depth)
     te = _assert_matches(booster, X)
     assert te.objective == objective and te.n_features == 8
+    # global importance: XGBoost's total gain over all trees, features without splits left out
+    want = booster.get_score(importance_type="total_gain")
+    got = te.total_gain()
+    assert set(got) == set(want)
+    np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=1e-5)
     assert te.n_trees == 20 + 10 * depth
 
 

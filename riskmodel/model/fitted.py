@@ -88,6 +88,13 @@ class ScoringModel:
         """The estimator parameters the model was trained with."""
         return dict(self.params_)
 
+    def total_gain(self) -> pd.Series:
+        """Total gain of each model column (summed loss reduction of its splits, mean over the
+        bags; 0 for a column no tree splits on): the global feature importance."""
+        per_bag = [pd.Series(e.total_gain(), dtype=float) for e in self.ensembles_]
+        out = pd.concat(per_bag, axis=1).fillna(0.0).mean(axis=1) if per_bag else pd.Series()
+        return out.reindex(list(self.feature_names_in_), fill_value=0.0)
+
     def _array(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         names = list(self.feature_names_in_)
         if isinstance(X, pd.DataFrame):

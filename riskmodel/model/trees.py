@@ -180,7 +180,7 @@ class TreeEnsemble:
             cat = {k: np.concatenate([t[k] for t in trees]) for k in trees[0]}
         else:
             cat = {k: np.zeros(0, np.int64) for k in ("left", "right", "feat", "dl")}
-            cat |= {k: np.zeros(0, np.float32) for k in ("thr", "cover")}
+            cat |= {k: np.zeros(0, np.float32) for k in ("thr", "cover", "gain")}
         tree_of = np.repeat(np.arange(len(trees)), sizes)
         is_int = cat["left"] >= 0
         left = np.where(is_int, cat["left"] + offs[tree_of], -1)
@@ -242,6 +242,21 @@ class TreeEnsemble:
         self._leaf_depth = np.concatenate(leaf_depth) if leaf_depth else np.zeros(0, np.int64)
         self._node_feat = np.where(int_new, feat, -1)
         self._cover = cat["cover"][order].astype(np.float32)
+        self._gain = cat["gain"][order].astype(np.float64)
+
+    def total_gain(self) -> dict[str, float]:
+        """Summed loss reduction of the splits on each feature over the trees kept: XGBoost's
+        ``get_score(importance_type="total_gain")`` (features without a split are left out).
+
+        Returns
+        -------
+        dict of str to float
+        """
+        m = self._node_feat >= 0
+        g = np.bincount(self._node_feat[m], weights=self._gain[m], minlength=self.n_features)
+        return {n: float(v) for n, v, used in zip(
+            self.feature_names, g, np.bincount(self._node_feat[m], minlength=self.n_features) > 0,
+            strict=True) if used}  # fmt: skip
 
     # -- evaluation ----------------------------------------------------------------------------
     def _rows(self, X: Any) -> np.ndarray:
@@ -562,4 +577,8 @@ def _tree_arrays(tree: dict[str, Any], n_features: int, index: int) -> dict[str,
         "thr": arr("split_conditions", np.float32),
         "dl": (arr("default_left", np.int64) != 0).astype(np.int64),
         "cover": arr("sum_hessian", np.float32),
+        # the split's loss reduction (feature importance); absent in hand-made models
+        "gain": arr("loss_changes", np.float32)
+        if "loss_changes" in tree
+        else np.zeros(n, np.float32),
     }
