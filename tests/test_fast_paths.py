@@ -1,7 +1,8 @@
 """What keeps ``riskmodel score``/``daily`` fast (bench/bench_cli.py measures the seconds):
 
 - scoring loads no training stack: the modules of the score and daily paths import neither
-  XGBoost, scikit-learn, scipy.stats/signal/spatial nor matplotlib
+  XGBoost, scikit-learn, scipy.stats/signal/spatial, matplotlib nor holidays (its calendars
+  are cached in the workspace)
   (``test_score_path_imports_no_training_stack``);
 - a bundle's model is evaluated in numpy and predicts, explains (TreeSHAP) and bounds exactly
   what the trained XGBoost model does (``test_loaded_model_matches_the_trained_one``);
@@ -22,7 +23,15 @@ import pytest
 
 from riskmodel.io.write.background import background
 
-HEAVY = ("xgboost", "sklearn", "scipy.stats", "scipy.signal", "scipy.spatial", "matplotlib")
+HEAVY = (
+    "xgboost",
+    "sklearn",
+    "scipy.stats",
+    "scipy.signal",
+    "scipy.spatial",
+    "matplotlib",
+    "holidays",
+)
 
 
 def test_score_path_imports_no_training_stack():

@@ -224,3 +224,23 @@ def test_no_reason_contains_an_internal_name():
                 assert not re.search(r"\b[a-z]+_[a-z0-9_]+\b", text), (c.name, text)
     with pytest.raises(ConfigError, match="not produced"):
         registry.describe("no_such_feature", 1.0, spec)
+
+
+def test_holiday_calendars_cached_in_the_workspace(tmp_path) -> None:
+    """The holiday calendar is read from the workspace cache when there (the package imports
+    every country to look one up); the cached and computed calendars are the same, a broken
+    cache file is recomputed and rewritten."""
+    import datetime as dt
+
+    from riskmodel.features.timing import holiday_dates
+
+    years = range(2024, 2027)
+    plain = holiday_dates("SI", years)
+    assert dt.date(2025, 6, 25) in plain and dt.date(2025, 6, 26) not in plain  # Statehood Day
+    cached = holiday_dates("SI", years, tmp_path)
+    (f,) = tmp_path.glob("holidays-*-SI-2024-2027.json")
+    assert cached == plain == holiday_dates("SI", years, tmp_path)
+    f.write_text("{not json", "utf-8")
+    assert holiday_dates("SI", years, tmp_path) == plain
+    assert f.read_text("utf-8").startswith('["2024-')
+    assert holiday_dates("HR", years, tmp_path) != plain

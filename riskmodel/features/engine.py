@@ -84,7 +84,11 @@ class FeatureContext:
             )
         self.history = HistoryState.build(self) if spec.enabled("history") else None
         self.effort = EffortState.build(self) if spec.enabled("effort") else None
-        self.time_cols = time_columns(panel.windows, seg, spec) if spec.enabled("time") else {}
+        self.time_cols = (
+            time_columns(panel.windows, seg, spec, cache_dir=panel.extra.get("cache_dir"))
+            if spec.enabled("time")
+            else {}
+        )
         self.seconds = time.perf_counter() - t0
         log.debug(
             "feature context: %d windows x %d segments, %d columns, %.2f s",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import calendar as _cal
+import datetime as dt
+import json
+import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-import holidays as _holidays
 import numpy as np
 import pandas as pd
 
@@ -16,9 +19,54 @@ from riskmodel.features.spec import FeatureSpec
 
 _COUNTRIES = {"SI": "Slovenia", "HR": "Croatia"}
 
+log = logging.getLogger(__name__)
 
-def time_columns(windows: pd.DataFrame, segments: Any, spec: FeatureSpec) -> dict[str, np.ndarray]:
-    """Every ``[time]`` value of every window (float32), computed once per panel."""
+
+def holiday_dates(
+    country: str, years: range, cache_dir: str | Path | None = None
+) -> frozenset[dt.date]:
+    """Public holidays of ``country`` (ISO code) in ``years``, by the ``holidays`` package.
+
+    With ``cache_dir`` (a workspace's cache folder) the dates are kept there as JSON, keyed
+    by the package's version, the country and the years: the package imports every country it
+    knows to look one up (~0.15 s of every command), the file reads in ~1 ms. A cache that
+    cannot be read or written is skipped.
+    """
+    from importlib import metadata
+
+    path = None
+    if cache_dir is not None:
+        try:
+            ver = metadata.version("holidays")
+        except metadata.PackageNotFoundError:
+            ver = "unknown"
+        path = Path(cache_dir) / f"holidays-{ver}-{country}-{years.start}-{years.stop}.json"
+        try:
+            return frozenset(map(dt.date.fromisoformat, json.loads(path.read_text("utf-8"))))
+        except (OSError, ValueError, TypeError):
+            pass  # missing or broken: computed and written again
+    import holidays as _holidays
+
+    dates = frozenset(_holidays.country_holidays(country, years=years).keys())
+    if path is not None:
+        from riskmodel.files import atomic_write_text
+
+        try:
+            atomic_write_text(path, json.dumps(sorted(d.isoformat() for d in dates)))
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be written is skipped
+            log.debug("holiday cache %s not written: %s", path, exc)
+    return dates
+
+
+def time_columns(
+    windows: pd.DataFrame,
+    segments: Any,
+    spec: FeatureSpec,
+    *,
+    cache_dir: str | Path | None = None,
+) -> dict[str, np.ndarray]:
+    """Every ``[time]`` value of every window (float32), computed once per panel
+    (``cache_dir``: where :func:`holiday_dates` may keep the holiday calendars)."""
     t = spec.section("time")
     win = windows
     out: dict[str, np.ndarray] = {}
@@ -41,7 +89,7 @@ def time_columns(windows: pd.DataFrame, segments: Any, spec: FeatureSpec) -> dic
         else range(2000, 2001)
     )
     for cc in t["holidays"]:
-        cal = _holidays.country_holidays(cc, years=years)
+        cal = holiday_dates(cc, years, cache_dir)
         out[f"holiday_{cc.lower()}"] = np.array([d in cal for d in date.dt.date])
     if t["darkness"]:
         lat = float(segments["rep_lat"].mean())

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -28,7 +29,7 @@ from riskmodel.features import (
     feature_columns,
     static_features,
 )
-from riskmodel.geo.geodata import Geography
+from riskmodel.geo.geodata import CACHE_DIR, Geography
 from riskmodel.geo.shifts import shift_windows
 
 if TYPE_CHECKING:  # reading data and scoring never import XGBoost
@@ -172,6 +173,8 @@ def prepare_dataset(
                 _to_metric(ef, geo.crs), geo.segments, float(settings.max_distance_m)
             )
     panel = Panel.build(windows, geo.segments, ev, ef)
+    if settings.workspace is not None:  # reference data (holiday calendars) cached there
+        panel.extra["cache_dir"] = str(Path(settings.workspace.state_dir) / CACHE_DIR)
     static = static_features(geo, spec)
     return Dataset(geo, ev, ef, windows, panel, static, spec, inputs or {}, settings)
 
