@@ -738,6 +738,18 @@ def test_border_distance_exact(border: gpd.GeoDataFrame) -> None:
     got = BorderIndex(border, "EPSG:3794").distance(x, y, 50000)
     want = shapely.distance(shapely.points(x, y), line)
     assert np.allclose(got, want, atol=1e-6)
+    # near the border (the grid pass: within 1 km), on vertices, and NaN points, exactly too
+    t = rng.uniform(0, line.length, 3000)
+    on = shapely.get_coordinates(shapely.line_interpolate_point(line, t))
+    near = on + rng.normal(0, 400, on.shape)
+    v = shapely.get_coordinates(line)[:50]
+    near[: len(v)] = v  # on the line's own vertices: distance 0
+    near[50:60, 0] = np.nan
+    got = BorderIndex(border, "EPSG:3794").distance(near[:, 0], near[:, 1], 50000)
+    ok = np.isfinite(near).all(axis=1)
+    want = shapely.distance(shapely.points(near[ok]), line)
+    assert np.allclose(got[ok], want, atol=1e-6) and np.isinf(got[~ok]).all()
+    assert (got[: len(v)] < 1e-6).all()
 
 
 def test_bad_persons(tmp_path: Path) -> None:

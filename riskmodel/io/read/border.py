@@ -14,13 +14,16 @@ from riskmodel.io.read.coords import check_crs
 log = logging.getLogger(__name__)
 
 KD_FROM = 250_000  # points from which a query builds the k-d tree (see BorderIndex)
+GRID_M = 1000.0  # cell size (and reach) of BorderIndex's exact near-border pass
 
 
 class BorderIndex:
     """Fast point-to-line distance for millions of points.
 
-    Up to ``KD_FROM`` points a query goes to a shapely STRtree of the border's straight pieces
-    (exact; no scipy import, whose ~0.5 s dominated a day's scoring). For more points the
+    Up to ``KD_FROM`` points: points within ``GRID_M`` of the border (most events) get the
+    exact minimum over the pieces near their grid cell, the others go to a shapely STRtree of
+    the border's straight pieces (exact; no scipy import, whose ~0.5 s dominated a day's
+    scoring; the grid pass is ~10x faster than the tree for points near the border). For more points the
     border is densified to samples every ``spacing`` metres in a k-d tree (3x faster at a
     million points): for each point the two nearest samples give candidate pieces (and their
     neighbours), whose exact distances are taken. Exact in practice; never more than
@@ -59,6 +62,7 @@ class BorderIndex:
         self.spacing = spacing
         self._kd: Any = None
         self._str: Any = None
+        self._grid: tuple[np.ndarray, ...] | None = None
 
     def _kd_tree(self) -> Any:
         if self._kd is None:
@@ -81,6 +85,48 @@ class BorderIndex:
             self._str = shapely.STRtree(shapely.linestrings(np.stack([self.a, self.b], axis=1)))
         return self._str
 
+    def _near_grid(self) -> tuple[np.ndarray, ...]:
+        """Square cells of ``GRID_M``; for each cell the pieces that come within ``GRID_M`` of
+        it (sorted by cell: ``cells``, ``pieces``), and the grid's origin and height."""
+        if self._grid is None:
+            lo = np.minimum(self.a, self.b) - GRID_M
+            hi = np.maximum(self.a, self.b) + GRID_M
+            origin = lo.min(axis=0)
+            c0 = np.floor((lo - origin) / GRID_M).astype(np.int64)
+            c1 = np.floor((hi - origin) / GRID_M).astype(np.int64)
+            ny = int(c1[:, 1].max()) + 1
+            nx_, ny_ = c1[:, 0] - c0[:, 0] + 1, c1[:, 1] - c0[:, 1] + 1
+            n = nx_ * ny_
+            piece = np.repeat(np.arange(len(self.a)), n)
+            k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+            cx = c0[piece, 0] + k // ny_[piece]
+            cy = c0[piece, 1] + k % ny_[piece]
+            cell = cx * ny + cy
+            order = np.argsort(cell, kind="stable")
+            self._grid = (cell[order], piece[order], origin, np.int64(ny))
+        return self._grid
+
+    def _near(self, p: np.ndarray) -> np.ndarray:
+        """Exact distances of points ``p`` (n, 2) within ``GRID_M`` of the border; ``inf`` for
+        the others. Every piece within ``GRID_M`` of a point comes within ``GRID_M`` of its
+        cell, so the minimum over the cell's pieces is the true distance when it is at most
+        ``GRID_M``."""
+        cells, pieces, origin, ny = self._near_grid()
+        c = np.floor((p - origin) / GRID_M).astype(np.int64)
+        cell = c[:, 0] * ny + c[:, 1]
+        inside = (c >= 0).all(axis=1) & (c[:, 1] < ny)
+        start = np.searchsorted(cells, cell, side="left")
+        n = np.where(inside, np.searchsorted(cells, cell, side="right") - start, 0)
+        best = np.full(len(p), np.inf)
+        has = n > 0
+        if has.any():
+            rep = np.repeat(np.arange(len(p)), n)
+            off = np.cumsum(n) - n
+            idx = pieces[np.repeat(start, n) + (np.arange(n.sum()) - np.repeat(off, n))]
+            d = _seg_dist(p[rep], self.a[idx], self.b[idx])
+            best[has] = np.minimum.reduceat(d, off[has])
+        return np.where(best <= GRID_M, best, np.inf)
+
     def distance(
         self, x: np.ndarray, y: np.ndarray, upper: float, chunk: int = 1_000_000
     ) -> np.ndarray:
@@ -89,15 +135,21 @@ class BorderIndex:
         if len(x) <= KD_FROM:
             import shapely
 
-            m = np.isfinite(x) & np.isfinite(y)
-            if m.any():
-                pts = shapely.points(np.asarray(x, float)[m], np.asarray(y, float)[m])
-                (i, _), d = self._str_tree().query_nearest(
-                    pts, max_distance=upper + self.spacing, return_distance=True, all_matches=False
-                )
-                best = np.full(len(pts), np.inf)
-                best[i] = d
-                out[m] = best
+            m = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+            for lo in range(0, len(m), 50_000):  # bounded memory for the candidate pairs
+                rows = m[lo : lo + 50_000]
+                p = np.column_stack([np.asarray(x, float)[rows], np.asarray(y, float)[rows]])
+                best = self._near(p)
+                far = np.flatnonzero(np.isinf(best))  # farther than GRID_M: the tree decides
+                if len(far):
+                    (i, _), d = self._str_tree().query_nearest(
+                        shapely.points(p[far]),
+                        max_distance=upper + self.spacing,
+                        return_distance=True,
+                        all_matches=False,
+                    )
+                    best[far[i]] = d
+                out[rows] = best
             return out
         tree = self._kd_tree()
         for lo in range(0, len(x), chunk):
