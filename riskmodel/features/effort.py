@@ -44,7 +44,7 @@ class EffortState:
                 num = _decayed(ctx.panel.counts * m, a)
                 den = _decayed(m, a)
                 split[(tau, patrolled)] = (_T(num), _T(den))
-        return cls(_T(eff), _T(cumulative(eff)), band(ctx.chain, float(e["along_km"])), split)
+        return cls(_T(eff), cumulative(eff), band(ctx.chain, float(e["along_km"])), split)
 
 
 def _columns(spec: FeatureSpec) -> list[Column]:

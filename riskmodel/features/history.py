@@ -91,15 +91,15 @@ class HistoryState:
         # lb @ A @ A.T as scipy evaluates it, (A @ (A.T @ lb.T)).T: keep both formats.
         A_t = A.transpose()
         return cls(
-            cumC=_T(cumulative(C)),
-            cumP=_T(cumulative(panel.persons)),
+            cumC=cumulative(C),
+            cumP=cumulative(panel.persons),
             bands=bands,
             rad=radius(seg["rep_x"].to_numpy(), seg["rep_y"].to_numpy(), float(h["radius_km"])),
             decay=decay,
             prev_own=last_event_index(C),
             prev_nb=last_event_index((bands[NEIGHBOUR_KM] @ C.T).T),
             rows_k=rows_k,
-            cum_k=[_T(cumulative(C[r])) for r in rows_k],
+            cum_k=[cumulative(C[r]) for r in rows_k],
             A_t=A_t,
             A_tt=A_t.transpose(),
             first_w=int(np.argmax(C.sum(axis=1) > 0)) if C.sum() > 0 else 0,

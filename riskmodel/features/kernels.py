@@ -9,9 +9,14 @@ from scipy import sparse
 
 
 def cumulative(m: np.ndarray) -> np.ndarray:
-    """Cumulative sums over windows with a leading zero row: ``out[w]`` = sum of rows ``< w``."""
-    out = np.zeros((m.shape[0] + 1, m.shape[1]), np.float64)
-    np.cumsum(m, axis=0, out=out[1:])
+    """Cumulative sums over the windows (rows) of ``m`` (W x S), segment-major with a leading
+    zero column: ``out[s, w]`` = sum of ``m[:w, s]`` (S x W + 1, float64, C-contiguous).
+
+    Summed along contiguous memory in float64 (bit for bit the sums down the columns, ~2x
+    faster than summing down them and transposing).
+    """
+    out = np.zeros((m.shape[1], m.shape[0] + 1), np.float64)
+    np.cumsum(np.asarray(m).T.astype(np.float64), axis=1, out=out[:, 1:])
     return out
 
 
