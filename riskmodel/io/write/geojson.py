@@ -118,18 +118,29 @@ def geojson_collection(gdf: gpd.GeoDataFrame, *, name: str) -> dict[str, Any]:
 
 def _properties(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Row dicts of JSON values: NaN/NaT/None -> null, numpy scalars -> Python, timestamps
-    and dates -> ISO strings."""
+    and dates -> ISO strings (column by column; element by element only where needed)."""
     cols: dict[str, list[Any]] = {}
     for c in df.columns:
         v = df[c]
+        missing = v.isna().to_numpy()
         if pd.api.types.is_datetime64_any_dtype(v):
-            vals = [None if pd.isna(t) else t.isoformat() for t in v]
-        elif pd.api.types.is_bool_dtype(v):
-            vals = [None if pd.isna(x) else bool(x) for x in v.astype(object)]
-        elif pd.api.types.is_integer_dtype(v):
-            vals = [None if pd.isna(x) else int(x) for x in v.astype(object)]
+            vals = [None if m else t.isoformat() for t, m in zip(v, missing, strict=True)]
+        elif pd.api.types.is_bool_dtype(v) or pd.api.types.is_integer_dtype(v):
+            conv = bool if pd.api.types.is_bool_dtype(v) else int
+            vals = (
+                v.to_numpy().tolist()
+                if not missing.any()
+                else [None if m else conv(x) for x, m in zip(v, missing, strict=True)]
+            )
         elif pd.api.types.is_float_dtype(v):
-            vals = [float(x) if np.isfinite(x) else None for x in v.to_numpy(float)]
+            a = v.to_numpy(float)
+            vals = a.tolist()
+            if not np.isfinite(a).all():
+                vals = [x if f else None for x, f in zip(vals, np.isfinite(a), strict=True)]
+        elif pd.api.types.is_string_dtype(v) and not pd.api.types.is_object_dtype(v):
+            vals = v.tolist()  # str already (pandas string dtype)
+            if missing.any():
+                vals = [None if m else x for x, m in zip(vals, missing, strict=True)]
         else:
             vals = [_plain(x) for x in v]
         cols[str(c)] = vals
