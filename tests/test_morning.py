@@ -138,6 +138,19 @@ def test_morning_then_next_day_uses_cap_history(ws: Path, tmp_path: Path) -> Non
         assert day1 <= set(e["blocked"]), "day 1's checks are not blocked by the cap history"
         assert all(e["coverage"].get(s, 0) == 0 for s in day1)
 
+    # Running the morning again does not redraw the day's plans behind anyone's back.
+    before, n_audit = _snapshot(ws), len(_audit(ws))
+    r = _run("--workspace", ws, "daily", "--date", DAY2, "--units", UNITS)
+    assert r.exit_code == EXIT_DATA
+    (line,) = _error_lines(r.output)
+    assert "already planned" in line and "--replan --reason" in line
+    assert _snapshot(ws) == before and len(_audit(ws)) == n_audit
+    r = _ok("--workspace", ws, "daily", "--date", DAY2, "--units", UNITS, "--replan",
+            "--reason", "two units reassigned to a search", "--by", "duty officer")  # fmt: skip
+    again = _audit(ws)[n_audit:]
+    assert len(again) == 3 and all(e["supersedes"] for e in again)
+    assert {e["replanned"]["reason"] for e in again} == {"two units reassigned to a search"}
+
 
 def test_morning_with_a_wrong_date_writes_nothing(ws: Path) -> None:
     before, n_audit = _snapshot(ws), len(_audit(ws))
