@@ -109,6 +109,13 @@ def test_old_spellings_work_with_a_note(tmp_path):
     assert r.exit_code == 4 and "use --from D --to E" in r.output
     r = _run("score", "--events", missing, "--from", "2025-01-01", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "--from D --to E" in r.output
+    # no date: tomorrow, as daily (here it gets as far as the missing model); no --out
+    # outside a workspace is a usage error naming it
+    r = _run("score", "--events", missing, "--models-root", tmp_path / "none",
+             "--out", tmp_path / "o")  # fmt: skip
+    assert r.exit_code == 4 and "no verified model bundle" in r.output, r.output
+    r = _run("score", "--events", missing)
+    assert r.exit_code == 2 and "give --out DIR" in r.output
 
 
 def test_simulate_old_and_new_date_spellings_agree(tmp_path):

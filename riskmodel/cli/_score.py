@@ -32,7 +32,9 @@ no_adapt_option = click.option(
 @main.command("score")
 @reader_options()
 @model_options()
-@click.option("--date", "date", type=DAY, default=None, help="Local date to score.")
+@click.option(
+    "--date", "date", type=DAY, default=None, help="Local date to score (default: tomorrow)."
+)
 @click.option(
     "--from",
     "date_from",
@@ -66,10 +68,12 @@ def score_cmd(
     no_adapt: bool,
     out: str | None,
 ) -> None:
-    """Score every segment for the shifts of --date D (or of --from D --to E, also writing
-    forecast.csv) and write the risk maps of the first day."""
+    """Score every segment for the shifts of --date D (default tomorrow; or of --from D --to E,
+    also writing forecast.csv) and write the risk maps of the first day."""
     from riskmodel.api import run_score
 
+    if date is None and date_from is None and to is None:  # the morning's question, as daily
+        date = DAY.convert("tomorrow", None, click.get_current_context())
     first, last = one_day_or_range(date, date_from, to)
     settings = get_settings().with_flags(models_root=models_root)
     if out is None:
