@@ -162,3 +162,53 @@ def test_segments_out_is_a_folder(tmp_path):
     assert "--out FILE is deprecated" in r.output
     r = _run("segments", "--border", src, "--out", tmp_path / "x.csv", "--format", "gpkg")
     assert r.exit_code == 2
+
+
+def test_train_warns_when_a_baseline_beats_the_new_default():
+    """A new default model that ranks the validation windows below a baseline is announced
+    with the way back (the previous default)."""
+    from riskmodel.api._model import below_baseline
+
+    table = {
+        "model": {"hr_10": 0.431},
+        "historical": {"hr_10": 0.435},
+        "etas": {"hr_10": 0.424},
+        "oracle": {"hr_10": 0.6},
+    }
+    assert below_baseline(table) == {
+        "baseline": "historical",
+        "model": 0.431,
+        "baseline_hr_10": 0.435,
+    }
+    table["model"]["hr_10"] = 0.44
+    assert below_baseline(table) is None
+    assert below_baseline({}) is None and below_baseline({"etas": {"hr_10": 0.5}}) is None
+
+
+def test_train_prints_the_warning_and_the_way_back(tmp_path, monkeypatch):
+    import contextlib
+    from pathlib import Path
+
+    from riskmodel import api
+
+    man = {
+        "model_id": "rm-new",
+        "fit": {"rows_train": 10, "rows_kept": 5, "best_iteration": 3, "train_seconds": 0.1},
+        "metrics": {"table": {"model": {"hr_10": 0.431}, "historical": {"hr_10": 0.435}}},
+        "status": "verified",
+        "default": True,
+        "previous_default": "rm-old",
+        "below_baseline": {"baseline": "historical", "model": 0.431, "baseline_hr_10": 0.435},
+    }
+    monkeypatch.setattr(api, "read_inputs", lambda *a, **k: object())
+    monkeypatch.setattr(api, "training_engine", lambda *a, **k: contextlib.nullcontext(None))
+    monkeypatch.setattr(api, "train_bundle", lambda *a, **k: (Path(tmp_path / "rm-new"), man))
+    events = tmp_path / "e.csv"
+    events.write_text("timestamp,lat,lon\n")
+    r = CliRunner().invoke(
+        main,
+        ["train", "--events", str(events), "--to", "2025-01-01", "--models-root", str(tmp_path)],
+    )
+    assert r.exit_code == 0, r.output
+    assert "ranks below the historical baseline (HR@10% 0.431 vs 0.435)" in r.output
+    assert "riskmodel models use rm-old" in r.output

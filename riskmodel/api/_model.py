@@ -53,7 +53,9 @@ def train_bundle(
     Returns
     -------
     (Path, dict)
-        Bundle folder and its manifest.
+        Bundle folder and its manifest, with ``default``, ``previous_default``, ``status`` and
+        ``below_baseline`` (:func:`below_baseline`, the run's warning when a baseline ranked
+        the validation windows better).
     """
     import datetime as _dt
 
@@ -103,6 +105,7 @@ def train_bundle(
     key = settings.key()
     path = save_bundle(model, preprocess, manifest, card, root, model_id, key=key)
     manifest = _register(settings, path, root, key)
+    manifest["below_baseline"] = below_baseline(manifest.get("metrics", {}).get("table", {}))
     return path, manifest
 
 
@@ -189,9 +192,28 @@ def portable_path(value: Any, settings: Settings) -> str:
     return p.name
 
 
+def below_baseline(table: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The best baseline when it ranks the validation windows better than the model (HR@10):
+    ``{"baseline", "model", "baseline_hr_10"}``; None when the model leads or there is no
+    table."""
+    model = (table.get("model") or {}).get("hr_10")
+    rows = {
+        k: v["hr_10"]
+        for k, v in table.items()
+        if k not in ("model", "oracle") and v.get("hr_10") is not None
+    }
+    if model is None or not rows:
+        return None
+    best = max(rows, key=lambda k: rows[k])
+    if rows[best] <= model:
+        return None
+    return {"baseline": best, "model": float(model), "baseline_hr_10": float(rows[best])}
+
+
 def _register(settings: Settings, path: Path, root: Path, key: bytes | None) -> dict[str, Any]:
     """Check the bundle just written; in a workspace make it the default model once its
-    signature verifies. Returns its manifest with ``default`` (bool) and ``status``."""
+    signature verifies. Returns its manifest with ``default`` (bool), ``previous_default`` (the
+    id it replaced, if any) and ``status``."""
     from riskmodel.model.bundle import UNSIGNED, VERIFIED, check_bundle
 
     c = check_bundle(path, root=root, key=key, trust=key is None)
@@ -201,6 +223,7 @@ def _register(settings: Settings, path: Path, root: Path, key: bytes | None) -> 
     ws = settings.workspace
     is_registry = Path(root).resolve() == Path(settings.models_root).resolve()
     if c.status == VERIFIED and ws is not None and ws.contains(root) and is_registry:
+        man["previous_default"] = ws.read_state().get("default_model")
         ws.update_state(default_model=man["model_id"])
         man["default"] = True
     elif c.status == UNSIGNED:

@@ -97,6 +97,20 @@ def train_cmd(
         echo("  signed; now the workspace's default model")
     else:
         echo("  signed")
+    below = man.get("below_baseline")
+    if below:
+        back = man.get("previous_default")
+        echo(
+            f"riskmodel: warning: on its validation windows the model ranks below the "
+            f"{below['baseline']} baseline (HR@10% {below['model']:.3f} vs "
+            f"{below['baseline_hr_10']:.3f})"
+            + (
+                f"; to keep the previous default: riskmodel models use {back}"
+                if man.get("default") and back
+                else ""
+            ),
+            err=True,
+        )
 
 
 @main.command("backtest")
