@@ -8,7 +8,7 @@ parent hands the job over (:meth:`Background.submit`, pickled through a pipe), w
 other outputs, and collects the result (:meth:`Job.result`) before it publishes the folder:
 the output set, its bytes and the errors are the same as written in line, only earlier.
 
-Where fork is unavailable or unsafe (not POSIX, other threads running) the job runs in line
+Where fork is unavailable or unsafe (not Linux, other threads running) the job runs in line
 when it is submitted. A child that is never given a job exits when the parent closes the
 pipe (also when the command fails before writing); ``RISKMODEL_NO_FORK=1`` turns the
 child off.
@@ -21,6 +21,7 @@ import logging
 import os
 import pickle
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -150,7 +151,9 @@ def submit(bg: Background | None, fn: Callable[..., Any], *args: Any, **kwargs: 
 
 
 def _can_fork() -> bool:
-    if os.environ.get("RISKMODEL_NO_FORK") or not hasattr(os, "fork"):
+    # Linux only: on macOS system frameworks (Accelerate, libdispatch) are not fork-safe, and
+    # Windows has no fork.
+    if os.environ.get("RISKMODEL_NO_FORK") or not sys.platform.startswith("linux"):
         return False
     # fork() copies only the calling thread: with others running (a test runner, a Dask
     # client) a lock held elsewhere could stay locked in the child forever.
