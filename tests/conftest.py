@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -117,7 +119,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory):
     """
     import os
     import sys
-    from pathlib import Path
 
     uri = os.environ.get("RISKMODEL_TEST_DB")
     if uri:
@@ -207,3 +208,25 @@ def crowded_day():
             crs=seg.crs,
         )
     return {"risk": risk, "plans": plans, "border": g.border, "settlements": g.settlements}
+
+
+def pdf_pages(html: Path, pdf: Path) -> list[str]:
+    """Print ``html`` to ``pdf`` in headless Chromium (no network) and return the text of its
+    non-blank pages (pdftotext). Callers check that both programs are there."""
+    import shutil
+    import subprocess
+
+    subprocess.run(
+        [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--no-pdf-header-footer",
+         f"--print-to-pdf={pdf}", html.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert pdf.is_file() and pdf.stat().st_size > 1000
+    pages = subprocess.run(
+        [shutil.which("pdftotext"), "-layout", str(pdf), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\f")
+    return [p for p in pages if p.strip()]

@@ -8,6 +8,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+from conftest import pdf_pages
 
 from riskmodel.api._daily import shift_title
 from riskmodel.geo.places import describe_places
@@ -73,18 +74,7 @@ def test_briefing_prints_to_pdf_with_every_check(tmp_path):
     ]
     html_path = tmp_path / "b.html"
     html_path.write_text(daily_briefing_html(title="Spot checks", shifts=shifts, legal_note="L"))
-    pdf = tmp_path / "b.pdf"
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--no-pdf-header-footer",
-         f"--print-to-pdf={pdf}", html_path.as_uri()],
-        capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert pdf.is_file() and pdf.stat().st_size > 1000
-    pages = subprocess.run(
-        [pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout.split("\f")
-    pages = [p for p in pages if p.strip()]
+    pages = pdf_pages(html_path, tmp_path / "b.pdf")
     assert len(pages) >= 3  # one shift per page at least
     text = "".join(pages)
     for k in range(3):

@@ -15,12 +15,12 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pyogrio
 import pytest
 from click.testing import CliRunner
+from conftest import pdf_pages
 
 from riskmodel.cli import main
 from riskmodel.errors import EXIT_DATA, EXIT_USAGE
@@ -84,18 +84,7 @@ def _check_pdf(briefing: Path, segment_ids: set[str], tmp: Path) -> None:
     chromium, pdftotext = shutil.which("chromium"), shutil.which("pdftotext")
     if not chromium or not pdftotext:
         return  # the PDF part needs chromium and poppler-utils (installed by .ci/run)
-    pdf = tmp / "briefing.pdf"
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu",
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--no-pdf-header-footer",
-         f"--print-to-pdf={pdf}", briefing.as_uri()],
-        capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert pdf.is_file() and pdf.stat().st_size > 1000
-    pages = subprocess.run(
-        [pdftotext, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
-    ).stdout.split("\f")
-    pages = [p for p in pages if p.strip()]
+    pages = pdf_pages(briefing, tmp / "briefing.pdf")
     assert len(pages) >= 3  # one shift per page at least, none blank
     text = "".join(pages)
     for sid in segment_ids:

@@ -356,18 +356,12 @@ def write_score_outputs(
             )
         )
     if layers:
+        # what both maps draw
+        drawn = {"risk": layers, "border": ds.geo.border, "settlements": ds.geo.settlements,
+                 "plans": plans, "title": f"Border risk {date}"}  # fmt: skip
         png_job = None
         if png:  # first: the child draws while this process writes the rest
-            png_job = submit(
-                bg,
-                write_png_map,
-                out / f"risk_{date}.png",
-                risk=layers,
-                border=ds.geo.border,
-                settlements=ds.geo.settlements,
-                plans=plans,
-                title=f"Border risk {date}",
-            )
+            png_job = submit(bg, write_png_map, out / f"risk_{date}.png", **drawn)
         # The daily GeoPackage also holds the segments and each shift's plan, styled.
         extra, styles = daily_layers(seg, plans) if plans else ({}, {})
         files.append(
@@ -381,17 +375,7 @@ def write_score_outputs(
             )
         )
         if html:
-            files.append(
-                write_html_map(
-                    out / f"risk_{date}.html",
-                    risk=layers,
-                    border=ds.geo.border,
-                    settlements=ds.geo.settlements,
-                    plans=plans,
-                    title=f"Border risk {date}",
-                    provenance=prov,
-                )
-            )
+            files.append(write_html_map(out / f"risk_{date}.html", **drawn, provenance=prov))
         if png_job is not None:
             files.append(png_job.result())
         files.append(

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from riskmodel._timing import timed
 from riskmodel.features.effort import EXPOSURE_FEATURE
 from riskmodel.model.counts import count_interval, poisson_deviance
-from riskmodel.model.fitted import zero_exposure
+from riskmodel.model.fitted import model_matrix, zero_exposure
 
 # Features the risk can only grow with (besides the exposure): the fixed-kernel self-exciting
 # rate (long-run background + recent excitation); the constraint keeps noisy trees from
@@ -313,16 +313,7 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
     def _dmatrix(self, X: pd.DataFrame) -> xgb.DMatrix:
         check_is_fitted(self, "booster_")
         names = list(self.feature_names_in_)
-        if isinstance(X, pd.DataFrame):
-            missing = [c for c in names if c not in X.columns]
-            if missing:
-                raise ValueError(
-                    f"X lacks feature columns the model was fitted with: {missing[:5]}"
-                )
-            arr = X[names].to_numpy(np.float32)
-        else:
-            arr = np.asarray(X, dtype=np.float32)
-        return xgb.DMatrix(arr, feature_names=names)
+        return xgb.DMatrix(model_matrix(X, names), feature_names=names)
 
     def _bags(self) -> list[tuple[xgb.Booster, int]]:
         boosters = getattr(self, "boosters_", None) or [self.booster_]

@@ -24,6 +24,20 @@ from riskmodel.model.counts import count_interval
 from riskmodel.model.trees import TreeEnsemble
 
 
+def model_matrix(X: pd.DataFrame | np.ndarray, names: list[str]) -> np.ndarray:
+    """The model columns ``names`` of ``X`` as a float32 matrix (the dtype the trees compare
+    in); a frame must hold every column, an array must have exactly that many."""
+    if isinstance(X, pd.DataFrame):
+        missing = [c for c in names if c not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks feature columns the model was fitted with: {missing[:5]}")
+        return X[names].to_numpy(np.float32)
+    arr = np.asarray(X, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != len(names):
+        raise ValueError(f"X has shape {arr.shape}, expected (n, {len(names)})")
+    return arr
+
+
 def zero_exposure(X: pd.DataFrame | np.ndarray, names: list[str]) -> pd.DataFrame | np.ndarray:
     """``X`` (model columns ``names``) with the in-window effort set to zero: the
     effort-neutral input (where crossings happen rather than where they would be recorded)."""
@@ -96,18 +110,7 @@ class ScoringModel:
         return out.reindex(list(self.feature_names_in_), fill_value=0.0)
 
     def _array(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        names = list(self.feature_names_in_)
-        if isinstance(X, pd.DataFrame):
-            missing = [c for c in names if c not in X.columns]
-            if missing:
-                raise ValueError(
-                    f"X lacks feature columns the model was fitted with: {missing[:5]}"
-                )
-            return X[names].to_numpy(np.float32)
-        arr = np.asarray(X, dtype=np.float32)
-        if arr.ndim != 2 or arr.shape[1] != len(names):
-            raise ValueError(f"X has shape {arr.shape}, expected (n, {len(names)})")
-        return arr
+        return model_matrix(X, list(self.feature_names_in_))
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Expected recorded events per row (mean over the bags)."""

@@ -77,10 +77,7 @@ class Background:
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
         """Hand ``fn(*args, **kwargs)`` to the child (or run it now without one)."""
         if self.pid is None or self._to_child is None:
-            try:
-                return Job(fn(*args, **kwargs))
-            except RiskModelError as exc:
-                return Job(error=exc)
+            return Job(fn(*args, **kwargs))
         try:
             payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(self._to_child, "wb") as f:
@@ -144,10 +141,8 @@ def background(
 
 
 def submit(bg: Background | None, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
-    """``bg.submit(fn, ...)``, or run ``fn`` in line when there is no child."""
-    if bg is None:
-        return Job(fn(*args, **kwargs))
-    return bg.submit(fn, *args, **kwargs)
+    """``bg.submit(fn, ...)``, or run ``fn`` in line (its errors raised here) without one."""
+    return Job(fn(*args, **kwargs)) if bg is None else bg.submit(fn, *args, **kwargs)
 
 
 def _can_fork() -> bool:
