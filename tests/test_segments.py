@@ -113,3 +113,35 @@ def test_cli_segments_geojson_is_rfc7946(tmp_path):
     assert "crs" not in doc and "bbox" in doc
     lon, lat = doc["features"][0]["geometry"]["coordinates"][0]
     assert 13 < lon < 17 and 45 < lat < 47
+
+
+def test_reproject_matches_geopandas_and_shares_the_transformer():
+    """The project's one reprojection (a transformer cached per CRS pair) gives geopandas'
+    numbers bit for bit, keeps index, names and columns, and builds each pair once."""
+    from riskmodel.io.read import coords
+    from riskmodel.io.read.coords import reproject
+
+    gdf = gpd.GeoDataFrame(
+        {"name": ["a", "b", "c"]},
+        geometry=[
+            LineString([(15.5, 46.0), (15.6, 45.9)]),
+            Point(13.7, 45.5),
+            Polygon([(14, 45.5), (14.1, 45.5), (14.1, 45.6)]),
+        ],
+        crs="EPSG:4326",
+        index=[7, 3, 5],
+    ).rename_geometry("geom")
+    out = reproject(gdf, "EPSG:3794")
+    ref = gdf.to_crs("EPSG:3794")
+    assert out.crs == ref.crs and list(out.index) == [7, 3, 5] and out.geometry.name == "geom"
+    assert list(out.columns) == list(ref.columns) and list(gdf.crs.to_authority()) == [
+        "EPSG",
+        "4326",
+    ]
+    assert all(a.equals_exact(b, 0) for a, b in zip(out.geometry, ref.geometry, strict=True))
+    back = reproject(out.geometry, "EPSG:4326")
+    assert np.allclose(np.array(back.iloc[1].coords), [[13.7, 45.5]])
+    assert reproject(out, "EPSG:3794") is out  # same CRS: nothing to do
+    before = coords._transformer.cache_info().misses
+    reproject(gdf.geometry, "EPSG:3794")
+    assert coords._transformer.cache_info().misses == before  # the pair was built once

@@ -350,11 +350,6 @@ def write_score_outputs(
         for c in ("chainage_from_km", "chainage_to_km", "river"):
             g[c] = seg.set_index("segment_id")[c].reindex(part["segment_id"]).to_numpy()
         layers[sh] = g
-        files.append(
-            write_geojson(
-                g, out / f"risk_{date}_{sh}.geojson", provenance=prov, qml=qml_risk_style()
-            )
-        )
     if layers:
         # what both maps draw
         drawn = {"risk": layers, "border": ds.geo.border, "settlements": ds.geo.settlements,
@@ -362,6 +357,12 @@ def write_score_outputs(
         png_job = None
         if png:  # first: the child draws while this process writes the rest
             png_job = submit(bg, write_png_map, out / f"risk_{date}.png", **drawn)
+        for sh, g in layers.items():
+            files.append(
+                write_geojson(
+                    g, out / f"risk_{date}_{sh}.geojson", provenance=prov, qml=qml_risk_style()
+                )
+            )
         # The daily GeoPackage also holds the segments and each shift's plan, styled.
         extra, styles = daily_layers(seg, plans) if plans else ({}, {})
         files.append(
@@ -376,13 +377,12 @@ def write_score_outputs(
         )
         if html:
             files.append(write_html_map(out / f"risk_{date}.html", **drawn, provenance=prov))
-        if png_job is not None:
-            files.append(png_job.result())
-        files.append(
-            write_csv(
-                day[RISK_COLUMNS].sort_values(["shift_start", "rank"]), out / f"risk_{date}.csv"
-            )
+        csv = write_csv(
+            day[RISK_COLUMNS].sort_values(["shift_start", "rank"]), out / f"risk_{date}.csv"
         )
+        if png_job is not None:  # last: the child had the whole time above
+            files.append(png_job.result())
+        files.append(csv)
     if not files:  # never announce outputs that are not there
         raise InputError(f"nothing scored on {date}", fix="check --date (or --from/--to)")
     if forecast:

@@ -20,6 +20,7 @@ import shapely
 
 from riskmodel._timing import timed
 from riskmodel.errors import InputError
+from riskmodel.io.read.coords import reproject
 from riskmodel.io.read.layers import read_layer
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def layer_path(name: str, override: str | os.PathLike[str] | None = None) -> Pat
 @lru_cache(maxsize=32)
 def _read_cached(path: str, mtime: float, crs: str) -> gpd.GeoDataFrame:
     gdf = read_layer(path, what=Path(path).stem)
-    return gdf.to_crs(crs)
+    return reproject(gdf, crs)
 
 
 def load_layer(

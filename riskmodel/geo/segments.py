@@ -19,6 +19,7 @@ from shapely.geometry import LineString, MultiLineString
 from shapely.ops import linemerge
 
 from riskmodel.errors import InputError
+from riskmodel.io.read.coords import reproject
 from riskmodel.io.read.layers import read_layer
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _SI_BOUNDS = (13.0, 45.2, 16.9, 47.0)
 def metric_crs_for(gdf: gpd.GeoDataFrame, default: str = "EPSG:3794") -> str:
     """Metric CRS for a layer: ``default`` (national grid) when the layer lies in Slovenia's
     bounding box, else the UTM zone of its centroid."""
-    ll = gdf.to_crs("EPSG:4326")
+    ll = reproject(gdf, "EPSG:4326")
     minx, miny, maxx, maxy = ll.total_bounds
     b = _SI_BOUNDS
     if minx >= b[0] and miny >= b[1] and maxx <= b[2] and maxy <= b[3]:
@@ -134,7 +135,7 @@ def read_border(
             fix="give the border as a LineString layer (convert polygons with 'Polygons to lines')",
         )
     crs = metric_crs or metric_crs_for(gdf)
-    geoms = gpd.GeoSeries(geoms, crs=gdf.crs).to_crs(crs)
+    geoms = reproject(gpd.GeoSeries(geoms, crs=gdf.crs), crs)
     parts: list[LineString] = []
     for g in geoms:
         parts.extend(g.geoms if isinstance(g, MultiLineString) else [g])
@@ -189,7 +190,7 @@ def make_segments(
     lengths = shapely.length(geoms)
     reps = shapely.line_interpolate_point(geoms, 0.5, normalized=True)
     rx, ry = shapely.get_x(reps), shapely.get_y(reps)
-    ll = gpd.GeoSeries(reps, crs=crs).to_crs("EPSG:4326")
+    ll = reproject(gpd.GeoSeries(reps, crs=crs), "EPSG:4326")
     seg = gpd.GeoDataFrame(
         {
             "segment_id": [f"{prefix}-{i + 1:04d}" for i in range(n)],
@@ -210,9 +211,9 @@ def make_segments(
         crs=crs,
     )
     if areas is not None and len(areas):
-        seg["area"] = _assign_area(seg, areas.to_crs(crs))
+        seg["area"] = _assign_area(seg, reproject(areas, crs))
     if rivers is not None and len(rivers):
-        flag, name = _river_flags(seg, rivers.to_crs(crs), river_buffer_m)
+        flag, name = _river_flags(seg, reproject(rivers, crs), river_buffer_m)
         seg["river"] = flag
         seg["river_name"] = name
     return seg

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from riskmodel.errors import InputError
-from riskmodel.io.read.coords import check_crs
+from riskmodel.io.read.coords import check_crs, reproject
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def _border_geoms(border: Any, metric_crs: str) -> np.ndarray:
             border.crs is not None
             and check_crs(border.crs.to_string())[0] != check_crs(metric_crs)[0]
         ):
-            border = border.to_crs(metric_crs)
+            border = reproject(border, metric_crs)
         geoms = np.asarray(border.values, dtype=object)
     elif isinstance(border, shapely.Geometry):
         geoms = np.array([border], dtype=object)

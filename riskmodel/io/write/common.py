@@ -16,6 +16,7 @@ import shapely
 
 from riskmodel.errors import OutputError
 from riskmodel.files import canonical_json
+from riskmodel.io.read.coords import reproject
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def require_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
 def to_national(gdf: gpd.GeoDataFrame, where: str) -> gpd.GeoDataFrame:
     """The layer in EPSG:3794 (reprojected only when needed); refuses a missing CRS."""
     require_crs(gdf, where)
-    return gdf if gdf.crs.equals(NATIONAL_CRS) else gdf.to_crs(NATIONAL_CRS)
+    return gdf if gdf.crs.equals(NATIONAL_CRS) else reproject(gdf, NATIONAL_CRS)
 
 
 def json_safe(obj: Any) -> Any:

@@ -17,6 +17,7 @@ import shapely.geometry
 
 from riskmodel._timing import timed
 from riskmodel.files import atomic_write_text, atomic_write_with
+from riskmodel.io.read.coords import reproject
 from riskmodel.io.write.common import WGS84, json_safe, require_crs
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def geojson_collection(gdf: gpd.GeoDataFrame, *, name: str) -> dict[str, Any]:
     8601 strings. Built with pyproj and shapely directly (GDAL's writer plus a re-read took
     ~0.2 s a layer).
     """
-    wgs = gdf.geometry.to_crs(WGS84).to_numpy()
+    wgs = reproject(gdf.geometry, WGS84).to_numpy()
     present = ~(shapely.is_missing(wgs) | shapely.is_empty(wgs))
     geoms = np.array(wgs, dtype=object)
     if present.any():

@@ -26,6 +26,7 @@ import shapely
 from riskmodel._timing import timed
 from riskmodel.errors import OutputError
 from riskmodel.files import atomic_write_text
+from riskmodel.io.read.coords import reproject
 from riskmodel.io.write.common import (
     NATIONAL_CRS,
     WGS84,
@@ -146,11 +147,11 @@ def _wgs84_geojson(geoms: gpd.GeoSeries, tolerance_m: float, decimals: int = 5) 
 
     5 decimals (~1 m) is below the display resolution and the 2 m simplification.
     """
-    arr = geoms.to_crs(NATIONAL_CRS).to_numpy()
+    arr = reproject(geoms, NATIONAL_CRS).to_numpy()
     arr = np.where(shapely.is_empty(arr), None, arr)  # empty -> null (Leaflet skips those)
     if tolerance_m > 0:
         arr = shapely.simplify(arr, tolerance_m)  # keeps line end points: segments stay joined
-    ll = gpd.GeoSeries(arr, crs=NATIONAL_CRS).to_crs(WGS84).to_numpy()
+    ll = reproject(gpd.GeoSeries(arr, crs=NATIONAL_CRS), WGS84).to_numpy()
     return shapely.to_geojson(shapely.transform(ll, lambda c: np.round(c, decimals)))
 
 
@@ -366,7 +367,7 @@ def _plan_fc(gdf: gpd.GeoDataFrame) -> str:
     for c in ("unit", "segment_id", "slot_start", "slot_end"):
         if c in tab:
             tab[c] = tab[c].astype(str)
-    mid = gpd.GeoSeries(midpoints(gdf), crs=NATIONAL_CRS).to_crs(WGS84).to_numpy()
+    mid = reproject(gpd.GeoSeries(midpoints(gdf), crs=NATIONAL_CRS), WGS84).to_numpy()
     lonlat = np.round(np.column_stack([shapely.get_x(mid), shapely.get_y(mid)]), 5)
     tab["mid"] = [xy if np.isfinite(xy).all() else None for xy in lonlat.tolist()]
     cols = list(tab.columns)
