@@ -25,11 +25,17 @@ command, summed by package (self time, wall).
 
 Usage::
 
-    python bench/bench_cli.py [--dir DIR] [--repeat 5] [--tree SRC] [--only help,score,daily]
+    python bench/bench_cli.py [--dir DIR] [--repeat 5] [--tree SRC] [--against OLD]
+                              [--only help,score,daily]
                               [--importtime] [--json bench/results/cli.json]
 
 ``--tree`` runs another source tree (e.g. an unpacked older commit) on the same workspace:
 that is how the before/after table of bench/README.md was made.
+
+``--against OLD`` compares this tree with another one run by run, interleaved (old, new, old,
+new, ...): on a shared VM whose speed drifts by 20-25 % over minutes, two back-to-back series
+can differ more than the change measured, while neighbouring runs see the same machine. It
+prints both series and the median of the paired differences (new - old) with its range.
 """
 
 from __future__ import annotations
@@ -232,6 +238,8 @@ def main() -> int:
     ap.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "riskmodel-bench-cli")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--tree", type=Path, default=REPO, help="Source tree to run (default: this).")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="Other source tree: runs alternate old/new, paired differences.")  # fmt: skip
     ap.add_argument("--only", default="help,score,daily")
     ap.add_argument("--importtime", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
@@ -247,6 +255,12 @@ def main() -> int:
                     "platform": platform.platform()},
         "workspace": info, "tree": str(tree), "repeat": a.repeat, "commands": {},
     }  # fmt: skip
+    if a.against is not None:
+        result["against"] = str(a.against.resolve())
+        for name in a.only.split(","):
+            result["commands"][name] = compare(name, cmds[name], a.against.resolve(), tree,
+                                               info, base, a.repeat)  # fmt: skip
+        return _dump(result, a.json)
     for name in a.only.split(","):
         args = cmds[name]
         _prepare(name, info, base)
@@ -275,10 +289,38 @@ def main() -> int:
             entry["importtime_s"] = it
             print("  imports (self wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in it))
         result["commands"][name] = entry
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(result, indent=1), "utf-8")
-        print(f"\n-> {a.json}")
+    return _dump(result, a.json)
+
+
+def compare(
+    name: str, args: list[str], old: Path, new: Path, info: dict[str, Any], base: Path, n: int
+) -> dict[str, Any]:
+    """``n`` pairs of runs, old then new, each pair on the same minute of the machine."""
+    for tree in (old, new):  # warm-up of each tree
+        _prepare(name, info, base)
+        run_once(args, tree, base)
+    runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+    for _ in range(n):
+        for key, tree in (("old", old), ("new", new)):
+            _prepare(name, info, base)
+            runs[key].append(run_once(args, tree, base))
+    out: dict[str, Any] = {}
+    print(f"\n{name}: {n} interleaved pairs")
+    for what in ("wall_s", "cpu_s"):
+        o = [r[what] for r in runs["old"]]
+        w = [r[what] for r in runs["new"]]
+        d = [b - a for a, b in zip(o, w, strict=True)]
+        out[what] = {"old": o, "new": w, "diff": d}
+        print(f"  {what[:-2]:>4}: old {_fmt(o)}  new {_fmt(w)}  new-old {_fmt(d)} s")
+    out["phases"] = {k: phases(v) for k, v in runs.items()}
+    return out
+
+
+def _dump(result: dict[str, Any], path: Path | None) -> int:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1), "utf-8")
+        print(f"\n-> {path}")
     return 0
 
 
