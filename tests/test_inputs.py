@@ -26,6 +26,10 @@ unknown extra columns                  kept in the frame, listed in ``extra_colu
 column aliases / case-insensitive      recognised (``DATUM``, ``Latitude``, ``X_D96``,        0     test_aliases_recognised
                                        ``st_oseb``, ``zacetek`` ...)
 --column / [columns] in riskmodel.toml mapped                                                 0     test_column_mapping, test_cli_columns_from_toml
+one mapping, events and effort         coordinates mapped but absent, no alias: not used      0     test_one_mapping_for_events_and_effort
+                                       here; the error if the file then has no location
+Slovenian Excel export                 cp1250, ';', decimal comma, dd.mm.yyyy, Slovenian      0     test_slovenian_excel_export_needs_no_mapping
+                                       headers: read without --column
 cp1250 text (č š ž)                    read correctly; warning ``read as cp1250``             0     test_cp1250_read
 Latin-1 text                           read correctly; warning ``read as latin-1``            0     test_latin1_read
 UTF-16 (Excel "Unicode text")          read correctly                                         0     test_utf16_read
@@ -216,6 +220,43 @@ def test_mapped_column_absent(tmp_path: Path) -> None:
     text = "DATUM_CAS,lat,lon\n2024-06-01T10:00:00+02:00,45.6,15.3\n"
     with pytest.raises(InputError, match="'DATUM_X' given for timestamp.*did you mean 'DATUM_CAS'"):
         ev(tmp_path, text, columns={"timestamp": "DATUM_X"})
+
+
+def test_one_mapping_for_events_and_effort(tmp_path: Path) -> None:
+    """``--column``/``[columns]`` serve both files: coordinates mapped for a Slovenian events
+    export do not break an effort log keyed by segment; they are still required where the
+    file needs a location, and a near miss is still a typo."""
+    cols = {"lon": "X_KOORD", "lat": "Y_KOORD"}
+    events = "DATUM_CAS;Y_KOORD;X_KOORD\n2024-06-01T10:00:00+02:00;45,6;15,3\n"
+    assert ev(tmp_path, events, columns=cols).summary["accepted"] == 1
+    effort = "segment_id,start,end,officer_hours\nSIHR-0001,2024-06-01T06:00Z,2024-06-01T14:00Z,8\n"
+    r = read_effort(write(tmp_path, effort, "effort.csv"), columns=cols, now=NOW)
+    assert r.summary["accepted"] == 1
+    located = "start,end,officer_hours,place\n2024-06-01T06:00Z,2024-06-01T14:00Z,8,Metlika\n"
+    with pytest.raises(InputError, match="'X_KOORD' given for lon is not in the file"):
+        read_effort(write(tmp_path, located, "e2.csv"), columns=cols, now=NOW)
+    # an alias of the key in the file: the mapping meant another column -> still an error
+    with pytest.raises(InputError, match="'X_KOORD' given for lon"):
+        ev(tmp_path, "timestamp,lat,lon\n2024-06-01T10:00:00+02:00,45.6,15.3\n", columns=cols)
+    with pytest.raises(InputError, match="did you mean 'X_KOORD'"):
+        ev(tmp_path, events, columns={"lon": "X_KORD", "lat": "Y_KOORD"})
+
+
+def test_slovenian_excel_export_needs_no_mapping(tmp_path: Path) -> None:
+    """What Excel in Slovenian saves: cp1250, ';', decimal commas, dd.mm.yyyy, and the
+    headers a records system uses (zemljepisna širina/dolžina, ID dogodka)."""
+    text = (
+        "ID dogodka;Datum in čas;Zemljepisna širina;Zemljepisna dolžina;Število oseb\n"
+        "A-1;05.01.2025 10:00;45,6112;14,6402;3\n"
+    )
+    p = tmp_path / "izvoz.csv"
+    p.write_bytes(text.encode("cp1250"))
+    r = read_events(p, assume_tz="Europe/Ljubljana", now="2025-06-01")
+    assert r.summary["accepted"] == 1
+    f = r.frame.iloc[0]
+    assert f["event_id"] == "A-1" and f["persons"] == 3
+    assert f["timestamp"] == pd.Timestamp("2025-01-05T09:00Z")  # day first, CET
+    assert f["lat"] == pytest.approx(45.6112) and f["lon"] == pytest.approx(14.6402)
 
 
 def test_unknown_canonical_key(tmp_path: Path) -> None:

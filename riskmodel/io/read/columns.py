@@ -23,6 +23,7 @@ _COORD_ALIASES: dict[str, tuple[str, ...]] = {
         "sirina",
         "geo_sirina",
         "geografska_sirina",
+        "zemljepisna_sirina",
     ),
     "lon": (
         "lon",
@@ -35,6 +36,7 @@ _COORD_ALIASES: dict[str, tuple[str, ...]] = {
         "dolzina",
         "geo_dolzina",
         "geografska_dolzina",
+        "zemljepisna_dolzina",
     ),
     "x": ("x", "x_d96", "e", "easting", "x_d48"),
     "y": ("y", "y_d96", "n", "northing", "y_d48"),
@@ -54,7 +56,7 @@ EVENT_ALIASES: dict[str, tuple[str, ...]] = {
     ),
     **_COORD_ALIASES,
     "persons": ("persons", "st_oseb", "n_persons", "count", "group_size", "stevilo_oseb"),
-    "event_id": ("event_id", "id", "incident_id"),
+    "event_id": ("event_id", "id", "incident_id", "id_dogodka"),
     "type": ("type", "event_type", "vrsta"),
     "source": ("source", "vir"),
 }
@@ -68,6 +70,9 @@ EFFORT_ALIASES: dict[str, tuple[str, ...]] = {
 }
 #: Every canonical key of any reader (an unknown ``--column`` key is a configuration error).
 KNOWN_KEYS = set(EVENT_ALIASES) | set(EFFORT_ALIASES)
+#: Keys both readers know: one ``--column``/``[columns]`` mapping serves the events and the
+#: effort file, so a mapped name may belong to the other file.
+SHARED_KEYS = frozenset(EVENT_ALIASES) & frozenset(EFFORT_ALIASES)
 
 
 def resolve_columns(
@@ -76,8 +81,14 @@ def resolve_columns(
     user: dict[str, str],
     known: set[str],
     where: str,
-) -> tuple[dict[str, str], list[str]]:
+) -> tuple[dict[str, str], list[str], dict[str, InputError]]:
     """Map canonical keys to file columns: user mapping first, then aliases (case-insensitive).
+
+    A mapped name that is not in the file is an error, except for a key both readers share
+    (``SHARED_KEYS``: the coordinates) when no column of the file could be that key either:
+    the mapping was then meant for the other file (an events export with its own names beside
+    an effort log keyed by segment). Such a mapping is returned in ``skipped`` with its error,
+    for the reader to raise if it then lacks a location.
 
     Parameters
     ----------
@@ -95,7 +106,7 @@ def resolve_columns(
     Returns
     -------
     tuple
-        ``(mapping, warnings)``.
+        ``(mapping, warnings, skipped)``.
     """
     unknown = sorted(set(user) - known)
     if unknown:
@@ -106,6 +117,7 @@ def resolve_columns(
     normed = {c: norm_name(c) for c in columns}
     mapping: dict[str, str] = {}
     notes: list[str] = []
+    skipped: dict[str, InputError] = {}
     for key, name in user.items():
         if key not in aliases:
             continue  # a key of the other reader (events vs effort)
@@ -114,11 +126,19 @@ def resolve_columns(
         if not hit:
             close = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InputError(
+            err = InputError(
                 f"column {name!r} given for {key} is not in the file{hint}",
                 where=where,
                 fix=f"use one of the file's columns: {_list(columns)}",
             )
+            if (
+                key in SHARED_KEYS
+                and not close
+                and not any(normed[c] in aliases[key] for c in columns)
+            ):
+                skipped[key] = err
+                continue
+            raise err
         mapping[key] = hit[0]
     used = set(mapping.values())
     for key, names in aliases.items():
@@ -135,7 +155,7 @@ def resolve_columns(
                 f"several columns could be {key} ({_list(cands)}); used {cands[0]!r} "
                 f"-- map another with --column {key}=NAME"
             )
-    return mapping, notes
+    return mapping, notes, skipped
 
 
 def suggest(

@@ -94,7 +94,7 @@ def read_effort(
     table, flags, notes = load_rows(p, "effort", encoding, delimiter)
     data = table.data
     n = len(data)
-    mapping, more = resolve_columns(
+    mapping, more, skipped = resolve_columns(
         list(data.columns), EFFORT_ALIASES, dict(columns or {}), KNOWN_KEYS, where
     )
     notes += more
@@ -104,6 +104,8 @@ def read_effort(
             m.replace("lat+lon", "segment_id or lat+lon")
             for m in missing_location(mapping, table, required=True)
         ]
+    if missing and skipped:  # the mapping named a column this file was to have
+        raise next(iter(skipped.values()))
     if missing:
         raise missing_columns_error(
             missing, list(data.columns), EFFORT_ALIASES, set(mapping.values()), where

@@ -193,7 +193,7 @@ def read_events(
     table, flags, notes = load_rows(p, "events", encoding, delimiter)
     data = table.data
     n = len(data)
-    mapping, more = resolve_columns(
+    mapping, more, skipped = resolve_columns(
         list(data.columns), EVENT_ALIASES, dict(columns or {}), KNOWN_KEYS, where
     )
     notes += more
@@ -202,6 +202,8 @@ def read_events(
     )
     missing = [] if ts_values is not None else ["timestamp"]
     missing += missing_location(mapping, table, required=True)
+    if missing and skipped:  # the mapping named a column this file was to have
+        raise next(iter(skipped.values()))
     if missing:
         raise missing_columns_error(
             missing, list(data.columns), EVENT_ALIASES, set(mapping.values()), where
