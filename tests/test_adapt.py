@@ -310,3 +310,20 @@ def test_daily_stores_its_forecasts_and_adapts_the_next_morning(tmp_path):
     assert (risk["adapt_factor"] == 1.0).all()
     assert "off (turned off (--no-adapt))" in (off.folder / "briefing_2024-05-12.html").read_text()
     assert one.plans and len(list((root / "forecasts").glob("date=*"))) == 3
+
+
+def test_in_sample_scores_are_said(trained, dataset, settings, caplog):
+    """Scoring a day the model was trained on works (analysts look back) but says so."""
+    import logging
+
+    from riskmodel.api import score_dates
+
+    until = trained.manifest["training_window"]["until"]
+    before = (pd.Timestamp(until) - pd.Timedelta(days=3)).date().isoformat()
+    with caplog.at_level(logging.WARNING, logger="riskmodel"):
+        score_dates(settings, trained, dataset, before, reasons=False)
+    assert any(f"trained on shifts up to {until}" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="riskmodel"):
+        score_dates(settings, trained, dataset, until, reasons=False)
+    assert not any("in-sample" in r.getMessage() for r in caplog.records)

@@ -94,6 +94,15 @@ def score_dates(
             f"date {date} is before the first event ({first_event}): nothing to score from",
             fix=f"choose a date from {first_event} on, or give the older events",
         )
+    until = (bundle.manifest.get("training_window") or {}).get("until")
+    if until and date < until:  # both ISO dates
+        log.warning(
+            "the model %s was trained on shifts up to %s: scores for %s are in-sample (it has "
+            "seen what happened then) -- for an honest look back use riskmodel backtest",
+            bundle.model_id,
+            until,
+            date,
+        )
     w0 = ds.window_of_date(date)
     w1 = ds.window_of_date(pd.Timestamp(to or date) + pd.Timedelta(days=1))
     targets = np.arange(w0, w1)
