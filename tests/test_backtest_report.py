@@ -270,3 +270,28 @@ def test_cli_progress_lines_piped_not_quiet(
     assert "The model captured 40 %." in r.stdout and "origin" not in r.stdout
     q = CliRunner().invoke(main, ["-q", *args])
     assert q.exit_code == 0 and q.stderr == "" and "origin" not in q.output
+
+
+def test_backtest_refuses_a_period_it_cannot_judge(dataset, tmp_path: Path, caplog) -> None:
+    """After the last event, or with too little history before the first origin: a clear
+    error before any training, nothing written; a period running past the data is said."""
+    import logging
+
+    from riskmodel import api
+    from riskmodel.api._evaluate import check_backtest_period
+    from riskmodel.errors import InputError
+
+    out = tmp_path / "bt"
+    with pytest.raises(InputError, match=r"begins after the last event \(20"):
+        api.backtest(dataset, "2025-02-01", "2025-02-10", out=out)
+    with pytest.raises(InputError, match="too little history before 2024-01-10") as ei:
+        api.backtest(dataset, "2024-01-10", "2024-01-20", out=out)
+    assert "later --from" in ei.value.fix
+    assert not out.exists()
+    with caplog.at_level(logging.WARNING, logger="riskmodel"):
+        check_backtest_period(dataset, "2024-12-20", "2025-01-05")
+    assert any("past the last event" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="riskmodel"):
+        check_backtest_period(dataset, "2024-10-01", "2024-10-31")
+    assert not caplog.records

@@ -62,6 +62,7 @@ def backtest(
     -------
     (BacktestResult, dict of str to Path)
     """
+    check_backtest_period(ds, start, end)
     tr = read_truth(truth) if truth else None
     kw: dict[str, Any] = {
         "step_days": step_days,
@@ -74,3 +75,46 @@ def backtest(
     with training_engine(scheduler) as engine:
         res = run_backtest(ds, start, end, engine=engine, **kw)
     return res, write_report(res, out)
+
+
+def check_backtest_period(ds: Dataset, start: str, end: str) -> None:
+    """Refuse a backtest that cannot judge anything, before hours of training.
+
+    Raises
+    ------
+    InputError
+        The period begins after the last event (nothing recorded to score: every day would
+        count as a day without events), or the first origin has too little history before it
+        to train on (the rule of ``riskmodel train``).
+    """
+    import pandas as pd
+
+    from riskmodel.api._model import check_enough_data
+    from riskmodel.errors import InputError
+
+    where = str(ds.inputs.get("events", {}).get("file", "events"))
+    last = ds.events["timestamp"].max().tz_convert(ds.settings.timezone).date()
+    first_day, last_day = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    if first_day > last:
+        raise InputError(
+            f"backtest period {start} .. {end} begins after the last event ({last}): "
+            "nothing recorded to judge",
+            where=where,
+            fix=f"choose --from/--to up to {last}, or give the recent events",
+        )
+    try:
+        check_enough_data(ds, start, ds.window_of_date(start))
+    except InputError as exc:
+        raise InputError(
+            exc.what.replace("too little data to train", f"too little history before {start}"),
+            where=exc.where,
+            fix="choose a later --from: every origin trains on the events before it",
+        ) from None
+    if last_day > last:
+        log.warning(
+            "the backtest period runs %d day(s) past the last event (%s): they count as days "
+            "without events -- end --to at %s unless none happened",
+            (last_day - last).days,
+            last,
+            last,
+        )
