@@ -327,3 +327,19 @@ def test_in_sample_scores_are_said(trained, dataset, settings, caplog):
     with caplog.at_level(logging.WARNING, logger="riskmodel"):
         score_dates(settings, trained, dataset, until, reasons=False)
     assert not any("in-sample" in r.getMessage() for r in caplog.records)
+    assert not any("retrain" in r.getMessage() for r in caplog.records)
+
+
+def test_old_model_is_said(trained, caplog):
+    import logging
+
+    from riskmodel.api._score import MODEL_OLD_DAYS, check_model_age
+
+    until = pd.Timestamp(trained.manifest["training_window"]["until"])
+    with caplog.at_level(logging.WARNING, logger="riskmodel"):
+        check_model_age(trained, (until + pd.Timedelta(days=MODEL_OLD_DAYS)).date().isoformat())
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="riskmodel"):
+        check_model_age(trained, (until + pd.Timedelta(days=60)).date().isoformat())
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert "60 days before" in msg and "retrain (riskmodel train)" in msg

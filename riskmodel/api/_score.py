@@ -94,15 +94,7 @@ def score_dates(
             f"date {date} is before the first event ({first_event}): nothing to score from",
             fix=f"choose a date from {first_event} on, or give the older events",
         )
-    until = (bundle.manifest.get("training_window") or {}).get("until")
-    if until and date < until:  # both ISO dates
-        log.warning(
-            "the model %s was trained on shifts up to %s: scores for %s are in-sample (it has "
-            "seen what happened then) -- for an honest look back use riskmodel backtest",
-            bundle.model_id,
-            until,
-            date,
-        )
+    check_model_age(bundle, date)
     w0 = ds.window_of_date(date)
     w1 = ds.window_of_date(pd.Timestamp(to or date) + pd.Timedelta(days=1))
     targets = np.arange(w0, w1)
@@ -184,6 +176,38 @@ def _days(settings: Settings, date: str, to: str | None) -> tuple[str, str | Non
 
     a, b = parse_range(date, to, tz=settings.timezone, names=("date", "to"))
     return a.isoformat(), None if b is None else b.isoformat()  # type: ignore[union-attr]
+
+
+#: Days after its training end from which a model is called old: the backtests retrain every
+#: 28 days (``--step-days``), and routes move within weeks.
+MODEL_OLD_DAYS = 35
+
+
+def check_model_age(bundle: Any, date: str) -> None:
+    """Warn when ``date`` lies inside the model's training window (in-sample scores) or more
+    than :data:`MODEL_OLD_DAYS` days after its end (retrain)."""
+    until = (bundle.manifest.get("training_window") or {}).get("until")
+    if not until:
+        return
+    age = (pd.Timestamp(date) - pd.Timestamp(until)).days
+    if age < 0:
+        log.warning(
+            "the model %s was trained on shifts up to %s: scores for %s are in-sample (it has "
+            "seen what happened then) -- for an honest look back use riskmodel backtest",
+            bundle.model_id,
+            until,
+            date,
+        )
+    elif age > MODEL_OLD_DAYS:
+        log.warning(
+            "the model %s was trained on shifts up to %s, %d days before %s: routes move "
+            "within weeks -- retrain (riskmodel train) at least every %d days",
+            bundle.model_id,
+            until,
+            age,
+            date,
+            MODEL_OLD_DAYS - 7,
+        )
 
 
 def check_timezone(bundle: Any, settings: Settings) -> None:
