@@ -70,6 +70,38 @@ def test_settings_errors(tmp_path):
     assert ("signing_key", "***", "env:RISKMODEL_SIGNING_KEY") in s.describe()
 
 
+def test_reader_settings_are_checked_and_read_by_every_command(tmp_path):
+    """assume_tz & co. in riskmodel.toml: checked when loaded, used by the readers of every
+    command (``daily`` has no reader flags), and a flag still wins."""
+    from riskmodel.api import read_inputs
+
+    cfg = tmp_path / "riskmodel.toml"
+    for line, msg in (
+        ('assume_tz = "Europe/Lubljana"', "assume_tz = 'Europe/Lubljana' is not a known time zone"),
+        ('dst = "sometimes"', "not a DST policy"),
+        ('encoding = "klingon"', "not a known encoding"),
+        ('delimiter = ";;"', "not one character"),
+        ('input_crs = "EPSG:999999"', "not a known CRS"),
+    ):
+        cfg.write_text(line + "\n")
+        with pytest.raises(ConfigError, match=msg):
+            load_settings(cfg, env={})
+    ev = tmp_path / "events.csv"
+    ev.write_bytes(
+        "Datum in čas;Zemljepisna širina;Zemljepisna dolžina\n"
+        "05.07.2024 10:00;45,6112;14,6402\n06.07.2024 23:30;45,6112;14,6402\n".encode("cp1250")
+    )
+    plain = load_settings(None, env={})
+    with pytest.raises(Exception, match="assume_tz in riskmodel.toml"):
+        read_inputs(plain, ev)
+    cfg.write_text('assume_tz = "Europe/Ljubljana"\nencoding = "cp1250"\ndelimiter = ";"\n')
+    s = load_settings(cfg, env={})
+    ds = read_inputs(s, ev)
+    assert list(ds.events["timestamp"].dt.hour) == [8, 21]  # CEST: UTC+2
+    flagged = read_inputs(s, ev, read_kwargs={"assume_tz": "UTC"})
+    assert list(flagged.events["timestamp"].dt.hour) == [10, 23]
+
+
 def test_settings_are_typed_and_frozen():
     import dataclasses
     import typing

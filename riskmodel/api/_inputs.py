@@ -29,11 +29,17 @@ log = logging.getLogger(__name__)
 def _resolve(
     settings: Settings, read_kwargs: dict[str, Any] | None
 ) -> tuple[Settings, dict[str, Any]]:
-    """Settings with ``max_distance_m`` applied, and reader keywords with ``[columns]`` of the
-    configuration under the flags' columns."""
+    """Settings with ``max_distance_m`` applied, and reader keywords with ``[columns]`` and the
+    reader settings (``assume_tz``, ``dst``, ``encoding``, ``delimiter``, ``input_crs``) of the
+    configuration under the flags."""
+    from riskmodel.config.settings import READER_SETTINGS
+
     kw = dict(read_kwargs or {})
     settings = settings.with_flags(max_distance_m=kw.pop("max_distance_m", None))
     kw["columns"] = {**settings.columns, **kw.get("columns", {})}
+    for name, key in READER_SETTINGS.items():  # the station's defaults, under the flags
+        if getattr(settings, name) and kw.get(key) is None:
+            kw[key] = getattr(settings, name)
     return settings, kw
 
 

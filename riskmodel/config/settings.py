@@ -134,6 +134,11 @@ class Settings:
     events_sql: str = _setting("")
     effort_table: str = _setting("")
     effort_sql: str = _setting("")
+    assume_tz: str = _setting("")
+    dst: str = _setting("")
+    encoding: str = _setting("")
+    delimiter: str = _setting("")
+    input_crs: str = _setting("")
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     columns: dict[str, str] = field(default_factory=dict, hash=False)
     config_path: Path | None = None
@@ -259,6 +264,60 @@ def _check(s: Settings) -> None:
     why = _shifts_problem(s.shifts)
     if why:
         raise bad("shifts", f"= {s.shifts!r}: {why}", f"e.g. {DEFAULT_SHIFTS}")
+    _check_reader_defaults(s, bad)
+
+
+#: Reader settings -> reader keyword: what a station's export always needs (naive local
+#: times, an encoding, a grid) given once in riskmodel.toml instead of on every command;
+#: ``daily`` has no reader flags at all. A flag overrides the setting.
+READER_SETTINGS = {
+    "assume_tz": "assume_tz",
+    "dst": "dst",
+    "encoding": "encoding",
+    "delimiter": "delimiter",
+    "input_crs": "crs",
+}
+
+
+def _check_reader_defaults(s: Settings, bad: Any) -> None:
+    import codecs
+
+    from riskmodel.io.read.dst import DST_POLICIES
+
+    if s.assume_tz and not _zone_ok(s.assume_tz):
+        raise bad(
+            "assume_tz", f"= {s.assume_tz!r} is not a known time zone", "e.g. Europe/Ljubljana"
+        )
+    if s.dst and s.dst not in DST_POLICIES:
+        raise bad(
+            "dst", f"= {s.dst!r} is not a DST policy", f"use one of {', '.join(DST_POLICIES)}"
+        )
+    if s.encoding:
+        try:
+            codecs.lookup(s.encoding)
+        except LookupError:
+            raise bad(
+                "encoding", f"= {s.encoding!r} is not a known encoding", "e.g. cp1250"
+            ) from None
+    if s.delimiter:
+        from riskmodel.io.read.tables import normalise_delimiter
+
+        try:
+            normalise_delimiter(s.delimiter)
+        except ConfigError:
+            raise bad(
+                "delimiter", f"= {s.delimiter!r} is not one character", "use , ; tab or |"
+            ) from None
+    if s.input_crs:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            CRS.from_user_input(s.input_crs)
+        except CRSError:
+            raise bad(
+                "input_crs", f"= {s.input_crs!r} is not a known CRS", "e.g. EPSG:3912"
+            ) from None
 
 
 @functools.lru_cache(maxsize=32)

@@ -65,6 +65,12 @@ caps = "caps.toml"
 models_root = "models"
 out_dir = "out"
 audit_log = "audit/audit.jsonl"
+# How to read the station's exports, for every command (a flag such as --assume-tz wins):
+# assume_tz = "Europe/Ljubljana"   # times written without a UTC offset are local times
+# dst = "shift"                    # ... and at the DST change: raise|shift|earliest|latest|drop
+# encoding = "cp1250"              # else detected
+# delimiter = ";"                  # else sniffed
+# input_crs = "EPSG:3912"          # CRS of x/y columns (D48/GK), if the export has them
 # Other settings (see `riskmodel config`), e.g.:
 # timezone = "Europe/Ljubljana"
 # shifts = "morning=06:00-14:00,afternoon=14:00-22:00,night=22:00-06:00"

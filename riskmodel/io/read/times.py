@@ -207,7 +207,8 @@ def parse_times(
                 raise InputError(
                     f"{label} values have no time zone (row {i + 1}: {_val(values, i)!r})",
                     where=where,
-                    fix="give --assume-tz Europe/Ljubljana, or add UTC offsets such as +02:00",
+                    fix="give --assume-tz Europe/Ljubljana (or assume_tz in riskmodel.toml), "
+                    "or add UTC offsets such as +02:00",
                 )
             flags.mark(naive, rc("naive_timestamp"))
         else:
