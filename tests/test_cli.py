@@ -95,11 +95,11 @@ def test_old_spellings_work_with_a_note(tmp_path):
     assert r.exit_code == 3, r.output
     assert "--until is deprecated; use --to" in r.output
     assert "--param is deprecated; use --model-param" in r.output
-    # ... once, not together with the new one; and the renamed option stays required.
+    # ... once, not together with the new one; --to is optional (the last full day).
     r = _run("train", "--events", missing, "--until", "2025-01-01", "--to", "2025-01-02")
     assert r.exit_code == 2 and "not also its old spelling --until" in r.output
     r = _run("train", "--events", missing)
-    assert r.exit_code == 2 and "Missing option '--to'" in r.output
+    assert r.exit_code == 3 and "file not found" in r.output
     # -q silences the note.
     r = _run("-q", "train", "--events", missing, "--until", "2025-01-01")
     assert r.exit_code == 3 and "deprecated" not in r.output

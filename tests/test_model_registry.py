@@ -143,3 +143,19 @@ def test_manifest_paths_are_relative(bundle_path):
     ):
         assert not str(value).startswith("/"), value
     assert "site-packages" not in json.dumps(man) + card
+
+
+def test_default_training_end_is_the_last_full_day(dataset):
+    """``train`` without --to: the last day whose shifts are all over by the clock, never
+    after the last event (an old export)."""
+    import pandas as pd
+
+    from riskmodel.api._model import default_training_end
+
+    # 12:00 local on 20 Dec: the night of the 19th ended at 06:00, the 20th's morning has not.
+    noon = pd.Timestamp("2024-12-20T12:00", tz="Europe/Ljubljana").tz_convert("UTC")
+    assert default_training_end(dataset, now=noon) == "2024-12-19"
+    five = pd.Timestamp("2024-12-20T05:00", tz="Europe/Ljubljana").tz_convert("UTC")
+    assert default_training_end(dataset, now=five) == "2024-12-18"
+    # today is long after the data: its last day (whose night shift ends on 1 January)
+    assert default_training_end(dataset) == "2024-12-31"

@@ -119,6 +119,26 @@ MIN_TRAINING_EVENTS = 100
 MAX_DAYS_AFTER_LAST_EVENT = 28
 
 
+def default_training_end(ds: Any, *, now: pd.Timestamp | None = None) -> str:
+    """``train``'s ``--to`` when none is given: the last local day whose shifts have all
+    ended (``now``: the clock) and that is not after the last recorded event.
+
+    A day still running holds no records yet for its later shifts (they would teach the model
+    that nothing happens); a day after the last event says nothing either (an old export).
+    """
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    win = ds.windows
+    open_days = set(win.loc[win["end_utc"] > now, "date"])
+    done = win["date"][~win["date"].isin(open_days)]
+    last_event = ds.events["timestamp"].max().tz_convert(ds.settings.timezone).date()
+    if len(done) == 0:
+        raise InputError(
+            "no day with all its shifts over in the data: nothing to train on",
+            fix="give --to, or events from past days",
+        )
+    return min(done.iloc[-1].date(), last_event).isoformat()
+
+
 def check_enough_data(ds: Any, until: str, w_end: int, *, now: pd.Timestamp | None = None) -> None:
     """Refuse to train on too little data (see ``MIN_TRAINING_DAYS`` and friends).
 

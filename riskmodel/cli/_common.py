@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
+from riskmodel.config.reading import DST_POLICIES
 from riskmodel.config.settings import Settings
-from riskmodel.io.read.dst import DST_POLICIES
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -15,6 +15,7 @@ from riskmodel.cli._common import (
     echo,
     get_settings,
     models_root_option,
+    note,
     pairs_option,
     reader_options,
     renamed_option,
@@ -46,21 +47,30 @@ def _progress(msg: str) -> None:
 
 @main.command("train")
 @reader_options()
-@click.option("--to", "to", type=DAY, default=None, help="Last local date used for training.")
-@renamed_option("--until", "--to", "to", required=True, type=DAY)
+@click.option(
+    "--to",
+    "to",
+    type=DAY,
+    default=None,
+    help="Last local date used for training (default: the last day whose shifts are all "
+    "over, and not after the last event).",
+)
+@renamed_option("--until", "--to", "to", type=DAY)
 @models_root_option()
 @_model_param_options
 @click.option("--scheduler", default=None, metavar="ADDRESS|local", help=_SCHEDULER_HELP)
 def train_cmd(
     inputs: Inputs, to: str, models_root: str | None, model_params: dict, scheduler: str | None
 ) -> None:
-    """Train a model on events up to --to (required) and write a signed, versioned bundle.
+    """Train a model on events up to --to (default: the last full day) and write a signed,
+    versioned bundle.
 
     In a workspace the bundle becomes the default model once its signature verifies.
     Without a workspace or RISKMODEL_SIGNING_KEY the bundle is unsigned (score and plan then
     need --trust-model)."""
     from riskmodel.api import models_root as checked_root
     from riskmodel.api import read_inputs, train_bundle, training_engine
+    from riskmodel.api._model import default_training_end
 
     s = get_settings().with_flags(models_root=models_root)
     root = checked_root(s)
@@ -70,10 +80,15 @@ def train_cmd(
         inputs.events,
         inputs.effort,
         border=inputs.border,
-        end=to,
+        end=to,  # none: up to the last event
         read_kwargs=inputs.read_kwargs,
         quarantine_dir=root / "_quarantine",
     )
+    if to is None:
+        to = default_training_end(ds)
+        note(
+            f"training up to {to}: the last day whose shifts are all over, not after the last event (--to to choose)"
+        )
     _progress("building features and training ...")
     with training_engine(scheduler) as engine:
         path, man = train_bundle(ds, to, settings=s, params=model_params, engine=engine)

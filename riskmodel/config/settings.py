@@ -282,7 +282,7 @@ READER_SETTINGS = {
 def _check_reader_defaults(s: Settings, bad: Any) -> None:
     import codecs
 
-    from riskmodel.io.read.dst import DST_POLICIES
+    from riskmodel.config.reading import DST_POLICIES, normalise_delimiter
 
     if s.assume_tz and not _zone_ok(s.assume_tz):
         raise bad(
@@ -300,8 +300,6 @@ def _check_reader_defaults(s: Settings, bad: Any) -> None:
                 "encoding", f"= {s.encoding!r} is not a known encoding", "e.g. cp1250"
             ) from None
     if s.delimiter:
-        from riskmodel.io.read.tables import normalise_delimiter
-
         try:
             normalise_delimiter(s.delimiter)
         except ConfigError:

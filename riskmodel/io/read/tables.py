@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from riskmodel.config.reading import normalise_delimiter
 from riskmodel.errors import ConfigError, InputError
 from riskmodel.io.read.values import STR, str_arrow, str_series, to_np_bool
 
@@ -41,7 +42,6 @@ FORMATS = {
     ".geoparquet": "parquet",
 }
 _DELIMS = (",", ";", "\t", "|")
-_DELIM_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
 # cp1250 bytes of č ć đ š ž Č Ć Đ Š Ž, and of Western latin-1 letters that cp1250 reads as
 # letters foreign to Slovene/Croatian (à -> ŕ, ñ -> ń, ø -> ř ...): the two sides of the vote.
 _SLHR_BYTES = np.frombuffer("čćđšžČĆĐŠŽ".encode("cp1250"), dtype=np.uint8)
@@ -82,20 +82,6 @@ class RawTable:
     truncated_last: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-
-
-def normalise_delimiter(delimiter: str | None) -> str | None:
-    """Accept ``","``, ``";"``, ``"tab"``, ``"\\t"`` ... and return the single character."""
-    if delimiter is None or delimiter == "":
-        return None
-    d = _DELIM_NAMES.get(delimiter.lower(), delimiter)
-    if len(d) != 1:
-        raise ConfigError(
-            f"delimiter must be one character, got {delimiter!r}",
-            where="--delimiter",
-            fix="use ',', ';', tab or '|'",
-        )
-    return d
 
 
 def detect_encoding(path: Path, encoding: str | None) -> tuple[str, str, list[str]]:

@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from riskmodel.config.reading import DST_POLICIES  # noqa: F401 (re-exported)
 from riskmodel.errors import ConfigError, InputError
-from riskmodel.io.read.dst import DST_POLICIES  # noqa: F401 (re-exported)
 from riskmodel.io.read.flags import RowFlags
 from riskmodel.io.read.values import NAT, str_arrow, str_series, to_np_bool
 
