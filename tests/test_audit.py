@@ -401,3 +401,32 @@ def test_window_counts_match_brute_force_and_planner_agrees_with_audit() -> None
         both = pd.concat([hist, extra], ignore_index=True)
         breaches = window_breaches(both, extra, caps)
         assert (s in blocked) == (len(breaches) > 0)
+
+
+def test_plans_drawn_after_their_shift_started_are_listed(caplog):
+    """A plan drawn (or backdated) after its shift began is said at draw time and listed by
+    the audit, with how late it was; plans drawn ahead are not."""
+    import logging
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from riskmodel.api._plan import _warn_late
+    from riskmodel.audit.report import late_plans
+
+    entries = [
+        {"plan_id": "a", "date": "2025-03-10", "shift": "morning",
+         "shift_start": "2025-03-10T06:00:00+01:00", "created": "2025-03-10T04:30:00+00:00"},
+        {"plan_id": "b", "date": "2025-03-10", "shift": "night",
+         "shift_start": "2025-03-10T22:00:00+01:00", "created": "2025-03-11T09:00:00+00:00"},
+        {"plan_id": "c", "date": "2025-03-10", "shift": "night"},  # old entry without times
+    ]  # fmt: skip
+    assert late_plans(entries) == [
+        {"plan_id": "b", "date": "2025-03-10", "shift": "night", "minutes_late": 720.0}
+    ]
+    plans = [SimpleNamespace(date="2025-03-10", shift=e["shift"], shift_start=e["shift_start"])
+             for e in entries[:2]]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="riskmodel"):
+        _warn_late(plans, now=pd.Timestamp("2025-03-10T12:00:00+00:00"))
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith("2025-03-10 morning: the shift started at 2025-03-10T06:00:00+01:00")

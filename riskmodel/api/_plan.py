@@ -152,6 +152,7 @@ def run_plan(
         )
         _apply_refusals(plans, force, reason, by)
         _apply_replans(plans, replan, reason, by)
+        _warn_late(plans)
         pending: list[Path] = []  # staged plans whose entries wait for the commit
         try:
             for p in plans:
@@ -332,6 +333,23 @@ def _apply_replans(plans: list[Plan], replan: bool, reason: str | None, by: str 
     for p in again:
         p.replanned = {"reason": reason, "by": by or _login()}
         log.warning("%s %s: re-planned, replaces %s (%s)", p.date, p.shift, p.supersedes, reason)
+
+
+def _warn_late(plans: list[Plan], now: pd.Timestamp | None = None) -> None:
+    """Say so when a shift has already started: a plan drawn after the fact is recorded (its
+    ``created`` time is in the entry) and ``riskmodel audit`` lists it, but a planner should
+    know before handing it out."""
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    for p in plans:
+        start = pd.Timestamp(p.shift_start)
+        if start <= now:
+            log.warning(
+                "%s %s: the shift started at %s, before this plan was drawn -- it is recorded "
+                "as drawn late (riskmodel audit lists such plans)",
+                p.date,
+                p.shift,
+                start.isoformat(),
+            )
 
 
 def _swap_in(stage: Path, out: Path) -> None:

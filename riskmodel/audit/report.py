@@ -332,6 +332,26 @@ def _overrides_summary(eff: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def late_plans(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plans whose entry was created after their shift had started (drawn late or
+    backdated), with how many minutes late; entries without times are skipped."""
+    out = []
+    for e in entries:
+        if not (e.get("created") and e.get("shift_start")):
+            continue
+        late = (pd.Timestamp(e["created"]) - pd.Timestamp(e["shift_start"])).total_seconds()
+        if late > 0:
+            out.append(
+                {
+                    "plan_id": e.get("plan_id"),
+                    "date": e.get("date"),
+                    "shift": e.get("shift"),
+                    "minutes_late": round(late / 60.0, 1),
+                }  # fmt: skip
+            )
+    return out
+
+
 def compliance_report(
     entries: list[dict[str, Any]],
     date_from: str | dt.date,
@@ -413,6 +433,7 @@ def compliance_report(
             for e in logged
             if e.get("forced")
         ],
+        "late_plans": late_plans(logged),
         "caps_compared": _cap_comparisons(all_eff, eff, caps),
         "cap_violations": len(viol),
         "plans_blamed": sorted(set(viol["plan_id"].astype(str))) if len(viol) else [],
@@ -481,6 +502,14 @@ def summary_lines(report: AuditReport) -> list[str]:
             + "; ".join(
                 f"{f['plan_id']}: {f.get('reason')!r} by {f.get('by')}" for f in s["forced_plans"]
             )
+            + ")"
+        )
+    late = s.get("late_plans") or []
+    if late:
+        lines.append(
+            f"drawn after their shift had started: {len(late)} plan(s) ("
+            + "; ".join(f"{x['date']} {x['shift']} {x['plan_id']}" for x in late[:5])
+            + (f"; +{len(late) - 5} more" if len(late) > 5 else "")
             + ")"
         )
     viol = f"cap violations: {s['cap_violations']}"
