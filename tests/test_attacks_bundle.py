@@ -319,3 +319,5 @@ def test_registry_commands(ws, trained_ws):
     )
     r = run(main, ["--workspace", str(root), "models", "show", good.name])
     assert r.exit_code == 0 and '"status": "verified"' in r.output
+    r = run(main, ["--workspace", str(root), "models", "show"])  # the default model
+    assert r.exit_code == 0 and f'"model_id": "{good.name}"' in r.output

@@ -71,14 +71,22 @@ def resolve_model(settings: Settings, model: str) -> Path:
     )
 
 
-def show_model(settings: Settings, model: str) -> tuple[dict[str, Any], str | None]:
-    """Check a bundle (a folder or an id in the models root) without loading it.
+def show_model(settings: Settings, model: str | None = None) -> tuple[dict[str, Any], str | None]:
+    """Check a bundle (a folder or an id in the models root; default: the workspace's default
+    model) without loading it.
 
     Returns
     -------
     (dict, str or None)
         Its manifest without the feature spec (with ``status``), and its model card.
     """
+    if not model:
+        model = _default_id(settings)
+        if model is None:
+            raise BundleError(
+                "no model given and no default model",
+                fix="give MODEL_ID (riskmodel models list), or train one in the workspace",
+            )
     path = resolve_model(settings, model)
     c = check_bundle(path, key=settings.key(), trust=True)  # hashes checked; nothing executed
     shown = {k: v for k, v in c.manifest.items() if k != "feature_spec"}

@@ -274,10 +274,11 @@ def models_list(models_root: str | None) -> None:
 
 
 @models_grp.command("show")
-@click.argument("model_id")
+@click.argument("model_id", required=False)
 @models_root_option()
-def models_show(model_id: str, models_root: str | None) -> None:
-    """Print a bundle's manifest (hashes checked, with its status) and model card."""
+def models_show(model_id: str | None, models_root: str | None) -> None:
+    """Print a bundle's manifest (hashes checked, with its status) and model card (default:
+    the workspace's default model)."""
     from riskmodel.api import show_model
 
     manifest, card = show_model(get_settings().with_flags(models_root=models_root), model_id)
