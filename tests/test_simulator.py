@@ -144,3 +144,33 @@ def test_route_drift_moves_intensity_over_time(geo):
     # neighbours move together (correlated over ~drift_km), far stretches independently
     d = moving.drift
     assert np.corrcoef(d[:-1], d[1:])[0, 1] > 0.8
+
+
+def test_scenario_values_are_checked():
+    """Every numeric parameter has a range; out of it (or a reversed period) is a one-line
+    configuration error before anything is simulated, not a numpy traceback."""
+    import dataclasses
+
+    import pytest
+
+    from riskmodel.errors import ConfigError
+    from riskmodel.sim.params import RANGES, ScenarioParams
+
+    floats = {f.name for f in dataclasses.fields(ScenarioParams) if f.type == "float"}
+    assert floats - {"theta"} == set(RANGES)
+    ok = ScenarioParams(start="2025-01-01", end="2025-01-31")
+    assert ok.resolved().end == "2025-01-31"
+    for change, msg in (
+        ({"persons_per_year": -5.0}, "persons_per_year = -5.0 must be > 0"),
+        ({"drift_sd": -1.0}, "drift_sd = -1.0 must be >= 0"),
+        ({"p0": 1.5}, "p0 = 1.5 must be >= 0 and <= 1"),
+        ({"theta": 1.0}, "theta = 1.0 must be >= 0 and < 1"),
+        ({"excitation_days": 0.0}, "excitation_days = 0.0 must be > 0"),
+        ({"annual_trend": float("nan")}, "annual_trend"),
+        ({"units_per_shift": (3, -1)}, "units_per_shift"),
+        ({"area_shares": {"Koper": 0.0}}, "area_shares"),
+        ({"end": "2024-12-01"}, "ends before it starts"),
+        ({"start": "1.1.2025"}, "not YYYY-MM-DD"),
+    ):
+        with pytest.raises(ConfigError, match=msg):
+            dataclasses.replace(ok, **change).resolved()

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from dataclasses import dataclass, field
+
+from riskmodel.errors import ConfigError
 
 DEFAULT_AREA_SHARES = {
     "Novo mesto": 0.60,
@@ -139,14 +142,89 @@ class ScenarioParams:
     detected_share: float = 0.60
 
     def resolved(self) -> ScenarioParams:
-        """Fill default dates: three years ending yesterday (local)."""
+        """Fill default dates (three years ending yesterday, local) and check every value.
+
+        Raises
+        ------
+        ConfigError
+            A value outside its range (:data:`RANGES`), or ``start`` after ``end``.
+        """
         p = dataclasses.replace(self)
         if not p.end:
             p.end = (dt.date.today() - dt.timedelta(days=1)).isoformat()
         if not p.start:
             e = dt.date.fromisoformat(p.end)
             p.start = (e.replace(year=e.year - 3) + dt.timedelta(days=1)).isoformat()
+        p.check()
         return p
+
+    def check(self) -> None:
+        """Refuse values the simulator would crash on or silently misread (a negative rate, a
+        branching ratio that explodes, a reversed period)."""
+        for name, (lo, hi, lo_open) in RANGES.items():
+            v = getattr(self, name)
+            below = v <= lo if lo_open else v < lo
+            if not math.isfinite(v) or below or v > hi:
+                side = ">" if lo_open else ">="
+                rng = f"{side} {lo:g}" + (f" and <= {hi:g}" if math.isfinite(hi) else "")
+                raise ConfigError(f"scenario parameter {name} = {v!r} must be {rng}",
+                                  fix=f"give {name} {rng}")  # fmt: skip
+        if not 0 <= self.theta < 1:
+            raise ConfigError(
+                f"scenario parameter theta = {self.theta!r} must be >= 0 and < 1",
+                fix="a branching ratio of 1 or more makes the near-repeats explode; e.g. 0.35",
+            )
+        if any(u < 0 for u in self.units_per_shift) or self.officers_per_unit < 1:
+            raise ConfigError(
+                "units_per_shift must be >= 0 and officers_per_unit >= 1",
+                fix="e.g. units_per_shift=12,14,22 officers_per_unit=2",
+            )
+        shares = list(self.area_shares.values())
+        if any(not math.isfinite(v) or v < 0 for v in shares) or (shares and not sum(shares) > 0):
+            raise ConfigError(
+                "area_shares must be >= 0 and not all 0 (empty: no targets)",
+                fix='e.g. {"Novo mesto": 0.6, ...}',
+            )
+        try:
+            a, b = dt.date.fromisoformat(self.start), dt.date.fromisoformat(self.end)
+        except ValueError:
+            raise ConfigError(
+                f"scenario dates {self.start!r} .. {self.end!r} are not YYYY-MM-DD",
+                fix="give --from/--to as YYYY-MM-DD",
+            ) from None
+        if b < a:
+            raise ConfigError(
+                f"scenario period {self.start} .. {self.end} ends before it starts",
+                fix="give --from before --to",
+            )
+
+
+#: Range of every numeric scenario parameter: (low, high, low bound excluded).
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "persons_per_year": (0.0, math.inf, True),
+    "annual_trend": (-math.inf, math.inf, False),
+    "mean_group_size": (1.0, math.inf, False),
+    "smuggler_share": (0.0, 1.0, False),
+    "detection_share": (0.0, 1.0, False),
+    "excitation_days": (0.0, math.inf, True),
+    "excitation_km": (0.0, math.inf, True),
+    "displacement_strength": (0.0, math.inf, False),
+    "displacement_lag_days": (0.0, math.inf, True),
+    "displacement_km": (0.0, math.inf, True),
+    "drift_sd": (0.0, math.inf, False),
+    "drift_days": (0.0, math.inf, True),
+    "drift_km": (0.0, math.inf, True),
+    "patrol_exploration": (0.0, 1.0, False),
+    "p0": (0.0, 1.0, False),
+    "detect_per_officer_hour": (0.0, math.inf, False),
+    "holiday_factor": (0.0, math.inf, True),
+    "field_sd": (0.0, math.inf, False),
+    "police_habit_days": (0.0, math.inf, True),
+    "police_reaction_days": (0.0, math.inf, True),
+    "police_reaction_weight": (0.0, 1.0, False),
+    "police_focus": (0.0, math.inf, True),
+    "detected_share": (0.0, 1.0, True),
+}
 
 
 def world_params(world: str = "default", /, **overrides: object) -> ScenarioParams:
