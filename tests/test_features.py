@@ -244,3 +244,49 @@ def test_holiday_calendars_cached_in_the_workspace(tmp_path) -> None:
     assert holiday_dates("SI", years, tmp_path) == plain
     assert f.read_text("utf-8").startswith('["2024-')
     assert holiday_dates("HR", years, tmp_path) != plain
+
+
+def test_sparse_neighbourhoods_equal_scipy_bit_for_bit(geo):
+    """The numpy neighbourhood matrices add in scipy's order: bundles trained with the
+    scipy.sparse engine see the same features to the last bit (band, radius, area sums,
+    the row-normalised Gaussian kernel with its descending order and pairwise row sums)."""
+    from scipy import sparse
+
+    from riskmodel.features._sparse import RowSparse
+    from riskmodel.features.kernels import band, gauss, radius
+
+    seg = geo.segments
+    chain = ((seg["chainage_from_km"] + seg["chainage_to_km"]) / 2).to_numpy()
+    S = len(chain)
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(0.3, (S, 300)).astype(np.float64)
+    frac = counts * rng.random((S, 300))  # non-integer: the order of the sums matters
+
+    def scipy_csr(m: RowSparse) -> sparse.csr_matrix:
+        r, c, v = m.entries()
+        return sparse.csr_matrix((v, (r, c)), shape=m.shape)
+
+    for km in (1, 3, 10):
+        ours = band(chain, km)
+        ref = scipy_csr(ours)
+        for x in (counts, frac, counts.astype(np.int64), frac.astype(np.float32)):
+            a, b = ref @ x, ours @ x
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        rows = np.array([5, 3, S // 2, S - 1])
+        assert np.array_equal(ref[rows] @ frac, ours[rows] @ frac)
+        assert np.array_equal(ref @ frac[:, 0], ours @ frac[:, 0])  # 1-D
+    for sig in (1.0, 3.0):
+        r, c, _ = band(chain, 3 * sig).entries()
+        d = chain[r] - chain[c]
+        m = sparse.csr_matrix((np.exp(-0.5 * (d / sig) ** 2), (r, c)), shape=(S, S))
+        ref = sparse.diags(1.0 / np.asarray(m.sum(axis=1)).ravel()) @ m  # the old kernel
+        assert np.array_equal(ref @ frac, gauss(chain, sig) @ frac)
+    rad = radius(seg["rep_x"].to_numpy(), seg["rep_y"].to_numpy(), 5.0)
+    assert np.array_equal(scipy_csr(rad) @ frac, rad @ frac)
+    codes = rng.integers(0, 6, S)
+    A = sparse.csr_matrix((np.ones(S), (np.arange(S), codes)), shape=(S, 6))
+    ours = RowSparse.from_entries(np.arange(S), codes, np.ones(S), (S, 6))
+    At = A.transpose()
+    assert np.array_equal(At.transpose() @ (At @ frac), ours.T.T @ (ours.T @ frac))
+    with pytest.raises(ValueError, match="duplicate"):
+        RowSparse.from_entries([0, 0], [1, 1], [1.0, 2.0], (2, 2))

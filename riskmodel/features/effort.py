@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
+from riskmodel.features._sparse import RowSparse
 from riskmodel.features.family import Block, Column, Family, Where, period
 from riskmodel.features.history import _T, _decayed
 from riskmodel.features.kernels import band, cumulative
@@ -27,7 +27,7 @@ class EffortState:
 
     effort_T: np.ndarray
     cumE: np.ndarray
-    bandE: sparse.csr_matrix
+    bandE: RowSparse
     split: dict[tuple[float, bool], tuple[np.ndarray, np.ndarray]]
 
     @classmethod

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
+
+from riskmodel.features._sparse import RowSparse
 
 if TYPE_CHECKING:
     from riskmodel.features.spec import FeatureSpec
@@ -108,10 +109,10 @@ class Block:
         tg = self.tg
         return cum_t[:, tg] - cum_t[:, np.clip(tg - n, 0, None)]
 
-    def nb(self, m: sparse.csr_matrix, arr_t: np.ndarray) -> np.ndarray:
+    def nb(self, m: RowSparse, arr_t: np.ndarray) -> np.ndarray:
         """Neighbourhood sums ``m @ arr_t`` for the block's segments."""
-        # Row-slicing a CSR matrix keeps each row's entries in order: same sums as the full
-        # product, for the block's segments only.
+        # Row-slicing keeps each row's entries in order: same sums as the full product, for
+        # the block's segments only.
         return (m if self.full else m[self.rows]) @ arr_t
 
     def sel(self, arr_t: np.ndarray) -> np.ndarray:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
+from riskmodel.features._sparse import RowSparse
 from riskmodel.features.family import (
     NEIGHBOUR_KM,
     Block,
@@ -53,17 +53,17 @@ class HistoryState:
 
     cumC: np.ndarray
     cumP: np.ndarray
-    bands: dict[float, sparse.csr_matrix]
-    rad: sparse.csr_matrix
+    bands: dict[float, RowSparse]
+    rad: RowSparse
     decay: dict[float, np.ndarray]
     prev_own: np.ndarray
     prev_nb: np.ndarray
     rows_k: list[np.ndarray]
     cum_k: list[np.ndarray]
-    A_t: sparse.spmatrix
-    A_tt: sparse.spmatrix
+    A_t: RowSparse
+    A_tt: RowSparse
     first_w: int
-    gauss: dict[float, sparse.csr_matrix]
+    gauss: dict[float, RowSparse]
     smooth_decay: dict[float, np.ndarray]
 
     @classmethod
@@ -87,8 +87,8 @@ class HistoryState:
         # Per-shift cumulative counts over that shift's windows only (a shift's profile).
         rows_k = [np.flatnonzero(ctx.shift_of == k) for k in range(K)]
         codes = ctx.static["area_code"].to_numpy().astype(int)
-        A = sparse.csr_matrix((np.ones(S), (np.arange(S), codes)), shape=(S, codes.max() + 1))
-        # lb @ A @ A.T as scipy evaluates it, (A @ (A.T @ lb.T)).T: keep both formats.
+        A = RowSparse.from_entries(np.arange(S), codes, np.ones(S), (S, int(codes.max()) + 1))
+        # area sums A @ (A.T @ lb): A.T adds each area's segments in segment order.
         A_t = A.transpose()
         return cls(
             cumC=cumulative(C),

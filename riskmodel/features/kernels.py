@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
-from scipy import sparse
+
+from riskmodel.features._sparse import RowSparse
 
 
 def cumulative(m: np.ndarray) -> np.ndarray:
@@ -20,7 +21,7 @@ def cumulative(m: np.ndarray) -> np.ndarray:
     return out
 
 
-def band(chain_km: np.ndarray, km: float) -> sparse.csr_matrix:
+def band(chain_km: np.ndarray, km: float) -> RowSparse:
     """Sparse 0/1 matrix: segments whose midpoints are within +-km along the border."""
     order = np.argsort(chain_km)
     c = chain_km[order]
@@ -29,27 +30,26 @@ def band(chain_km: np.ndarray, km: float) -> sparse.csr_matrix:
     n = hi - lo
     rows = np.repeat(np.arange(len(c)), n)
     cols = np.repeat(lo, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
-    m = sparse.csr_matrix(
-        (np.ones(len(rows), np.float32), (order[rows], order[cols])), shape=(len(c), len(c))
+    return RowSparse.from_entries(
+        order[rows], order[cols], np.ones(len(rows), np.float32), (len(c), len(c))
     )
-    return m
 
 
-def gauss(chain_km: np.ndarray, sigma_km: float) -> sparse.csr_matrix:
+def gauss(chain_km: np.ndarray, sigma_km: float) -> RowSparse:
     """Sparse Gaussian kernel along the border (cut at 3 sigma), rows sum to ~1."""
-    band_ = band(chain_km, 3 * sigma_km).tocoo()
-    d = chain_km[band_.row] - chain_km[band_.col]
-    w = np.exp(-0.5 * (d / sigma_km) ** 2)
-    m = sparse.csr_matrix((w, (band_.row, band_.col)), shape=band_.shape)
-    return sparse.diags(1.0 / np.asarray(m.sum(axis=1)).ravel()) @ m
+    r, c, _ = band(chain_km, 3 * sigma_km).entries()
+    d = chain_km[r] - chain_km[c]
+    m = RowSparse.from_entries(r, c, np.exp(-0.5 * (d / sigma_km) ** 2), (len(chain_km),) * 2)
+    # descending: the order scipy's diag @ csr product left the entries in (see _sparse)
+    return m.scale_rows(1.0 / m.row_sums(), descending=True)
 
 
-def radius(x: np.ndarray, y: np.ndarray, km: float) -> sparse.csr_matrix:
+def radius(x: np.ndarray, y: np.ndarray, km: float) -> RowSparse:
     """Sparse 0/1 matrix: segments whose points (metric ``x``, ``y``) are within ``km``."""
     pts = shapely.points(x, y)
     tree = shapely.STRtree(pts)
     a, b = tree.query(pts, predicate="dwithin", distance=km * 1000.0)
-    return sparse.csr_matrix((np.ones(len(a), np.float32), (a, b)), shape=(len(x), len(x)))
+    return RowSparse.from_entries(a, b, np.ones(len(a), np.float32), (len(x), len(x)))
 
 
 def last_event_index(m: np.ndarray) -> np.ndarray:
