@@ -246,13 +246,19 @@ def test_holiday_calendars_cached_in_the_workspace(tmp_path) -> None:
     assert holiday_dates("HR", years, tmp_path) != plain
 
 
-def test_sparse_neighbourhoods_equal_scipy_bit_for_bit(geo):
+@pytest.mark.parametrize("scipy_loop", [False, True])
+def test_sparse_neighbourhoods_equal_scipy_bit_for_bit(geo, monkeypatch, scipy_loop):
     """The numpy neighbourhood matrices add in scipy's order: bundles trained with the
     scipy.sparse engine see the same features to the last bit (band, radius, area sums,
-    the row-normalised Gaussian kernel with its descending order and pairwise row sums)."""
+    the row-normalised Gaussian kernel with its descending order and pairwise row sums),
+    on the numpy path (scoring) and on scipy's loop (training, where scipy is loaded)."""
     from scipy import sparse
 
+    from riskmodel.features import _sparse
     from riskmodel.features._sparse import RowSparse
+
+    monkeypatch.setattr(_sparse, "USE_SCIPY_WHEN_LOADED", scipy_loop)
+    monkeypatch.setattr(_sparse, "CACHE_ELEMENTS", 5000)  # several column blocks
     from riskmodel.features.kernels import band, gauss, radius
 
     seg = geo.segments

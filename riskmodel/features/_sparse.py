@@ -11,9 +11,16 @@ Gaussian kernel came out of scipy's sparse product in *descending* column order)
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
+
+#: Products go to scipy's C loop when scipy.sparse is already imported (tests turn it off to
+#: check the numpy path against it).
+USE_SCIPY_WHEN_LOADED = True
+#: Elements of one column block of x plus its output (~1 MB of float64; see __matmul__).
+CACHE_ELEMENTS = 131_072
 
 
 class RowSparse:
@@ -29,7 +36,7 @@ class RowSparse:
         Entries of each row (the rest is padding).
     """
 
-    __slots__ = ("cols", "vals", "shape", "lengths")
+    __slots__ = ("cols", "vals", "shape", "lengths", "_scipy")
 
     def __init__(
         self, cols: np.ndarray, vals: np.ndarray, n_cols: int, lengths: np.ndarray
@@ -38,6 +45,7 @@ class RowSparse:
         self.vals = vals
         self.shape = (cols.shape[0], int(n_cols))
         self.lengths = lengths
+        self._scipy: Any = None
 
     @classmethod
     def from_entries(
@@ -95,16 +103,59 @@ class RowSparse:
         return RowSparse(self.cols[rows], self.vals[rows], self.shape[1], self.lengths[rows])
 
     def __matmul__(self, x: np.ndarray) -> np.ndarray:
-        """``self @ x`` for dense ``x`` of shape ``(m,)`` or ``(m, t)``."""
+        """``self @ x`` for dense ``x`` of shape ``(m,)`` or ``(m, t)``.
+
+        When scipy is loaded anyway (training imports it through scikit-learn), its fused
+        C loop does the product on a CSR matrix holding the same entries in the same order
+        (same bits; 1.5x faster on a whole panel); scoring never imports it for this.
+        """
         x = np.asarray(x)
         if x.shape[0] != self.shape[1]:
             raise ValueError(f"shapes {self.shape} and {x.shape} do not match")
+        if USE_SCIPY_WHEN_LOADED and "scipy.sparse" in sys.modules:
+            return self._csr() @ x
+        return self._matmul_numpy(x)
+
+    def _csr(self) -> Any:
+        """The same entries as a scipy CSR matrix, in stored order (never re-sorted)."""
+        if self._scipy is None:
+            from scipy import sparse
+
+            r, c, v = self.entries()
+            indptr = np.concatenate([[0], np.cumsum(self.lengths)])
+            self._scipy = sparse.csr_matrix((v, c, indptr), shape=self.shape)
+        return self._scipy
+
+    def _matmul_numpy(self, x: np.ndarray) -> np.ndarray:
         dtype = np.result_type(self.vals.dtype, x.dtype)
-        out = np.zeros((self.shape[0], *x.shape[1:]), dtype)
-        tail = (slice(None),) + (None,) * (x.ndim - 1)
-        for j in range(self.cols.shape[1]):
-            out += self.vals[:, j][tail] * x[self.cols[:, j]]
-        return out
+        n, k = self.cols.shape
+        # x with a zero row appended: padding reads it and adds 0.0 (exact), so 0/1 matrices
+        # need no multiplication and no mask; one buffer for every slot (no temporaries).
+        xe = np.zeros((self.shape[1] + 1, *x.shape[1:]), dtype)
+        xe[:-1] = x
+        cols = np.where(np.arange(k)[None, :] < self.lengths[:, None], self.cols, self.shape[1])
+        binary = bool(np.all(self.vals[cols < self.shape[1]] == 1))
+        out = np.zeros((n, *x.shape[1:]), dtype)
+        if x.ndim == 1:
+            xe, out = xe[:, None], out[:, None]
+        vals = self.vals.astype(dtype)[:, :, None]
+        # Column blocks small enough for the block of x, out and the buffer to stay in cache
+        # while every slot passes over them (one pass over the whole arrays per slot was
+        # memory-bound: 3x slower than scipy's fused loop on a 2-year panel).
+        t = out.shape[1]
+        step = max(1, CACHE_ELEMENTS // max(n + xe.shape[0], 1))
+        for lo in range(0, t, step):
+            xs = np.ascontiguousarray(xe[:, lo : lo + step])
+            os_ = out[:, lo : lo + step]
+            acc = np.zeros_like(os_)
+            tmp = np.empty_like(acc)
+            for j in range(k):
+                np.take(xs, cols[:, j], axis=0, out=tmp)
+                if not binary:
+                    np.multiply(tmp, vals[:, j], out=tmp)
+                np.add(acc, tmp, out=acc)
+            os_[...] = acc
+        return out[:, 0] if x.ndim == 1 else out
 
     def scale_rows(self, s: np.ndarray, *, descending: bool = False) -> RowSparse:
         """``diag(s) @ self`` (each entry times its row's factor), entries reordered by
