@@ -216,7 +216,7 @@ def run_world(name: str, seed: int, variants: list[str], a: argparse.Namespace) 
     end = pd.Timestamp(a.end)
     start = (end - pd.DateOffset(years=a.years) + pd.Timedelta(days=1)).date().isoformat()
     test0 = (end - pd.Timedelta(days=a.test_days - 1)).date().isoformat()
-    t0 = time.perf_counter()
+    t_run = t0 = time.perf_counter()
     over = dict(WORLDS[name])
     p = world_params(str(over.pop("world", "default")), seed=seed, start=start, end=a.end, **over)
     sc = simulate(geo, p, s.shifts, s.timezone)
@@ -239,8 +239,8 @@ def run_world(name: str, seed: int, variants: list[str], a: argparse.Namespace) 
     # ETAS with a recency-weighted background: fixed half-lives and the ML choice
     t0 = time.perf_counter()
     choice = select_mu_half_life(evf, seg, win["start_utc"].min(), grid=TV_GRID)
-    for name, h in (("etas_tv60", 60.0), ("etas_tv120", 120.0), ("etas_tv", choice.best)):
-        preds[name] = self_exciting(evf, seg, win, fit=choice.fits[h])
+    for tv_name, h in (("etas_tv60", 60.0), ("etas_tv120", 120.0), ("etas_tv", choice.best)):
+        preds[tv_name] = self_exciting(evf, seg, win, fit=choice.fits[h])
     t_tv = time.perf_counter() - t0
     info: dict[str, Any] = {}
     for v in variants:
@@ -258,8 +258,8 @@ def run_world(name: str, seed: int, variants: list[str], a: argparse.Namespace) 
         del ds
         # stacked with ETAS: geometric mean of the two maps, each normalised per window
         preds[v + "+etas"] = _blend(preds[v], preds["etas"])
-        for name in TV_NAMES:
-            preds[f"{v}+{name}"] = _blend(preds[v], preds[name])
+        for tv_name in TV_NAMES:
+            preds[f"{v}+{tv_name}"] = _blend(preds[v], preds[tv_name])
     out: dict[str, Any] = {
         "world": name,
         "seed": seed,
@@ -277,6 +277,7 @@ def run_world(name: str, seed: int, variants: list[str], a: argparse.Namespace) 
     for tname, act in targets.items():
         out["hr"][tname] = {m: _curve(p, act, lengths) for m, p in preds.items()}
         out["hr"][tname]["oracle"] = _curve(oracles[tname], act, lengths)
+    out["total_seconds"] = round(time.perf_counter() - t_run, 1)
     return out
 
 
