@@ -338,7 +338,8 @@ def _background_prob(data: _Data, fit: EtasFit, sel: np.ndarray) -> np.ndarray:
     all earlier selected events; for the training events this is the EM's background
     probability at convergence.
     """
-    t = (data.t_ns[sel] - data.t_ns[sel][:1].min(initial=0)) / NS_PER_DAY
+    t_ns = data.t_ns[sel]
+    t = (t_ns - (t_ns[0] if len(t_ns) else 0)) / NS_PER_DAY  # days since the first event
     x, seq = data.x[sel], data.seq[sel]
     bg = (fit.mu / np.maximum(data.seg_len, 1e-9))[seq]
     if fit.theta <= 0 or len(t) == 0:
