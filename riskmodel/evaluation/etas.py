@@ -1,8 +1,15 @@
 """Self-exciting point process baseline (ETAS / SEPP, Mohler et al. 2011) along the chainage,
-fitted by EM on the history before the first evaluation window."""
+fitted by EM on the history before the first evaluation window.
+
+The background is either constant per segment over the training history (the default) or, with
+``mu_half_life_days``, a recency-weighted estimate that forgets with that half-life and is
+updated, leakage-free, with the events before each forecast window (it follows drifting routes).
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +65,16 @@ class EtasFit:
         Whether the relative parameter change fell below ``tol``.
     loglik : float
         Log-likelihood of the training events at the fitted parameters (time in days, space
-        in km).
+        in km). With ``mu_half_life_days`` it is evaluated with the recent background held
+        constant over the training span (a diagnostic, not comparable across half-lives; see
+        :func:`select_mu_half_life`).
+    mu_half_life_days : float or None
+        Half-life of the recency-weighted background (``inf``: a running mean updated with
+        new events); ``None``: constant background (``mu`` frozen at the fit).
+    train_start_ns : int or None
+        First instant of the training span (UTC ns); events before it are ignored.
+    mu_bandwidth_km : float
+        Smoothing of the background along the chainage.
     """
 
     theta: float
@@ -72,6 +88,28 @@ class EtasFit:
     n_iter: int
     converged: bool
     loglik: float
+    mu_half_life_days: float | None = None
+    train_start_ns: int | None = None
+    mu_bandwidth_km: float = 1.0
+
+
+_LN2 = math.log(2.0)
+
+
+def _check_half_life(h: float | None) -> float | None:
+    if h is None:
+        return None
+    h = float(h)
+    if not h > 0:  # also rejects NaN
+        raise ValueError(f"mu_half_life_days must be positive (or inf), got {h}")
+    return h
+
+
+def _decay_exposure(age_days: Any, h: float) -> Any:
+    """``int_0^age 2^(-u/h) du``: the forgetting-weighted length of a span of ``age`` days."""
+    if math.isinf(h):
+        return age_days
+    return h / _LN2 * -np.expm1(-_LN2 * np.asarray(age_days, float) / h)
 
 
 def _etas_pairs(
@@ -159,6 +197,7 @@ def fit_etas(
     max_iter: int = 200,
     tol: float = 1e-4,
     init: tuple[float, float, float] = (0.3, 1.0, 1.0),
+    mu_half_life_days: float | None = None,
 ) -> EtasFit:
     """Fit the 1-D ETAS model by EM (Mohler et al. 2011, parametric triggering).
 
@@ -171,6 +210,12 @@ def fit_etas(
     weighted MLEs of the truncated exponential and truncated normal; the background is the
     ``p_jj`` mass per segment smoothed with a Gaussian of ``mu_bandwidth_km`` (fixed
     bandwidth, i.e. the smoothed "EMS" step of Mohler et al.), divided by the training length.
+
+    With ``mu_half_life_days = h`` the background is a recency-weighted estimate at the end of
+    training: each event's ``p_jj`` is weighted by ``2^(-(T_end - t_j) / h)`` and the mass is
+    divided by the weighted exposure ``int 2^(-(T_end - t) / h) dt`` over the training span
+    instead of its length (background events per day, recently). The triggering parameters
+    are estimated as before (stationary).
 
     Parameters
     ----------
@@ -190,12 +235,17 @@ def fit_etas(
         Stop when the largest relative change of theta, omega, sigma is below this.
     init : tuple of float
         Initial (theta, omega per day, sigma km).
+    mu_half_life_days : float, optional
+        Half-life in days of the recency-weighted background (``inf``: equal weights, the
+        background then becomes a running mean in :func:`self_exciting`). ``None`` (default):
+        constant background.
 
     Returns
     -------
     EtasFit
         Fitted parameters.
     """
+    h = _check_half_life(mu_half_life_days)
     windows = pd.DataFrame({"start_utc": [pd.Timestamp(before)], "hours": [0.0]})
     data = _prepare(events, segments, windows)
     t_end = int(data.start_ns[0])
@@ -210,20 +260,27 @@ def fit_etas(
     tc, xc = float(time_cutoff_days), float(space_cutoff_km)
     smooth = _gauss_segment_matrix(data, mu_bandwidth_km)
     seg_len = np.maximum(data.seg_len, 1e-9)
+    # Background weights and exposure: equal weights over the span, or forgetting with h.
+    if h is None:
+        decay, expo = None, span
+    else:
+        decay = np.exp2(-((t_end - t0) / NS_PER_DAY - t) / h)
+        expo = float(_decay_exposure(span, h))
+    extra = {"mu_half_life_days": h, "train_start_ns": int(t0), "mu_bandwidth_km": mu_bandwidth_km}
 
     theta, omega, sigma = (float(v) for v in init)
     if n_ev < 10:  # too little to fit triggering: smoothed counts only
-        mu = np.bincount(seq, minlength=n_seg) @ smooth / span
-        return EtasFit(0.0, omega, sigma, mu, tc, xc, n_ev, span, 0, False, float("nan"))
+        mu = np.bincount(seq, weights=decay, minlength=n_seg) @ smooth / expo
+        return EtasFit(0.0, omega, sigma, mu, tc, xc, n_ev, span, 0, False, float("nan"), **extra)
 
     par, chi = _etas_pairs(t, x, tc, xc)
     dt = t[chi] - t[par]
     dx2 = (x[chi] - x[par]) ** 2
     lag_end = np.minimum(span - t, tc)  # observable part of each event's offspring period
-    bg_mass = np.bincount(seq, minlength=n_seg).astype(float)  # start: all background
+    bg_mass = np.bincount(seq, weights=decay, minlength=n_seg).astype(float)  # all background
     converged, it = False, 0
     for it in range(1, max_iter + 1):  # noqa: B007 - iteration count is reported
-        mu_dens = (bg_mass @ smooth) / span / seg_len  # events per km per day
+        mu_dens = (bg_mass @ smooth) / expo / seg_len  # events per km per day
         g = _trigger_density(dt, dx2, theta, omega, sigma, tc, xc)
         bg = mu_dens[seq]
         lam = bg + np.bincount(chi, weights=g, minlength=n_ev)
@@ -239,7 +296,7 @@ def fit_etas(
             new_sigma = _solve_sigma(float(np.dot(p, dx2) / n_trig), xc)
         else:
             new_omega, new_sigma = omega, sigma
-        bg_mass = np.bincount(seq, weights=p_bg, minlength=n_seg)
+        bg_mass = np.bincount(seq, weights=p_bg if decay is None else p_bg * decay, minlength=n_seg)
         # theta relative to at least 0.1 (it may shrink to ~0 on unclustered data, where
         # omega and sigma are then unidentifiable and are not part of the stopping rule).
         change = abs(new_theta - theta) / max(theta, 0.1)
@@ -250,7 +307,7 @@ def fit_etas(
             converged = True
             break
 
-    mu = (bg_mass @ smooth) / span  # events per day per segment
+    mu = (bg_mass @ smooth) / expo  # events per day per segment
     # Log-likelihood at the final parameters (for diagnostics and model comparison).
     g = _trigger_density(dt, dx2, theta, omega, sigma, tc, xc)
     lam = (mu / seg_len)[seq] + np.bincount(chi, weights=g, minlength=n_ev)
@@ -270,7 +327,69 @@ def fit_etas(
         n_iter=it,
         converged=converged,
         loglik=loglik,
+        **extra,
     )
+
+
+def _background_prob(data: _Data, fit: EtasFit, sel: np.ndarray) -> np.ndarray:
+    """E-step at the fitted parameters: ``q_i = mu(x_i) / lambda(x_i, t_i)`` of the events ``sel``.
+
+    ``lambda`` sums the fitted background ``fit.mu`` (at the fit instant) and the triggering of
+    all earlier selected events; for the training events this is the EM's background
+    probability at convergence.
+    """
+    t_ns = data.t_ns[sel]
+    t = (t_ns - (t_ns[0] if len(t_ns) else 0)) / NS_PER_DAY  # days since the first event
+    x, seq = data.x[sel], data.seq[sel]
+    bg = (fit.mu / np.maximum(data.seg_len, 1e-9))[seq]
+    if fit.theta <= 0 or len(t) == 0:
+        return np.ones(len(t))
+    tc, xc = fit.time_cutoff_days, fit.space_cutoff_km
+    par, chi = _etas_pairs(t, x, tc, xc)
+    g = _trigger_density(
+        t[chi] - t[par], (x[chi] - x[par]) ** 2, fit.theta, fit.omega, fit.sigma_km, tc, xc
+    )
+    lam = bg + np.bincount(chi, weights=g, minlength=len(t))
+    return bg / np.maximum(lam, 1e-300)
+
+
+def _decayed_sums(
+    t_ns: np.ndarray, seq: np.ndarray, q: np.ndarray, n_seg: int, query_ns: np.ndarray, h: float
+) -> np.ndarray:
+    """``sum_{t_i < T} q_i 2^(-(T - t_i)/h)`` per segment for every query time -> (Q, n_seg).
+
+    Events are binned to the first distinct query time after them (weights relative to that
+    time, so nothing overflows) and the bins are carried forward with the decay between
+    consecutive query times: O(E + Q * n_seg), a loop over the distinct query times only.
+    """
+    grid, inv = np.unique(query_ns, return_inverse=True)
+    b = np.searchsorted(grid, t_ns, side="right")  # first grid point strictly after t
+    ok = b < len(grid)
+    lag = (grid[b[ok]] - t_ns[ok]) / NS_PER_DAY
+    w = q[ok] * np.exp2(-lag / h)
+    acc = np.bincount(b[ok] * n_seg + seq[ok], weights=w, minlength=len(grid) * n_seg)
+    acc = acc.reshape(len(grid), n_seg)
+    step = np.exp2(-np.diff(grid) / NS_PER_DAY / h)
+    for k in range(1, len(grid)):  # linear recursion over time points (S-vectors)
+        acc[k] += step[k - 1] * acc[k - 1]
+    return acc[inv.ravel()]
+
+
+def _tv_background(data: _Data, fit: EtasFit) -> np.ndarray:
+    """Recency-weighted background per window from the events strictly before its start.
+
+    ``mu_T(s) = sum_{t0 <= t_i < T} q_i 2^(-(T - t_i)/h) smooth(seg_i -> s) / exposure(T)``
+    with ``exposure(T) = int_{t0}^{T} 2^(-(T - t)/h) dt`` (``T - t0`` at least one day).
+    """
+    h = fit.mu_half_life_days
+    assert h is not None
+    t0 = fit.train_start_ns if fit.train_start_ns is not None else int(data.start_ns.min())
+    sel = data.t_ns >= t0
+    q = _background_prob(data, fit, sel)
+    num = _decayed_sums(data.t_ns[sel], data.seq[sel], q, data.n_seg, data.start_ns, h)
+    smooth = _gauss_segment_matrix(data, fit.mu_bandwidth_km)
+    age = np.maximum((data.start_ns - t0) / NS_PER_DAY, 1.0)
+    return (num @ smooth) / np.asarray(_decay_exposure(age, h))[:, None]
 
 
 def self_exciting(
@@ -284,6 +403,7 @@ def self_exciting(
     mu_bandwidth_km: float = 1.0,
     train_days: float | None = None,
     max_iter: int = 200,
+    mu_half_life_days: float | None = None,
 ) -> np.ndarray:
     """ETAS / SEPP forecast: expected events per window from background plus triggering.
 
@@ -297,6 +417,18 @@ def self_exciting(
     event ``i``'s offspring in segment ``s``. Offspring of events that occur during the
     window itself are not added (first-order forecast).
 
+    With a half-life ``h`` (``fit.mu_half_life_days``) the background is not frozen at the fit
+    but re-estimated at every window start ``T`` from the events strictly before ``T``:
+
+    ``mu_T(s) = sum_{t0 <= t_i < T} q_i 2^(-(T - t_i)/h) smooth(seg_i -> s) / exposure(T)``
+
+    with ``q_i = mu(x_i) / lambda(x_i, t_i)`` the background probability of event ``i`` at the
+    fitted parameters (the EM's ``p_jj`` for training events; for later events the same
+    formula with the background of the fit instant, a first-order choice: the background
+    share of an event moves little within a test period much shorter than ``h``) and
+    ``exposure(T) = int_{t0}^{T} 2^(-(T - t)/h) dt``. At ``T`` = the fit instant this is
+    ``fit.mu``.
+
     Parameters
     ----------
     events, segments, windows : DataFrame
@@ -306,6 +438,9 @@ def self_exciting(
         leakage-free); fitted here if omitted.
     time_cutoff_days, space_cutoff_km, mu_bandwidth_km, train_days, max_iter
         Passed to :func:`fit_etas`.
+    mu_half_life_days : float, optional
+        Passed to :func:`fit_etas` (when ``fit`` is given, its own ``mu_half_life_days``
+        decides). ``None`` (default): constant background.
 
     Returns
     -------
@@ -327,9 +462,13 @@ def self_exciting(
             mu_bandwidth_km=mu_bandwidth_km,
             train_days=train_days,
             max_iter=max_iter,
+            mu_half_life_days=mu_half_life_days,
         )
     days = _window_days(data)
-    out = days[:, None] * fit.mu[None, :]
+    if fit.mu_half_life_days is None:
+        out = days[:, None] * fit.mu[None, :]
+    else:
+        out = days[:, None] * _tv_background(data, fit)
     if fit.theta <= 0 or len(data.t_ns) == 0:
         return out
     tc, om = fit.time_cutoff_days, fit.omega
@@ -345,3 +484,82 @@ def self_exciting(
 
     horizon = int(np.ceil(tc * NS_PER_DAY))
     return out + _window_event_scores(data, horizon, space, time_weight)
+
+
+@dataclass(frozen=True, eq=False)
+class HalfLifeChoice:
+    """Result of :func:`select_mu_half_life`.
+
+    Attributes
+    ----------
+    best : float
+        Half-life (days) with the highest predictive log-likelihood (``inf``: running mean).
+    scores : dict of float to float
+        Poisson log-likelihood of the daily forecasts of the evaluation span per half-life.
+    fits : dict of float to EtasFit
+        The fit made for each half-life (reusable by :func:`self_exciting`).
+    """
+
+    best: float
+    scores: dict[float, float]
+    fits: dict[float, EtasFit]
+
+
+def select_mu_half_life(
+    events: pd.DataFrame,
+    segments: pd.DataFrame,
+    before: Any,
+    *,
+    grid: Sequence[float] = (30.0, 60.0, 120.0, 240.0, math.inf),
+    eval_days: float = 182.0,
+    **fit_kwargs: Any,
+) -> HalfLifeChoice:
+    """Choose the background half-life by predictive likelihood on the training history.
+
+    For each ``h`` of ``grid`` the model is fitted by :func:`fit_etas` on the events before
+    ``before``; then the last ``eval_days`` of that history are forecast day by day with
+    :func:`self_exciting` (background re-estimated from the events before each day) and scored
+    by the Poisson log-likelihood ``sum n log(m) - m`` of the daily counts per segment. The
+    background part of these forecasts uses only the past; the triggering parameters and the
+    background shares ``q_i`` come from the whole training history, for every ``h`` alike.
+
+    Parameters
+    ----------
+    events, segments : DataFrame
+        Frames of the data contract.
+    before : timestamp-like
+        End of the training history (events strictly before it are used).
+    grid : sequence of float
+        Candidate half-lives in days (``inf`` allowed).
+    eval_days : float
+        Length of the scored span at the end of the training history.
+    **fit_kwargs
+        Passed to :func:`fit_etas` (not ``mu_half_life_days``).
+
+    Returns
+    -------
+    HalfLifeChoice
+        Chosen half-life, score per candidate and the fits.
+    """
+    end = pd.Timestamp(before)
+    if end.tzinfo is None:
+        end = end.tz_localize("UTC")
+    n_days = max(int(eval_days), 1)
+    starts = pd.date_range(end=end - pd.Timedelta(days=1), periods=n_days, freq="D")
+    windows = pd.DataFrame({"start_utc": starts, "hours": 24.0})
+    data = _prepare(events, segments, windows)
+    w = np.searchsorted(data.start_ns, data.t_ns, side="right") - 1  # day of each event
+    ok = (w >= 0) & (data.t_ns < data.start_ns[-1] + NS_PER_DAY)
+    counts = np.bincount(w[ok] * data.n_seg + data.seq[ok], minlength=n_days * data.n_seg).reshape(
+        n_days, data.n_seg
+    )
+    past = events[_events._to_ns(events["timestamp"]) < int(_events._to_ns([end])[0])]
+    scores: dict[float, float] = {}
+    fits: dict[float, EtasFit] = {}
+    for h in grid:
+        fit = fit_etas(past, segments, end, mu_half_life_days=h, **fit_kwargs)
+        m = np.maximum(self_exciting(past, segments, windows, fit=fit), 1e-12)
+        scores[float(h)] = float(np.sum(counts * np.log(m)) - m.sum())
+        fits[float(h)] = fit
+    best = max(scores, key=lambda k: scores[k])
+    return HalfLifeChoice(best=best, scores=scores, fits=fits)
