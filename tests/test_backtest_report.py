@@ -295,3 +295,23 @@ def test_backtest_refuses_a_period_it_cannot_judge(dataset, tmp_path: Path, capl
     with caplog.at_level(logging.WARNING, logger="riskmodel"):
         check_backtest_period(dataset, "2024-10-01", "2024-10-31")
     assert not caplog.records
+
+
+def test_cli_backtest_out_defaults_to_the_workspace(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from riskmodel.cli import main
+
+    _fake_cli(monkeypatch)
+    ev_csv = tmp_path / "events.csv"
+    ev_csv.write_text("timestamp,lat,lon\n")
+    period = ["--events", str(ev_csv), "--from", "2024-10-01", "--to", "2024-10-31"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RISKMODEL_WORKSPACE", raising=False)
+    r = CliRunner().invoke(main, ["backtest", *period])
+    assert r.exit_code == 2 and "give --out DIR" in r.output
+    ws = tmp_path / "ws"
+    assert CliRunner().invoke(main, ["init", str(ws)]).exit_code == 0
+    r = CliRunner().invoke(main, ["--workspace", str(ws), "backtest", *period])
+    assert r.exit_code == 0, r.output
+    assert f"report: {ws / 'out' / 'backtest_2024-10-01_2024-10-31' / 'report.md'}" in r.output

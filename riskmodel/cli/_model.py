@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -153,7 +154,11 @@ def train_cmd(
 )
 @_model_param_options
 @click.option(
-    "--out", "out", type=click.Path(file_okay=False), required=True, help="Report folder."
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Report folder (default in a workspace: out/backtest_<from>_<to>).",
 )
 @click.option("--scheduler", default=None, metavar="ADDRESS|local", help=_SCHEDULER_HELP)
 def backtest_cmd(
@@ -165,7 +170,7 @@ def backtest_cmd(
     step_days: int,
     compare_exposure: bool,
     model_params: dict,
-    out: str,
+    out: str | None,
     scheduler: str | None,
 ) -> None:
     """Rolling-origin backtest of the model against baselines (and the oracle)."""
@@ -183,9 +188,14 @@ def backtest_cmd(
 
     if against == "truth" and not truth:
         raise click.UsageError("--against truth needs --truth FILE (the simulator's truth)")
+    settings = get_settings()
+    if out is None:
+        if settings.workspace is None:
+            raise click.UsageError("give --out DIR (outside a workspace there is no out folder)")
+        out = str(Path(settings.out_dir) / f"backtest_{date_from}_{to}")
     _progress("reading and validating inputs ...")
     ds = read_inputs(
-        get_settings(),
+        settings,
         inputs.events,
         inputs.effort,
         border=inputs.border,
