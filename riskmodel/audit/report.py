@@ -487,7 +487,7 @@ def summary_lines(report: AuditReport) -> list[str]:
         f"segments ever checked: {s['segments_ever_checked']}/{s['segments']} "
         f"({_fmt(s['share_segments_ever_checked'])}); share of the planned shifts the most "
         f"checked segment was in: {_fmt(s['max_share_of_shifts'])} "
-        f"(segment {s['max_share_segment']}, not a cap)",
+        f"(segment {s['max_share_segment'] or 'n/a'}, not a cap)",
         *[_cap_line(c) for c in s.get("caps_compared", [])],
         f"coverage vs risk: pearson {_fmt(s['coverage_risk_pearson'])}, "
         f"spearman {_fmt(s['coverage_risk_spearman'])}; mean entropy "
