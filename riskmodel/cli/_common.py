@@ -47,6 +47,14 @@ def note(message: str) -> None:
     echo(f"riskmodel: note: {message}", err=True)
 
 
+def workspace_out(settings: Any, *parts: str) -> str:
+    """The default ``--out`` of a command in a workspace: ``out_dir/<parts>``; outside one
+    there is no such folder (a usage error)."""
+    if settings.workspace is None:
+        raise click.UsageError("give --out DIR (outside a workspace there is no out folder)")
+    return str(Path(settings.out_dir).joinpath(*parts))
+
+
 # ----------------------------------------------------------------------------- dates
 
 

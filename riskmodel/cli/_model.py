@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 
 import click
 
@@ -21,6 +20,7 @@ from riskmodel.cli._common import (
     reader_options,
     renamed_option,
     renamed_pairs,
+    workspace_out,
 )
 
 log = logging.getLogger(__name__)
@@ -190,9 +190,7 @@ def backtest_cmd(
         raise click.UsageError("--against truth needs --truth FILE (the simulator's truth)")
     settings = get_settings()
     if out is None:
-        if settings.workspace is None:
-            raise click.UsageError("give --out DIR (outside a workspace there is no out folder)")
-        out = str(Path(settings.out_dir) / f"backtest_{date_from}_{to}")
+        out = workspace_out(settings, f"backtest_{date_from}_{to}")
     _progress("reading and validating inputs ...")
     ds = read_inputs(
         settings,

@@ -17,6 +17,7 @@ from riskmodel.cli._common import (
     model_options,
     one_day_or_range,
     reader_options,
+    workspace_out,
 )
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,8 @@ def score_cmd(
     first, last = one_day_or_range(date, date_from, to)
     settings = get_settings().with_flags(models_root=models_root)
     if out is None:
-        if settings.workspace is None:
-            raise click.UsageError("give --out DIR (outside a workspace there is no out folder)")
         # Not maps/: that is the daily's, with the plans drawn; score must not replace it.
-        out = str(Path(settings.out_dir) / (first if last is None else f"{first}_{last}") / "score")
+        out = workspace_out(settings, first if last is None else f"{first}_{last}", "score")
     t0 = time.perf_counter()
     scored, bundle, files = run_score(
         settings,

@@ -331,10 +331,7 @@ class RiskRegressor(RegressorMixin, BaseEstimator):
         (``EXPOSURE_FEATURE``) set to zero, i.e. where crossings happen rather than where
         they would be recorded (what plans follow; :func:`~riskmodel.model.fitted.zero_exposure`)."""
         check_is_fitted(self, "booster_")
-        names = list(self.feature_names_in_)
-        if EXPOSURE_FEATURE not in names:
-            return self.predict(X)
-        return self.predict(zero_exposure(X, names))
+        return self.predict(zero_exposure(X, list(self.feature_names_in_)))
 
     @timed("reasons (TreeSHAP)")
     def predict_contributions(self, X: pd.DataFrame) -> pd.DataFrame:

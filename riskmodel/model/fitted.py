@@ -40,7 +40,10 @@ def model_matrix(X: pd.DataFrame | np.ndarray, names: list[str]) -> np.ndarray:
 
 def zero_exposure(X: pd.DataFrame | np.ndarray, names: list[str]) -> pd.DataFrame | np.ndarray:
     """``X`` (model columns ``names``) with the in-window effort set to zero: the
-    effort-neutral input (where crossings happen rather than where they would be recorded)."""
+    effort-neutral input (where crossings happen rather than where they would be recorded);
+    ``X`` itself for a model without that feature."""
+    if EXPOSURE_FEATURE not in names:
+        return X
     if isinstance(X, pd.DataFrame):
         X = X[names].copy()
         X[EXPOSURE_FEATURE] = 0.0
@@ -119,10 +122,7 @@ class ScoringModel:
 
     def predict_neutral(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Effort-neutral expected events (:func:`zero_exposure`)."""
-        names = list(self.feature_names_in_)
-        if EXPOSURE_FEATURE not in names:
-            return self.predict(X)
-        return self.predict(zero_exposure(X, names))
+        return self.predict(zero_exposure(X, list(self.feature_names_in_)))
 
     @timed("reasons (TreeSHAP)")
     def predict_contributions(self, X: pd.DataFrame) -> pd.DataFrame:

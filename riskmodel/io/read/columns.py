@@ -184,8 +184,13 @@ def missing_columns_error(
     aliases: dict[str, tuple[str, ...]],
     used: set[str],
     where: str,
+    skipped: dict[str, InputError] | None = None,
 ) -> InputError:
-    """One-line error naming the missing columns, the file's columns and close matches."""
+    """One-line error naming the missing columns, the file's columns and close matches; or,
+    when the user's mapping named a column this file lacks (``skipped`` of
+    :func:`resolve_columns`), that mapping's error."""
+    if skipped:
+        return next(iter(skipped.values()))
     keys = [k for m in missing for k in m.split(" or ")[0].split("+")]
     sugg = suggest(keys, columns, aliases, used)
     parts = [f"missing required column(s): {', '.join(missing)}; the file has: {_list(columns)}"]

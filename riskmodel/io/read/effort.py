@@ -104,11 +104,9 @@ def read_effort(
             m.replace("lat+lon", "segment_id or lat+lon")
             for m in missing_location(mapping, table, required=True)
         ]
-    if missing and skipped:  # the mapping named a column this file was to have
-        raise next(iter(skipped.values()))
     if missing:
         raise missing_columns_error(
-            missing, list(data.columns), EFFORT_ALIASES, set(mapping.values()), where
+            missing, list(data.columns), EFFORT_ALIASES, set(mapping.values()), where, skipped
         )
 
     start = parse_times(

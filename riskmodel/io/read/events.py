@@ -202,11 +202,9 @@ def read_events(
     )
     missing = [] if ts_values is not None else ["timestamp"]
     missing += missing_location(mapping, table, required=True)
-    if missing and skipped:  # the mapping named a column this file was to have
-        raise next(iter(skipped.values()))
     if missing:
         raise missing_columns_error(
-            missing, list(data.columns), EVENT_ALIASES, set(mapping.values()), where
+            missing, list(data.columns), EVENT_ALIASES, set(mapping.values()), where, skipped
         )
 
     ts = parse_times(ts_values, flags=flags, label="timestamp", where=where, notes=notes, **opts)
