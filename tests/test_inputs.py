@@ -793,6 +793,52 @@ def test_border_distance_exact(border: gpd.GeoDataFrame) -> None:
     assert (got[: len(v)] < 1e-6).all()
 
 
+def test_nearest_segment_is_the_trees_and_remembered() -> None:
+    """The grid passes find the nearest segment and chainage exactly as a shapely STRtree and
+    line_locate_point do, at every reach (near, 1-4 km, beyond the grid); a second query
+    reuses the first one's answers only for the very same points."""
+    from riskmodel.features.panel import assign_segments
+    from riskmodel.geo.geodata import Geography
+    from riskmodel.io.read.border import BorderIndex
+
+    geo = Geography()
+    seg = geo.segments
+    line = geo.border.geometry.values[0]
+    rng = np.random.default_rng(5)
+    t = rng.uniform(0, line.length, 4000)
+    on = shapely.get_coordinates(shapely.line_interpolate_point(line, t))
+    r = rng.choice([100.0, 600.0, 2500.0, 9000.0], size=(len(on), 1))
+    p = on + rng.normal(0, 1, on.shape) * r
+    x, y = p[:, 0], p[:, 1]
+    pts = shapely.points(x, y)
+    (i, j), d = shapely.STRtree(seg.geometry.values).query_nearest(pts, return_distance=True)
+    want = np.full(len(p), -1)
+    want[i] = j
+    index = BorderIndex(seg, geo.crs)
+    dist, piece = index.nearest(x, y, 20_000)
+    exact = shapely.distance(pts, line)
+    near = exact <= 20_000
+    beyond = exact > 20_000 + index.spacing  # the limit's slack
+    assert 0 < beyond.sum() < 100 and np.isinf(dist[beyond]).all() and (piece[beyond] < 0).all()
+    assert np.allclose(dist[~beyond], exact[~beyond], atol=1e-6)
+    assert (index.source[piece[near]] == want[near]).all()
+    ev = pd.DataFrame({"x": x, "y": y})
+    got = assign_segments(ev, seg, 20_000, index=index)  # remembered: same answers
+    assert (got["seq"].to_numpy() == np.where(near, seg["seq"].to_numpy()[want], -1)).all()
+    chain = seg["chainage_from_km"].to_numpy()[want] + shapely.line_locate_point(
+        seg.geometry.values[want], pts
+    ) / 1000
+    assert np.allclose(got["chainage_km"][near], chain[near], atol=1e-9)
+    assert got["chainage_km"][~near].isna().all()
+    # a query mixing remembered and new points, and a farther limit, answer as a fresh index
+    q = np.concatenate([p[::3], p[1::3] + 7.0])
+    for upper in (20_000, 5_000):
+        a = index.nearest(q[:, 0], q[:, 1], upper)
+        b = BorderIndex(seg, geo.crs).nearest(q[:, 0], q[:, 1], upper)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert np.isinf(b[0][b[1] < 0]).all() and (b[0][b[1] >= 0] <= 5_050).all()
+
+
 def test_bad_persons(tmp_path: Path) -> None:
     text = "timestamp,lat,lon,persons\n" + "".join(
         f"2024-06-01T1{i}:00:00Z,45.6,15.3,{p}\n"

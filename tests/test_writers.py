@@ -26,7 +26,7 @@ from shapely.geometry import LineString, Polygon
 
 import riskmodel
 from riskmodel.errors import OutputError
-from riskmodel.io.write.csv import write_csv
+from riskmodel.io.write.csv import format_floats, write_csv
 from riskmodel.io.write.geojson import write_geojson
 from riskmodel.io.write.gpkg import write_gpkg
 from riskmodel.io.write.html import write_html_map
@@ -507,6 +507,28 @@ def test_csv(tmp_path: Path, risk) -> None:
     assert write_csv(risk["morning"], tmp_path / "again.csv").read_bytes() == raw
     df = pd.DataFrame({"a": [1.0 / 3.0], "b": ["x"]})
     assert write_csv(df, tmp_path / "f.csv", float_format="%.2f").read_text() == "a,b\n0.33,x\n"
+
+
+@pytest.mark.parametrize("fmt", ["%.6g", "%.9g", "%.3f"])
+def test_csv_floats_are_pandas_bytes(fmt: str) -> None:
+    """write_csv formats floats itself (10x faster); the text is what pandas writes."""
+    rng = np.random.default_rng(0)
+    n = 500
+    df = pd.DataFrame(
+        {
+            "wide": rng.normal(size=n) * 10.0 ** rng.integers(-8, 9, n),
+            "nan": np.where(rng.random(n) < 0.2, np.nan, rng.random(n)),
+            "text": [f"x{i}" for i in range(n)],
+            "int": np.arange(n),
+            "f32": rng.random(n).astype("float32"),
+            "nullable": pd.array(np.where(rng.random(n) < 0.3, None, rng.random(n)), "Float64"),
+            "inf": np.where(rng.random(n) < 0.5, np.inf, -np.inf),
+            "negzero": -0.0,
+            "ts": pd.Timestamp("2026-01-01", tz="UTC"),
+        }
+    )
+    expected = df.to_csv(index=False, float_format=fmt, lineterminator="\n")
+    assert format_floats(df, fmt).to_csv(index=False, lineterminator="\n") == expected
 
 
 def test_provenance(tmp_path: Path, risk) -> None:

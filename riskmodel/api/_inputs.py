@@ -129,7 +129,7 @@ def validate_inputs(
     results = [
         read_events(
             events,
-            border=geo.border if geo is not None else read_border(settings, border),
+            border=geo.border_index if geo is not None else read_border(settings, border),
             max_distance_m=settings.max_distance_m,
             **kw,
         )

@@ -8,38 +8,51 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
+
+from riskmodel.io.read.border import BorderIndex
 
 
 def assign_segments(
-    events: pd.DataFrame, segments: gpd.GeoDataFrame, max_distance_m: float = 20_000.0
+    events: pd.DataFrame,
+    segments: gpd.GeoDataFrame,
+    max_distance_m: float = 20_000.0,
+    *,
+    index: BorderIndex | None = None,
 ) -> pd.DataFrame:
     """Attach the nearest segment (``seq``, ``segment_id``), the border chainage
     (``chainage_km``) and ``dist_to_border_m`` to events given by metric ``x``/``y``.
 
-    Events farther than ``max_distance_m`` get ``seq = -1``.
+    Events farther than ``max_distance_m`` get ``seq = -1`` (and an infinite distance).
+
+    Parameters
+    ----------
+    events : DataFrame
+        With metric ``x``, ``y`` in the segments' CRS.
+    segments : GeoDataFrame
+        Segments in ``seq`` order (:func:`riskmodel.geo.segments.make_segments`).
+    max_distance_m : float
+        Farther events are not on any segment.
+    index : BorderIndex, optional
+        Index over ``segments`` (``Geography.border_index``), reused when given; its nearest
+        piece is the nearest segment (ties to the lower ``seq``).
     """
-    pts = shapely.points(events["x"].to_numpy(float), events["y"].to_numpy(float))
-    tree = shapely.STRtree(segments.geometry.values)
-    idx = np.full(len(events), -1)
-    dist = np.full(len(events), np.inf)
-    if len(events):
-        (ei, si), d = tree.query_nearest(pts, return_distance=True, all_matches=False)
-        idx[ei] = si
-        dist[ei] = d
-    ok = (idx >= 0) & (dist <= max_distance_m)
-    seqs = segments["seq"].to_numpy()
+    if index is None:
+        index = BorderIndex(segments, str(segments.crs))
+    x = events["x"].to_numpy(float)
+    y = events["y"].to_numpy(float)
+    dist, piece = index.nearest(x, y, max_distance_m)
+    ok = (piece >= 0) & (dist <= max_distance_m)
+    row = np.where(ok, index.source[np.where(ok, piece, 0)], 0)
     out = events.copy()
-    out["seq"] = np.where(ok, seqs[np.clip(idx, 0, None)], -1)
-    out["segment_id"] = np.where(ok, segments["segment_id"].to_numpy()[np.clip(idx, 0, None)], "")
+    out["seq"] = np.where(ok, segments["seq"].to_numpy()[row], -1)
+    out["segment_id"] = np.where(ok, segments["segment_id"].to_numpy()[row], "")
     along = np.zeros(len(events))
     if ok.any():
-        g = segments.geometry.values[idx[ok]]
-        along[ok] = shapely.line_locate_point(g, pts[ok])
+        along[ok] = index.along(piece[ok], x[ok], y[ok])
     out["chainage_km"] = np.where(
-        ok, segments["chainage_from_km"].to_numpy()[np.clip(idx, 0, None)] + along / 1000, np.nan
+        ok, segments["chainage_from_km"].to_numpy()[row] + along / 1000, np.nan
     )
-    out["dist_to_border_m"] = dist
+    out["dist_to_border_m"] = np.where(ok, dist, np.inf)
     return out
 
 

@@ -20,6 +20,7 @@ import shapely
 
 from riskmodel._timing import timed
 from riskmodel.errors import InputError
+from riskmodel.io.read.border import BorderIndex
 from riskmodel.io.read.coords import reproject
 from riskmodel.io.read.layers import read_layer
 
@@ -122,6 +123,15 @@ class Geography:
             (self.border, areas, rivers, length),
             lambda: make_segments(self.border, length, areas=areas, rivers=rivers),
         )
+
+    @property
+    def border_index(self) -> BorderIndex:
+        """Exact point-to-border index over the segments (pieces know their segment, see
+        :func:`riskmodel.features.panel.assign_segments`); built once, shared by the reading
+        of the events and their binning, so each point is measured once."""
+        if getattr(self, "_border_index", None) is None:
+            self._border_index = BorderIndex(self.segments, self.crs)
+        return self._border_index
 
     def _layer(self, name: str, override: str, bundled_border: bool) -> gpd.GeoDataFrame:
         # Bundled auxiliary layers only make sense with the bundled border (or in its region).

@@ -151,7 +151,9 @@ def prepare_dataset(
     if "persons" not in ev:
         ev["persons"] = 1
     ev = _to_metric(ev, geo.crs)
-    ev = assign_segments(ev, geo.segments, float(settings.max_distance_m))
+    ev = assign_segments(
+        ev, geo.segments, float(settings.max_distance_m), index=geo.border_index
+    )
     if len(ev) == 0:
         raise InputError(
             "no events to learn from", fix="give an events file with at least a few weeks of data"
@@ -170,7 +172,10 @@ def prepare_dataset(
             ef["seq"] = ef["segment_id"].map(ids).fillna(-1).astype(int)
         else:
             ef = assign_segments(
-                _to_metric(ef, geo.crs), geo.segments, float(settings.max_distance_m)
+                _to_metric(ef, geo.crs),
+                geo.segments,
+                float(settings.max_distance_m),
+                index=geo.border_index,
             )
     panel = Panel.build(windows, geo.segments, ev, ef)
     if settings.workspace is not None:  # reference data (holiday calendars) cached there
@@ -237,7 +242,7 @@ def read_dataset(
     geo = Geography(settings, border=border)
     kw = dict(read_kwargs or {})
     res = read_events(
-        events_path, border=geo.border, max_distance_m=float(settings.max_distance_m), **kw
+        events_path, border=geo.border_index, max_distance_m=float(settings.max_distance_m), **kw
     )
     _account(res, quarantine_dir)
     fingerprints: dict[str, Any] = {

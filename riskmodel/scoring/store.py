@@ -37,6 +37,7 @@ import pandas as pd
 
 from riskmodel.errors import OutputError
 from riskmodel.files import LOCK_NAME, atomic_write_with, folder_lock
+from riskmodel.io.write.csv import format_floats
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _safe(name: str) -> str:
 def rows_hash(rows: pd.DataFrame) -> str:
     """sha256 of a part's rows (every column but ``written_utc``; CSV text, fixed float format)."""
     cols = [c for c in STORE_COLUMNS if c != "written_utc"]
-    text = rows[cols].to_csv(index=False, float_format="%.9g", lineterminator="\n")
+    text = format_floats(rows[cols], "%.9g").to_csv(index=False, lineterminator="\n")
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -148,8 +148,9 @@ def read_events(
     crs : str, optional
         CRS of x/y columns (``EPSG:3794`` D96/TM or ``EPSG:3912`` D48/GK), or of a vector file
         that declares none. Columns named ``*_D96`` imply EPSG:3794.
-    border : GeoDataFrame, GeoSeries or shapely geometry, optional
-        Border line in the metric CRS; adds ``dist_to_border_m`` and quarantines points
+    border : GeoDataFrame, GeoSeries, shapely geometry or BorderIndex, optional
+        Border line in the metric CRS (or its index, e.g. ``Geography.border_index``, whose
+        answers the binning into segments reuses); adds ``dist_to_border_m`` and quarantines points
         farther than ``max_distance_m``.
     max_distance_m : float
         Distance cut-off in metres (default 20 km).
@@ -295,7 +296,7 @@ def _border_distance(
     """Distance to the border per row (NaN for flagged rows); farther rows are flagged."""
     ok = flags.ok
     dist = np.full(len(ok), np.nan)
-    index = BorderIndex(border, metric_crs)
+    index = border if isinstance(border, BorderIndex) else BorderIndex(border, metric_crs)
     dist[ok] = index.distance(coords.x[ok], coords.y[ok], float(max_distance_m))
     with np.errstate(invalid="ignore"):
         flags.mark(ok & ~(dist <= max_distance_m), "too_far_from_border")

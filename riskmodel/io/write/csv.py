@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from riskmodel._timing import timed
@@ -29,10 +30,12 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
         if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
             continue
         text = s.astype("string")
-        risky = (text.str.contains(_FORMULA, regex=True) & ~text.str.match(_NUMBER)).fillna(False)
+        risky = text.str.contains(_FORMULA, regex=True).fillna(False).to_numpy(bool)
+        if risky.any():  # the number test only where a formula character leads (rare)
+            risky[risky] = ~text[risky].str.match(_NUMBER).fillna(False).to_numpy(bool)
         if risky.any():
             out = df.copy() if out is None else out
-            out[col] = s.astype(object).where(~risky.to_numpy(), "'" + text[risky].astype(object))
+            out[col] = s.astype(object).where(~risky, "'" + text[risky].astype(object))
     return df if out is None else out
 
 
@@ -59,7 +62,25 @@ def write_csv(
     """
     if isinstance(df, gpd.GeoDataFrame):
         df = pd.DataFrame(df.drop(columns=df.geometry.name))
-    text = neutralise_formulas(df).to_csv(
-        index=False, float_format=float_format, lineterminator="\n"
+    text = format_floats(neutralise_formulas(df), float_format).to_csv(
+        index=False, lineterminator="\n"
     )
     return atomic_write_text(path, text)
+
+
+def format_floats(df: pd.DataFrame, float_format: str) -> pd.DataFrame:
+    """Float columns as the text ``to_csv(float_format=...)`` writes (empty for NaN), made
+    here: pandas formats each value through several Python calls (~4 us), ~0.1 s of a day's
+    risk table; a list comprehension takes a tenth of that. Bytes are the same."""
+    cols = [c for c in df.columns if pd.api.types.is_float_dtype(df[c].dtype)]
+    if not cols:
+        return df
+    out = df.copy()
+    for c in cols:
+        v = df[c].to_numpy(dtype=float, na_value=np.nan)
+        out[c] = pd.Series(
+            ["" if x != x else float_format % x for x in v.tolist()],
+            index=df.index,
+            dtype=object,
+        )
+    return out
