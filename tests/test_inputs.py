@@ -825,9 +825,10 @@ def test_nearest_segment_is_the_trees_and_remembered() -> None:
     ev = pd.DataFrame({"x": x, "y": y})
     got = assign_segments(ev, seg, 20_000, index=index)  # remembered: same answers
     assert (got["seq"].to_numpy() == np.where(near, seg["seq"].to_numpy()[want], -1)).all()
-    chain = seg["chainage_from_km"].to_numpy()[want] + shapely.line_locate_point(
-        seg.geometry.values[want], pts
-    ) / 1000
+    chain = (
+        seg["chainage_from_km"].to_numpy()[want]
+        + shapely.line_locate_point(seg.geometry.values[want], pts) / 1000
+    )
     assert np.allclose(got["chainage_km"][near], chain[near], atol=1e-9)
     assert got["chainage_km"][~near].isna().all()
     # a query mixing remembered and new points, and a farther limit, answer as a fresh index

@@ -151,9 +151,7 @@ def prepare_dataset(
     if "persons" not in ev:
         ev["persons"] = 1
     ev = _to_metric(ev, geo.crs)
-    ev = assign_segments(
-        ev, geo.segments, float(settings.max_distance_m), index=geo.border_index
-    )
+    ev = assign_segments(ev, geo.segments, float(settings.max_distance_m), index=geo.border_index)
     if len(ev) == 0:
         raise InputError(
             "no events to learn from", fix="give an events file with at least a few weeks of data"
