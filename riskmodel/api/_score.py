@@ -14,7 +14,7 @@ import pandas as pd
 
 from riskmodel._timing import timed
 from riskmodel.config.settings import Settings
-from riskmodel.errors import ConfigError, InputError
+from riskmodel.errors import ConfigError, InputError, OutputError
 from riskmodel.io.write.background import Background, background
 
 log = logging.getLogger(__name__)
@@ -368,20 +368,27 @@ def write_score_outputs(
 
     out = Path(out)
     seg = ds.geo.segments
-    geom = seg.set_index("segment_id").geometry
+    seg_ids = pd.Index(seg["segment_id"])
     day = scored[scored["date"] == date]
     prov = provenance(bundle, ds, scored.attrs.get("adaptation"))
     files: list[Path] = []
     layers: dict[str, gpd.GeoDataFrame] = {}
     for sh in dict.fromkeys(day["shift"]):  # shift order of the day
         part = day[day["shift"] == sh].sort_values("rank")
+        at = seg_ids.get_indexer(part["segment_id"])
+        if (at < 0).any():  # scores come from these segments; anything else is a bug
+            raise OutputError(
+                f"scored segment(s) {sorted(set(part['segment_id'][at < 0]))[:3]} are not in "
+                "the geography's segments",
+                fix="score and write with the same geography",
+            )
         g = gpd.GeoDataFrame(
             part[RISK_COLUMNS].reset_index(drop=True),
-            geometry=geom.reindex(part["segment_id"]).to_numpy(),
+            geometry=seg.geometry.to_numpy()[at],
             crs=seg.crs,
         )
         for c in ("chainage_from_km", "chainage_to_km", "river"):
-            g[c] = seg.set_index("segment_id")[c].reindex(part["segment_id"]).to_numpy()
+            g[c] = seg[c].to_numpy()[at]
         layers[sh] = g
     if layers:
         # what both maps draw
