@@ -11,11 +11,12 @@ Catalogue (attack -> expected behaviour -> test):
   ``test_api_facade_is_lazy_and_complete``
 * the decayed-count features change when scipy.signal.lfilter is replaced -> bit for bit
   equal on random panels (float32 and float64) -> ``test_decay_equals_lfilter_bit_for_bit``
-* the segment cache returns other values than cutting the border -> identical frame, CRS and
-  geometry bytes -> ``test_segment_cache_gives_identical_segments``
-* a stale cache survives a changed border, segment length or segmentation code -> each
-  change gives another content key -> ``test_segment_cache_key_follows_inputs``
-* a corrupted cache file breaks the command -> it is rebuilt -> ``test_corrupt_segment_cache_is_rebuilt``
+* the layer cache returns other values than reading the files and cutting the border ->
+  identical frames, CRS and geometry bytes -> ``test_layer_cache_gives_identical_layers``
+* a stale cache survives an edited layer file (or a Shapefile's sidecar), a changed segment
+  length or the geography code -> each change gives another content key ->
+  ``test_layer_cache_key_follows_inputs``, ``test_layer_cache_key_follows_code``
+* a corrupted cache file breaks the command -> it is rebuilt -> ``test_corrupt_layer_cache_is_rebuilt``
 * without a workspace a cache is written somewhere -> nothing is written ->
   ``test_no_workspace_no_cache``
 * the benchmark's phase timings (``RISKMODEL_PROFILE``) are missing or break a command when
@@ -120,73 +121,83 @@ def ws(tmp_path: Path):  # noqa: ANN201
     return load_settings(workspace=w.root)
 
 
-def _cache_files(settings) -> list[Path]:  # noqa: ANN001
+def _cache_entries(settings) -> list[Path]:  # noqa: ANN001
     d = Path(settings.workspace.state_dir) / "cache"
-    return sorted(d.glob("segments-*.parquet")) if d.is_dir() else []
+    return sorted(d.glob("layers-*")) if d.is_dir() else []
 
 
-def test_segment_cache_gives_identical_segments(ws) -> None:  # noqa: ANN001
+def test_layer_cache_gives_identical_layers(ws) -> None:  # noqa: ANN001
     import pandas as pd
     import shapely
 
     from riskmodel.config.settings import Settings
-    from riskmodel.geo.geodata import Geography
+    from riskmodel.geo.geodata import GEO_LAYERS, Geography
 
-    fresh = Geography(Settings()).segments  # no workspace: computed
-    first = Geography(ws).segments  # computed, then cached
-    assert len(_cache_files(ws)) == 1
-    cached = Geography(ws).segments  # read from the cache
-    for got in (first, cached):
-        pd.testing.assert_frame_equal(got, fresh, check_exact=True)
-        assert type(got.index) is type(fresh.index)
-        assert got.crs == fresh.crs
-        assert list(shapely.to_wkb(got.geometry.values)) == list(
-            shapely.to_wkb(fresh.geometry.values)
-        )
+    fresh = Geography(Settings())  # no workspace: computed
+    first = Geography(ws)  # computed, then cached
+    assert len(_cache_entries(ws)) == 1
+    cached = Geography(ws)  # read from the cache
+    assert cached.crs == fresh.crs == "EPSG:3794"
+    for name in GEO_LAYERS:
+        want = getattr(fresh, name)
+        for got in (getattr(first, name), getattr(cached, name)):
+            pd.testing.assert_frame_equal(got, want, check_exact=True)
+            assert type(got.index) is type(want.index)
+            assert got.crs == want.crs and got.crs.to_string() == want.crs.to_string()
+            assert list(shapely.to_wkb(got.geometry.values)) == list(
+                shapely.to_wkb(want.geometry.values)
+            )
 
 
-def test_segment_cache_key_follows_inputs(ws) -> None:  # noqa: ANN001
-    from riskmodel.geo.geodata import Geography, _segments_key
+def test_layer_cache_key_follows_inputs(ws, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    from riskmodel.geo.geodata import Geography, _layers_key, layer_path
 
     g = Geography(ws)
-    base = (g.border, g.areas, g.rivers, g.segment_length_m)
-    k0 = _segments_key(base)
-    assert _segments_key(base) == k0  # stable
-    assert _segments_key((g.border, g.areas, g.rivers, 500.0)) != k0
-    assert _segments_key((g.border, g.areas, None, g.segment_length_m)) != k0
-    moved = g.border.copy()
-    moved.geometry = moved.geometry.translate(1.0, 0.0)
-    assert _segments_key((moved, g.areas, g.rivers, g.segment_length_m)) != k0
-    renamed = g.areas.copy()
-    renamed.loc[0, "name"] = "Elsewhere"
-    assert _segments_key((g.border, renamed, g.rivers, g.segment_length_m)) != k0
+    sources = {n: layer_path(n) for n in ("border", "settlements", "areas")}
+    params = ("EPSG:3794", g.segment_length_m, True)
+    k0 = _layers_key(sources, params)
+    assert _layers_key(sources, params) == k0  # stable
+    assert _layers_key(sources, ("EPSG:3794", 500.0, True)) != k0
+    assert _layers_key(sources, ("EPSG:3794", g.segment_length_m, False)) != k0
+    copy = tmp_path / "settlements.geojson"
+    shutil.copyfile(sources["settlements"], copy)
+    assert _layers_key({**sources, "settlements": copy}, params) == k0  # content, not path
+    copy.write_text(copy.read_text("utf-8").replace("Metlika", "Metlica", 1), "utf-8")
+    assert _layers_key({**sources, "settlements": copy}, params) != k0  # an edited layer
+    assert _layers_key({**sources, "areas": tmp_path / "none.geojson"}, params) != k0
+    shp = tmp_path / "b.shp"
+    for ext in (".shp", ".shx", ".dbf", ".prj"):
+        (tmp_path / f"b{ext}").write_text(ext, "utf-8")
+    k1 = _layers_key({**sources, "border": shp}, params)
+    (tmp_path / "b.prj").write_text("another CRS", "utf-8")  # a Shapefile's sidecar counts
+    assert _layers_key({**sources, "border": shp}, params) != k1
     Geography(ws, segment_length_m=500.0)
-    assert len(_cache_files(ws)) == 2  # one file per content key, never overwritten
+    assert len(_cache_entries(ws)) == 2  # one entry per content key, never overwritten
 
 
-def test_segment_cache_key_follows_code(ws, monkeypatch) -> None:  # noqa: ANN001
-    from riskmodel.geo import geodata, segments
+def test_layer_cache_key_follows_code(ws, monkeypatch) -> None:  # noqa: ANN001
+    from riskmodel.geo import geodata
 
-    g = geodata.Geography(ws)
-    base = (g.border, g.areas, g.rivers, g.segment_length_m)
-    k0 = geodata._segments_key(base)
-    other = Path(ws.workspace.root) / "segments_changed.py"
-    other.write_text(Path(segments.__file__).read_text("utf-8") + "\n# changed\n", "utf-8")
-    monkeypatch.setattr(segments, "__file__", str(other))
-    assert geodata._segments_key(base) != k0
+    sources = {"border": geodata.layer_path("border")}
+    k0 = geodata._layers_key(sources, ())
+    monkeypatch.setattr(geodata, "_CODE", (*geodata._CODE[:-1], "features/engine.py"))
+    assert geodata._layers_key(sources, ()) != k0
 
 
-def test_corrupt_segment_cache_is_rebuilt(ws) -> None:  # noqa: ANN001
+def test_corrupt_layer_cache_is_rebuilt(ws) -> None:  # noqa: ANN001
     import pandas as pd
 
     from riskmodel.geo.geodata import Geography
 
     want = Geography(ws).segments
-    (path,) = _cache_files(ws)
-    path.write_bytes(b"not parquet")
+    (entry,) = _cache_entries(ws)
+    (entry / "segments.feather").write_bytes(b"not arrow")
     got = Geography(ws).segments
     pd.testing.assert_frame_equal(got, want, check_exact=True)
-    assert path.read_bytes()[:4] == b"PAR1"  # rewritten
+    assert (entry / "segments.feather").read_bytes()[:6] == b"ARROW1"  # rewritten
+    assert len(_cache_entries(ws)) == 1 and not list(entry.parent.glob(".layers-*"))
 
 
 def test_no_workspace_no_cache(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

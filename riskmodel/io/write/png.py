@@ -112,8 +112,9 @@ def write_png_map(
         # The map is opaque: an RGB PNG encodes ~2.5x faster than matplotlib's RGBA at the
         # same size (zlib level 3). No Software/date chunks: identical input, identical bytes.
         fig.canvas.draw()
-        rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-        Image.fromarray(rgb).save(tmp, format="png", compress_level=3, dpi=(dpi, dpi))
+        w, h = fig.canvas.get_width_height(physical=True)
+        rgba = Image.frombuffer("RGBA", (w, h), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        rgba.convert("RGB").save(tmp, format="png", compress_level=3, dpi=(dpi, dpi))
 
     return atomic_write_with(path, writer)
 
@@ -246,7 +247,8 @@ def _draw_border(ax: Any, border: gpd.GeoDataFrame) -> None:
 
     bl, _ = _line_parts(border.geometry.to_numpy())
     ax.add_collection(
-        LineCollection(bl, colors="#555555", linewidths=0.7, linestyles=(0, (4, 3)), zorder=1)
+        LineCollection(bl, colors="#555555", linewidths=0.7, linestyles=(0, (4, 3)), zorder=1),
+        autolim=False,  # the view is set from the data (_frame_panel): no extents to compute
     )
 
 
@@ -264,7 +266,8 @@ def _draw_risk(ax: Any, gdf: gpd.GeoDataFrame) -> None:
     ax.add_collection(
         LineCollection(
             parts, colors="#3c3c3c", linewidths=wmap[ocl] + 0.9, capstyle="round", zorder=2
-        )
+        ),
+        autolim=False,
     )
     ax.add_collection(
         LineCollection(
@@ -273,7 +276,8 @@ def _draw_risk(ax: Any, gdf: gpd.GeoDataFrame) -> None:
             linewidths=wmap[ocl],
             capstyle="round",
             zorder=3,
-        )
+        ),
+        autolim=False,
     )
 
 
