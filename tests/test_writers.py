@@ -224,6 +224,24 @@ def test_geojson_deterministic(tmp_path: Path, risk: dict[str, gpd.GeoDataFrame]
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_geojson_shared_geometries_same_bytes(tmp_path: Path, risk) -> None:
+    """Layers sharing geometries (the day's shifts) serialise them once: same bytes."""
+    from riskmodel.io.write.geojson import geojson_geometries
+
+    night = risk["night"]
+    pool = night.iloc[::-1].reset_index(drop=True)  # another order: rows are taken by position
+    shapes = geojson_geometries(pool.geometry)
+    at = np.arange(len(night))[::-1]
+    a = write_geojson(night, tmp_path / "a" / "r.geojson", provenance=PROV)
+    b = write_geojson(
+        night, tmp_path / "b" / "r.geojson", provenance=PROV, geometries=shapes.take(at)
+    )
+    assert a.read_bytes() == b.read_bytes()
+    with pytest.raises(OutputError, match="serialised geometries"):
+        write_geojson(night, tmp_path / "c.geojson", geometries=shapes.take(at[:3]))
+    assert not (tmp_path / "c.geojson").exists()
+
+
 def test_geojson_reprojects_other_crs(tmp_path: Path) -> None:
     gdf = scored_frame().to_crs("EPSG:32633")
     doc = json.loads(write_geojson(gdf, tmp_path / "u.geojson").read_text("utf-8"))

@@ -359,7 +359,7 @@ def write_score_outputs(
     """
     from riskmodel.io.write.background import submit
     from riskmodel.io.write.csv import write_csv
-    from riskmodel.io.write.geojson import write_geojson
+    from riskmodel.io.write.geojson import geojson_geometries, write_geojson
     from riskmodel.io.write.gpkg import daily_layers, write_gpkg
     from riskmodel.io.write.html import write_html_map
     from riskmodel.io.write.png import write_png_map
@@ -373,6 +373,7 @@ def write_score_outputs(
     prov = provenance(bundle, ds, scored.attrs.get("adaptation"))
     files: list[Path] = []
     layers: dict[str, gpd.GeoDataFrame] = {}
+    rows: dict[str, np.ndarray] = {}  # each layer's segments, by position
     for sh in dict.fromkeys(day["shift"]):  # shift order of the day
         part = day[day["shift"] == sh].sort_values("rank")
         at = seg_ids.get_indexer(part["segment_id"])
@@ -389,7 +390,7 @@ def write_score_outputs(
         )
         for c in ("chainage_from_km", "chainage_to_km", "river"):
             g[c] = seg[c].to_numpy()[at]
-        layers[sh] = g
+        layers[sh], rows[sh] = g, at
     if layers:
         # what both maps draw
         drawn = {"risk": layers, "border": ds.geo.border, "settlements": ds.geo.settlements,
@@ -397,10 +398,15 @@ def write_score_outputs(
         png_job = None
         if png:  # first: the child draws while this process writes the rest
             png_job = submit(bg, write_png_map, out / f"risk_{date}.png", **drawn)
+        shapes = geojson_geometries(seg.geometry)  # once for the day's layers
         for sh, g in layers.items():
             files.append(
                 write_geojson(
-                    g, out / f"risk_{date}_{sh}.geojson", provenance=prov, qml=qml_risk_style()
+                    g,
+                    out / f"risk_{date}_{sh}.geojson",
+                    provenance=prov,
+                    qml=qml_risk_style(),
+                    geometries=shapes.take(rows[sh]),
                 )
             )
         # The daily GeoPackage also holds the segments and each shift's plan, styled.

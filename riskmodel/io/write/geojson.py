@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import shapely
 import shapely.geometry
 
 from riskmodel._timing import timed
+from riskmodel.errors import OutputError
 from riskmodel.files import atomic_write_text, atomic_write_with
 from riskmodel.io.read.coords import reproject
 from riskmodel.io.write.common import WGS84, json_safe, require_crs
@@ -30,11 +32,12 @@ def write_geojson(
     *,
     provenance: Mapping[str, Any] | None = None,
     qml: str | None = None,
+    geometries: GeoJSONGeometries | None = None,
 ) -> Path:
     """Write a layer as RFC 7946 GeoJSON (WGS84, 6 decimals, ``bbox``, no ``crs``).
 
-    One feature per line (:func:`geojson_collection`), provenance as the top-level foreign
-    member ``"riskmodel"`` (RFC 7946 section 6.1).
+    One feature per line (diff-friendly), provenance as the top-level foreign member
+    ``"riskmodel"`` (RFC 7946 section 6.1).
 
     Parameters
     ----------
@@ -46,6 +49,9 @@ def write_geojson(
         Model id, input hashes, versions ...; stored under ``"riskmodel"``.
     qml : str, optional
         QGIS style; written as ``<path stem>.qml`` beside the file, which QGIS auto-loads.
+    geometries : GeoJSONGeometries, optional
+        ``gdf``'s geometries already serialised, row for row (:func:`geojson_geometries`):
+        layers that share their geometries (the day's shifts) convert them once.
 
     Returns
     -------
@@ -55,16 +61,26 @@ def write_geojson(
     Raises
     ------
     OutputError
-        If ``gdf`` has no CRS or the file cannot be written.
+        If ``gdf`` has no CRS, ``geometries`` has another length, or the file cannot be
+        written.
     """
     where = str(path)
     require_crs(gdf, where)
     target = Path(path)
+    if geometries is None:
+        geometries = geojson_geometries(gdf.geometry)
+    elif len(geometries.members) != len(gdf):
+        raise OutputError(
+            f"{len(geometries.members)} serialised geometries for {len(gdf)} rows",
+            where=where,
+            fix="pass the geometries of this layer's rows (GeoJSONGeometries.take)",
+        )
     prov = json_safe(provenance) if provenance is not None else None
-    doc = geojson_collection(gdf, name=target.stem)
+    props = _properties(gdf.drop(columns=gdf.geometry.name))
+    text = _geojson_text(target.stem, props, geometries, prov)
 
     def writer(tmp: Path) -> None:
-        tmp.write_text(_geojson_text(doc, prov), encoding="utf-8", newline="\n")
+        tmp.write_text(text, encoding="utf-8", newline="\n")
 
     atomic_write_with(target, writer)
     if qml is not None:
@@ -72,49 +88,52 @@ def write_geojson(
     return target
 
 
-def geojson_collection(gdf: gpd.GeoDataFrame, *, name: str) -> dict[str, Any]:
-    """A layer as an RFC 7946 FeatureCollection (a dict ready for ``json.dumps``).
+@dataclass(frozen=True)
+class GeoJSONGeometries:
+    """Features' geometry members as GeoJSON text, one per row.
+
+    Attributes
+    ----------
+    members : list of str
+        ``"bbox": [...], "geometry": {...}`` (``"geometry": null`` for a missing or empty
+        geometry), exactly as ``json.dumps`` writes those members of a feature.
+    bounds : ndarray (n, 4)
+        WGS84 bounds (NaN for a missing geometry), for the collection's ``bbox``.
+    """
+
+    members: list[str]
+    bounds: np.ndarray
+
+    def take(self, rows: np.ndarray) -> GeoJSONGeometries:
+        """The geometries of ``rows`` (positions), in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return GeoJSONGeometries([self.members[i] for i in rows.tolist()], self.bounds[rows])
+
+
+def geojson_geometries(geoms: gpd.GeoSeries) -> GeoJSONGeometries:
+    """Serialise geometries as RFC 7946 feature members (see :class:`GeoJSONGeometries`).
 
     WGS84 longitude/latitude rounded to 6 decimals (~0.1 m), polygon exteriors
-    counter-clockwise, a ``bbox`` per feature and for the collection, no ``crs`` member.
-    Properties keep the column order; missing values and NaN become ``null``, timestamps ISO
-    8601 strings. Built with pyproj and shapely directly (GDAL's writer plus a re-read took
-    ~0.2 s a layer).
+    counter-clockwise, a ``bbox`` per feature. Built with pyproj and shapely directly (GDAL's
+    writer plus a re-read took ~0.2 s a layer).
     """
-    wgs = reproject(gdf.geometry, WGS84).to_numpy()
+    wgs = reproject(geoms, WGS84).to_numpy()
     present = ~(shapely.is_missing(wgs) | shapely.is_empty(wgs))
-    geoms = np.array(wgs, dtype=object)
+    out = np.array(wgs, dtype=object)
     if present.any():
-        g = shapely.orient_polygons(geoms[present])  # exterior rings counter-clockwise
+        g = shapely.orient_polygons(out[present])  # exterior rings counter-clockwise
         coords = shapely.get_coordinates(g)
-        geoms[present] = shapely.set_coordinates(g, np.round(coords, 6))
-    props = _properties(gdf.drop(columns=gdf.geometry.name))
-    feats: list[dict[str, Any]] = []
-    bounds = shapely.bounds(geoms)
-    for i, geom in enumerate(geoms):
-        f: dict[str, Any] = {"type": "Feature", "properties": props[i]}
+        out[present] = shapely.set_coordinates(g, np.round(coords, 6))
+    bounds = shapely.bounds(out)
+    members = []
+    for i, geom in enumerate(out):
         if present[i]:
-            f["bbox"] = [float(v) for v in bounds[i]]
-            f["geometry"] = dict(shapely.geometry.mapping(geom))
+            bbox = json.dumps([float(v) for v in bounds[i]], allow_nan=False)
+            shape = json.dumps(dict(shapely.geometry.mapping(geom)), allow_nan=False)
+            members.append(f'"bbox": {bbox}, "geometry": {shape}')
         else:
-            f["geometry"] = None
-        feats.append(f)
-    # the coordinates' precision, as GDAL writes it (readers use it to keep the rounding)
-    doc: dict[str, Any] = {
-        "type": "FeatureCollection",
-        "name": name,
-        "xy_coordinate_resolution": 1e-06,
-    }
-    if present.any():
-        b = bounds[present]
-        doc["bbox"] = [
-            float(b[:, 0].min()),
-            float(b[:, 1].min()),
-            float(b[:, 2].max()),
-            float(b[:, 3].max()),
-        ]
-    doc["features"] = feats
-    return doc
+            members.append('"geometry": null')
+    return GeoJSONGeometries(members, np.where(present[:, None], bounds, np.nan))
 
 
 def _properties(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -164,16 +183,35 @@ def _plain(x: Any) -> Any:
     return x if isinstance(x, (str, int, bool)) else str(x)
 
 
-def _geojson_text(doc: dict[str, Any], prov: Any) -> str:
-    """Serialise a FeatureCollection deterministically, one feature per line (diff-friendly)."""
+def _geojson_text(
+    name: str, props: list[dict[str, Any]], geometries: GeoJSONGeometries, prov: Any
+) -> str:
+    """Serialise a FeatureCollection deterministically, one feature per line (diff-friendly);
+    the precision of the coordinates as GDAL writes it (readers use it to keep the rounding)."""
 
     def dump(obj: Any) -> str:
         return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
-    head = {k: v for k, v in doc.items() if k != "features"}
+    head: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "name": name,
+        "xy_coordinate_resolution": 1e-06,
+    }
+    b = geometries.bounds
+    b = b[~np.isnan(b).any(axis=1)]
+    if len(b):
+        head["bbox"] = [
+            float(b[:, 0].min()),
+            float(b[:, 1].min()),
+            float(b[:, 2].max()),
+            float(b[:, 3].max()),
+        ]
     if prov is not None:
         head["riskmodel"] = prov
     lines = [f"{dump(k)}: {dump(v)}," for k, v in head.items()]
-    feats = ",\n".join(dump(f) for f in doc.get("features", []))
+    feats = ",\n".join(
+        f'{{"type": "Feature", "properties": {dump(p)}, {g}}}'
+        for p, g in zip(props, geometries.members, strict=True)
+    )
     body = f'"features": [\n{feats}\n]' if feats else '"features": []'
     return "{\n" + "\n".join(lines) + "\n" + body + "\n}\n"
