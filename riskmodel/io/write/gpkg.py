@@ -103,8 +103,10 @@ def write_gpkg(
     stamp = stamp_utc({"created": created, **(provenance or {})} if created else provenance)
 
     def writer(tmp: Path) -> None:
-        # OGR_CURRENT_DATE fixes gpkg_contents.last_change: same input, same bytes.
-        with _gdal_config({"OGR_CURRENT_DATE": stamp}):
+        # OGR_CURRENT_DATE fixes gpkg_contents.last_change: same input, same bytes. SQLite's
+        # per-commit syncs of the temporary file protect nothing (atomic_write_with syncs it
+        # once before it is renamed in) and cost ~0.05 s over the five writes.
+        with _gdal_config({"OGR_CURRENT_DATE": stamp, "OGR_SQLITE_SYNCHRONOUS": "OFF"}):
             for i, (name, gdf) in enumerate(frames.items()):
                 pyogrio.write_dataframe(
                     gdf,
