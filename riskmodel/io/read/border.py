@@ -14,8 +14,9 @@ from riskmodel.io.read.coords import check_crs, reproject
 log = logging.getLogger(__name__)
 
 KD_FROM = 250_000  # points from which a query builds the k-d tree (see BorderIndex)
-LEVELS_M = (250.0, 1000.0, 4000.0)  # cell size and reach of BorderIndex's exact grid passes
-GRID_M = LEVELS_M[1]  # the reach most callers think in (kept for the tests and benchmarks)
+# Cell size and reach of BorderIndex's exact grid passes: doubling from 250 m measured best
+# on 17 k events (0.11 s; 250/1000/4000 m: 0.14 s), as pairs per point grow with the reach.
+LEVELS_M = (250.0, 500.0, 1000.0, 2000.0, 4000.0)
 
 
 class BorderIndex:
@@ -25,8 +26,9 @@ class BorderIndex:
     growing reach (``LEVELS_M``) answer most points: a point within ``reach`` of the border gets
     the exact minimum over the pieces that come within ``reach`` of its grid cell (every piece
     within ``reach`` of the point is among them). The first pass (250 m) holds few candidates
-    per point and answers the half of the events closest to the border; the later passes take
-    the rest, and the few points beyond the last reach go to a shapely STRtree of the pieces
+    per point and answers the half of the events closest to the border; the later passes
+    (doubling the reach) take the rest, and the few points beyond the last reach go to a
+    shapely STRtree of the pieces
     (exact). No scipy import (~0.5 s of a day's scoring). For more points the border is
     densified to samples every ``spacing`` metres in a k-d tree: for each point the two nearest
     samples give candidate pieces (and their neighbours), whose exact distances are taken.
