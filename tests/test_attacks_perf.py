@@ -112,6 +112,27 @@ def test_decay_equals_lfilter_bit_for_bit(dtype: type) -> None:
             assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
 
 
+def test_decay_series_together_equal_one_by_one() -> None:
+    """The engine runs all its decays in one recursion: bit for bit each one alone."""
+    from riskmodel.features.history import _decayed, _decayed_many
+
+    rng = np.random.default_rng(4)
+    pairs = [
+        (rng.poisson(0.2, size=(300, 11)).astype(np.float32), np.exp(-1 / 21)),
+        (rng.random((300, 5)) > 0.7, np.exp(-1 / 90)),
+        (rng.poisson(3.0, size=(300, 11)), np.exp(-1 / 1095)),
+    ]
+    for (C, a), got in zip(pairs, _decayed_many(pairs), strict=True):
+        want = _decayed_many([(C, a)])[0]
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+        alone = np.zeros(C.shape)
+        for w in range(1, len(C)):
+            alone[w] = alone[w - 1] * a + np.asarray(C[w - 1], np.float64)
+        assert np.array_equal(got.view(np.uint64), alone.view(np.uint64))
+    assert _decayed_many([]) == []
+    assert _decayed(pairs[0][0], pairs[0][1]).shape == (300, 11)
+
+
 @pytest.fixture
 def ws(tmp_path: Path):  # noqa: ANN201
     from riskmodel.config.settings import load_settings

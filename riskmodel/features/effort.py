@@ -14,7 +14,7 @@ import numpy as np
 
 from riskmodel.features._sparse import RowSparse
 from riskmodel.features.family import Block, Column, Family, Where, period
-from riskmodel.features.history import _T, _decayed
+from riskmodel.features.history import _T, _decayed_many
 from riskmodel.features.kernels import band, cumulative
 from riskmodel.features.spec import FeatureSpec
 
@@ -35,15 +35,16 @@ class EffortState:
         """Precompute from ``ctx`` (a :class:`~riskmodel.features.engine.FeatureContext`)."""
         e = ctx.spec.section("effort")
         eff = ctx.panel.effort
-        split = {}
+        keys, pairs = [], []
         for tau in e["split_decay_days"]:
             a = np.exp(-1.0 / (tau * ctx.K))
             for patrolled in (False, True):
                 m = (eff > 0) if patrolled else (eff <= 0)
                 # decayed records and decayed window counts of one kind of window, strictly past
-                num = _decayed(ctx.panel.counts * m, a)
-                den = _decayed(m, a)
-                split[(tau, patrolled)] = (_T(num), _T(den))
+                keys.append((tau, patrolled))
+                pairs += [(ctx.panel.counts * m, a), (m, a)]
+        series = _decayed_many(pairs)
+        split = {k: (_T(series[2 * i]), _T(series[2 * i + 1])) for i, k in enumerate(keys)}
         return cls(_T(eff), cumulative(eff), band(ctx.chain, float(e["along_km"])), split)
 
 
