@@ -1,6 +1,6 @@
 """``python -m riskmodel`` runs the CLI."""
 
-from riskmodel.cli import main
+from riskmodel.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -256,3 +256,39 @@ def test_profile_env_unwritable_path_is_harmless(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "done"
+
+
+def test_quick_exit_keeps_codes_output_and_exit_handlers(tmp_path: Path) -> None:
+    """``riskmodel`` leaves with os._exit after the command (the interpreter's teardown cost
+    ~0.35 s): exit codes, every byte of piped output and the atexit handlers (the phase
+    profile, logging) are kept."""
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from riskmodel.cli import main
+
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+        e = dict(os.environ, **env)
+        e.pop("RISKMODEL_WORKSPACE", None)
+        return subprocess.run(
+            [sys.executable, "-m", "riskmodel", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=e,
+            timeout=120,
+        )
+
+    prof = tmp_path / "p.jsonl"
+    ok = cli("simulate", "--help", RISKMODEL_PROFILE=str(prof))
+    want = CliRunner().invoke(main, ["simulate", "--help"], terminal_width=80).output
+    assert ok.returncode == 0  # the whole text, through a pipe (wrapped to its own width)
+    assert ok.stdout.split() == want.replace("Usage: main", "Usage: python -m riskmodel").split()
+    assert json.loads(prof.read_text("utf-8").splitlines()[-1])["argv"] == ["simulate", "--help"]
+    usage = cli("score", "--date", "01.12.2026")
+    assert usage.returncode == 2 and "YYYY-MM-DD" in usage.stderr
+    bad = cli("validate", "--events", str(tmp_path / "none.csv"))
+    assert bad.returncode not in (0, 2) and bad.stderr.startswith("riskmodel: error:")
+    assert "Traceback" not in bad.stderr + usage.stderr

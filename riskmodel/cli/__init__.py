@@ -3,10 +3,13 @@ translates library errors into one-line messages and exit codes."""
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
+import os
 import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -172,3 +175,31 @@ def _register() -> None:
 
 
 _register()
+
+
+def run() -> None:
+    """The ``riskmodel`` command: :func:`main`, then a quick exit.
+
+    Tearing the interpreter down (freeing every module, frame and array one by one) took
+    ~0.35 s after a ``score`` whose files were already written, synced and renamed into
+    place. So, once the command has returned, the process flushes its output, runs the
+    ``atexit`` handlers (logging, the phase profile, finalizers) and leaves with
+    ``os._exit`` and the command's exit code. With other threads still running it takes the
+    normal exit, which waits for them.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise  # a message to print: Python's own exit does that
+        code = exc.code or 0
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # noqa: SLF001 - what the normal exit would run first
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head): the reader has gone
+            pass
+    os._exit(code)
