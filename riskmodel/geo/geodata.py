@@ -20,7 +20,7 @@ import shapely
 from riskmodel._timing import timed
 from riskmodel.errors import InputError
 from riskmodel.io.read.border import BorderIndex
-from riskmodel.io.read.coords import reproject
+from riskmodel.io.read.coords import remember_pipelines, reproject
 from riskmodel.io.read.layers import read_layer
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ class Geography:
         overrides = {"settlements": s.settlements, "crossings": s.crossings,
                      "corridors": s.corridors, "rivers": "", "areas": s.areas}  # fmt: skip
         sources = {"border": border_path} | {k: layer_path(k, v) for k, v in overrides.items()}
+        cache = Path(s.workspace.state_dir) / CACHE_DIR if s.workspace is not None else None
+        remember_pipelines(cache)  # this workspace's PROJ pipelines (coords.remember_pipelines)
         layers = cached_layers(
             s.workspace,
             sources,
@@ -258,5 +260,7 @@ def _store_layers(folder: Path, layers: dict[str, gpd.GeoDataFrame]) -> None:
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
+        for old in folder.parent.glob("segments-*.parquet"):  # the earlier segment cache
+            old.unlink(missing_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
