@@ -184,8 +184,8 @@ def run() -> None:
     ~0.35 s after a ``score`` whose files were already written, synced and renamed into
     place. So, once the command has returned, the process flushes its output, runs the
     ``atexit`` handlers (logging, the phase profile, finalizers) and leaves with
-    ``os._exit`` and the command's exit code. With other threads still running it takes the
-    normal exit, which waits for them.
+    ``os._exit`` and the command's exit code. With other threads still running, or under a
+    profiler, tracer or coverage, it takes the normal exit (which waits for them).
     """
     try:
         main()
@@ -194,8 +194,8 @@ def run() -> None:
         if exc.code is not None and not isinstance(exc.code, int):
             raise  # a message to print: Python's own exit does that
         code = exc.code or 0
-    if threading.active_count() > 1:
-        sys.exit(code)
+    if threading.active_count() > 1 or sys.gettrace() or sys.getprofile():
+        sys.exit(code)  # threads to wait for, or a profiler/coverage that writes when we exit
     atexit._run_exitfuncs()  # noqa: SLF001 - what the normal exit would run first
     for stream in (sys.stdout, sys.stderr):
         try:
