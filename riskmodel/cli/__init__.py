@@ -87,8 +87,8 @@ def main(
     """Risk engine for randomised, risk-weighted, legally capped spot checks on the
     Slovenia-Croatia border."""
     # A command allocates mostly long-lived objects (modules, frames, arrays): at the default
-    # gen-0 threshold (700) the collector runs thousands of times during the imports alone
-    # (~0.15 s of a `score`). Rarer young collections; cycles are still collected.
+    # gen-0 threshold (700) the collector runs thousands of times during the imports alone.
+    # Rarer young collections; cycles are still collected.
     gc.set_threshold(GC_THRESHOLD, 20, 20)
     logging.basicConfig(
         level=logging.WARNING, format="riskmodel: %(levelname)s: %(message)s", stream=sys.stderr
