@@ -147,7 +147,7 @@ class Geography:
         """Exact point-to-border index over the segments (pieces know their segment, see
         :func:`riskmodel.features.panel.assign_segments`); built once, shared by the reading
         of the events and their binning, so each point is measured once."""
-        if getattr(self, "_border_index", None) is None:
+        if getattr(self, "_border_index", None) is None:  # also for frames built by hand
             self._border_index = BorderIndex(self.segments, self.crs)
         return self._border_index
 

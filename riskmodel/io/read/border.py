@@ -72,19 +72,18 @@ class BorderIndex:
         self.a = coords[:-1][same]
         self.b = coords[1:][same]
         self.source = src[part[:-1][same]]
-        step = np.hypot(*(self.b - self.a).T)
-        piece_part = part[:-1][same]
-        cum = np.cumsum(step)
-        first = np.r_[True, piece_part[1:] != piece_part[:-1]]
-        base = np.maximum.accumulate(np.where(first, cum - step, 0.0))
-        self.along0 = cum - step - base
-        self.spacing = spacing
         # Per piece, the terms of the projection (one gather each in the hot loop).
         self._ax, self._ay = self.a[:, 0].copy(), self.a[:, 1].copy()
         self._dx, self._dy = self.b[:, 0] - self._ax, self.b[:, 1] - self._ay
         den = self._dx * self._dx + self._dy * self._dy
-        with np.errstate(divide="ignore"):
-            self._inv = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), 0.0)
+        self._inv = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), 0.0)
+        self._len = np.hypot(self._dx, self._dy)
+        piece_part = part[:-1][same]
+        cum = np.cumsum(self._len)
+        first = np.r_[True, piece_part[1:] != piece_part[:-1]]
+        base = np.maximum.accumulate(np.where(first, cum - self._len, 0.0))
+        self.along0 = cum - self._len - base
+        self.spacing = spacing
         self._kd: Any = None
         self._str: Any = None
         self._grids: dict[float, tuple[np.ndarray, ...]] = {}
@@ -94,8 +93,7 @@ class BorderIndex:
         if self._kd is None:
             from scipy.spatial import cKDTree
 
-            seg_len = np.hypot(*(self.b - self.a).T)
-            k = np.maximum(np.ceil(seg_len / self.spacing).astype(np.int64), 1)
+            k = np.maximum(np.ceil(self._len / self.spacing).astype(np.int64), 1)
             seg = np.repeat(np.arange(len(self.a)), k)
             t = (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)) / np.repeat(k, k)
             samples = self.a[seg] + t[:, None] * (self.b - self.a)[seg]
@@ -133,14 +131,21 @@ class BorderIndex:
             self._grids[reach] = (cell[order], piece[order], origin, np.int64(ny))
         return self._grids[reach]
 
+    def _foot(
+        self, px: np.ndarray, py: np.ndarray, idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where points fall on pieces ``idx`` (pairwise): the fraction ``t`` along the piece
+        (clipped to it) and the point's offset ``(wx, wy)`` from the piece's start."""
+        wx, wy = px - self._ax[idx], py - self._ay[idx]
+        t = (wx * self._dx[idx] + wy * self._dy[idx]) * self._inv[idx]
+        np.clip(t, 0.0, 1.0, out=t)
+        return t, wx, wy
+
     def _d2(self, px: np.ndarray, py: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Squared distances from points to pieces ``idx`` (pairwise)."""
-        dx, dy = self._dx[idx], self._dy[idx]
-        wx, wy = px - self._ax[idx], py - self._ay[idx]
-        t = (wx * dx + wy * dy) * self._inv[idx]
-        np.clip(t, 0.0, 1.0, out=t)
-        wx -= t * dx
-        wy -= t * dy
+        t, wx, wy = self._foot(px, py, idx)
+        wx -= t * self._dx[idx]
+        wy -= t * self._dy[idx]
         return wx * wx + wy * wy
 
     def _near(self, p: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
@@ -278,10 +283,8 @@ class BorderIndex:
 
     def along(self, piece: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Distance along the piece's line part to the point's foot on ``piece`` (metres)."""
-        px, py = np.asarray(x, float), np.asarray(y, float)
-        wx, wy = px - self._ax[piece], py - self._ay[piece]
-        t = np.clip((wx * self._dx[piece] + wy * self._dy[piece]) * self._inv[piece], 0.0, 1.0)
-        return self.along0[piece] + t * np.hypot(self._dx[piece], self._dy[piece])
+        t, _, _ = self._foot(np.asarray(x, float), np.asarray(y, float), piece)
+        return self.along0[piece] + t * self._len[piece]
 
 
 def _border_geoms(border: Any, metric_crs: str) -> np.ndarray:
